@@ -1,0 +1,68 @@
+use std::path::PathBuf;
+
+/// Errors from crawling and loading files.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No file matched the inputs.
+    #[error("no input files found for {0}")]
+    NoInput(String),
+    /// A file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The format could not be told from the file name.
+    #[error("cannot tell the format of {0}; pass --format csv|ndjson|parquet")]
+    UnknownFormat(PathBuf),
+    /// Files of different formats in one load.
+    #[error("one load takes files of one format; found {0} and {1}")]
+    MixedFormats(&'static str, &'static str),
+    /// A bad glob pattern.
+    #[error("invalid pattern {pattern}: {reason}")]
+    Pattern { pattern: String, reason: String },
+    /// Loads go into the raw zone.
+    #[error("bulk loads write to the raw zone (raw.<table>), not {0}")]
+    NotRawZone(String),
+    /// Too many rows were rejected; nothing was committed.
+    #[error(
+        "{rejected} of {total} rows rejected ({ratio:.2}%), above --max-reject-ratio {max:.2}%; nothing was committed"
+    )]
+    TooManyRejects {
+        rejected: u64,
+        total: u64,
+        ratio: f64,
+        max: f64,
+    },
+    /// A column's type in the table cannot hold the incoming values.
+    #[error("column {column}: the table's type {table_type} cannot take the file's {file_type} values")]
+    IncompatibleColumn {
+        column: String,
+        table_type: String,
+        file_type: String,
+    },
+    /// A Parquet file could not be read.
+    #[error("cannot read Parquet file {path}: {reason}")]
+    Parquet { path: PathBuf, reason: String },
+    /// The lake failed.
+    #[error(transparent)]
+    Lake(#[from] carelake_lake::Error),
+    /// Delta Lake failed.
+    #[error(transparent)]
+    Delta(#[from] deltalake::DeltaTableError),
+    /// The query engine failed.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Arrow failed.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A name was invalid.
+    #[error(transparent)]
+    Name(#[from] carelake_common::Error),
+    /// A worker thread failed.
+    #[error("load worker failed: {0}")]
+    Worker(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

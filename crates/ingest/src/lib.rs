@@ -1,0 +1,32 @@
+//! Bulk load: the crawler that infers one schema across a set of CSV, NDJSON or Parquet files
+//! (plain, `.gz` or `.zst`), and the loader that writes them into a raw Delta table exactly once,
+//! with lineage columns, schema evolution and a quarantine table for bad rows.
+//!
+//! ```ignore
+//! let lake = Lake::open("./carelake-data").await?;
+//! let request = LoadRequest::new(vec!["claims.csv".into()], "raw.claims".parse()?);
+//! let summary = Loader::new(lake, Principal::local_admin()).load(request).await?;
+//! println!("{} rows loaded, {} rejected", summary.rows_loaded, summary.rows_rejected);
+//! ```
+//!
+//! A load runs in two passes over the files. The first (the crawler) hashes each file, finds
+//! structurally bad rows and gathers per-column statistics from which one schema is inferred;
+//! the second converts rows to Arrow and streams them into a single Delta commit. Each file's
+//! content hash is recorded in that same commit as a Delta application transaction, so a file
+//! is loaded at most once even when two processes race to load it.
+
+mod error;
+mod format;
+mod infer;
+mod load;
+mod reader;
+mod rows;
+mod value;
+
+pub use error::{Error, Result};
+pub use format::Format;
+pub use infer::{ColumnType, InferredColumn};
+pub use load::{
+    FileOutcome, LINEAGE_COLUMNS, LoadRequest, LoadSummary, Loader, REJECTS_TABLE, Progress,
+    ProgressEvent, expand_inputs,
+};

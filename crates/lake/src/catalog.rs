@@ -1,0 +1,381 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use carelake_common::TableName;
+use chrono::{DateTime, Utc};
+use deltalake::DeltaTableError;
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+
+use crate::util::{append_batches, read_table};
+use crate::{Error, Lake, Result, TimeTravel};
+
+/// Whether a catalog entry is a stored table or a view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A Delta table in a zone folder.
+    Table,
+    /// A SQL view stored in the catalog.
+    View,
+}
+
+impl EntryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Table => "table",
+            EntryKind::View => "view",
+        }
+    }
+}
+
+/// The current description of one table or view, folded from the catalog's events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogEntry {
+    /// Table or view.
+    pub kind: EntryKind,
+    /// `zone.name`.
+    pub name: TableName,
+    /// What the table holds.
+    pub description: Option<String>,
+    /// Who created it.
+    pub owner: Option<String>,
+    /// Where its data came from (files, a query, a feed).
+    pub source: Option<String>,
+    /// Rows at the last recorded write.
+    pub row_count: Option<i64>,
+    /// Delta version at the last recorded write.
+    pub table_version: Option<i64>,
+    /// Tables this one was built from (lineage).
+    pub upstream: Vec<TableName>,
+    /// For views, the defining query.
+    pub view_sql: Option<String>,
+    /// When the entry was first recorded.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One change to the catalog. Fields left `None` keep their previous value.
+#[derive(Debug, Clone)]
+pub struct CatalogEvent {
+    /// Table or view.
+    pub kind: EntryKind,
+    /// Which table.
+    pub name: TableName,
+    /// `true` removes the entry.
+    pub dropped: bool,
+    /// See [`CatalogEntry::description`].
+    pub description: Option<String>,
+    /// See [`CatalogEntry::owner`].
+    pub owner: Option<String>,
+    /// See [`CatalogEntry::source`].
+    pub source: Option<String>,
+    /// See [`CatalogEntry::row_count`].
+    pub row_count: Option<i64>,
+    /// See [`CatalogEntry::table_version`].
+    pub table_version: Option<i64>,
+    /// See [`CatalogEntry::upstream`]; `None` keeps the previous lineage.
+    pub upstream: Option<Vec<TableName>>,
+    /// See [`CatalogEntry::view_sql`].
+    pub view_sql: Option<String>,
+}
+
+impl CatalogEvent {
+    /// An event that records a table write (or creation) with no other changes.
+    pub fn table(name: TableName) -> Self {
+        Self {
+            kind: EntryKind::Table,
+            name,
+            dropped: false,
+            description: None,
+            owner: None,
+            source: None,
+            row_count: None,
+            table_version: None,
+            upstream: None,
+            view_sql: None,
+        }
+    }
+
+    /// An event that defines or replaces a view.
+    pub fn view(name: TableName, sql: String, upstream: Vec<TableName>) -> Self {
+        Self {
+            kind: EntryKind::View,
+            view_sql: Some(sql),
+            upstream: Some(upstream),
+            ..Self::table(name)
+        }
+    }
+
+    /// An event that removes a table or view.
+    pub fn drop(kind: EntryKind, name: TableName) -> Self {
+        Self {
+            kind,
+            dropped: true,
+            ..Self::table(name)
+        }
+    }
+}
+
+static CATALOG_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("event_time", ts, false),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("zone", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("description", DataType::Utf8, true),
+        Field::new("owner", DataType::Utf8, true),
+        Field::new("source", DataType::Utf8, true),
+        Field::new("row_count", DataType::Int64, true),
+        Field::new("table_version", DataType::Int64, true),
+        Field::new("upstream", DataType::Utf8, true),
+        Field::new("view_sql", DataType::Utf8, true),
+    ]))
+});
+
+/// The catalog: an append-only Delta table of [`CatalogEvent`]s at `<lake>/_carelake/catalog`.
+///
+/// Appends never conflict in Delta, so any number of processes may record changes at once; the
+/// current state is the fold of all events in commit order.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    lake: Lake,
+}
+
+impl Catalog {
+    pub(crate) fn new(lake: Lake) -> Self {
+        Self { lake }
+    }
+
+    pub(crate) async fn exists(&self) -> Result<bool> {
+        let url = self.lake.system_table_url("catalog")?;
+        Ok(self.lake.load_delta(&url, TimeTravel::Latest).await?.is_some())
+    }
+
+    pub(crate) async fn ensure_created(&self) -> Result<()> {
+        create_system_table(&self.lake, "catalog", &CATALOG_SCHEMA, "carelake catalog events").await
+    }
+
+    /// Appends events in one commit.
+    pub async fn record(&self, events: &[CatalogEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let batch = events_to_batch(events)?;
+        let url = self.lake.system_table_url("catalog")?;
+        let table = self
+            .lake
+            .load_delta(&url, TimeTravel::Latest)
+            .await?
+            .ok_or_else(|| Error::LakeNotFound(self.lake.display_location().to_string()))?;
+        append_batches(table, vec![batch]).await?;
+        Ok(())
+    }
+
+    /// Every current table and view, sorted by name.
+    pub async fn list(&self) -> Result<Vec<CatalogEntry>> {
+        let url = self.lake.system_table_url("catalog")?;
+        let Some(table) = self.lake.load_delta(&url, TimeTravel::Latest).await? else {
+            return Err(Error::LakeNotFound(self.lake.display_location().to_string()));
+        };
+        let batches = read_table(&table).await?;
+        fold_events(&batches)
+    }
+
+    /// The current entry of one table or view.
+    pub async fn get(&self, name: &TableName) -> Result<Option<CatalogEntry>> {
+        Ok(self.list().await?.into_iter().find(|e| &e.name == name))
+    }
+}
+
+/// Creates a carelake system table under `_carelake/` unless it exists; tolerates a concurrent
+/// creator.
+pub(crate) async fn create_system_table(
+    lake: &Lake,
+    name: &str,
+    schema: &Schema,
+    comment: &str,
+) -> Result<()> {
+    let url = lake.system_table_url(name)?;
+    if lake.load_delta(&url, TimeTravel::Latest).await?.is_some() {
+        return Ok(());
+    }
+    let kernel_schema: StructType = schema.try_into_kernel()?;
+    let handle = lake.delta_handle(&url)?;
+    let created = handle
+        .create()
+        .with_table_name(name)
+        .with_comment(comment)
+        .with_columns(kernel_schema.fields().cloned())
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        // Another process created it between our check and our commit.
+        Err(DeltaTableError::VersionAlreadyExists(_)) => Ok(()),
+        Err(e) if lake.load_delta(&url, TimeTravel::Latest).await?.is_some() => {
+            tracing::debug!(error = %e, "System table created concurrently.");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn events_to_batch(events: &[CatalogEvent]) -> Result<RecordBatch> {
+    let now = Utc::now().timestamp_micros();
+    let strings = |f: &dyn Fn(&CatalogEvent) -> Option<String>| -> ArrayRef {
+        Arc::new(events.iter().map(f).collect::<StringArray>())
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![now; events.len()]).with_timezone("UTC"),
+        ),
+        strings(&|e| Some(if e.dropped { "drop" } else { "upsert" }.to_string())),
+        strings(&|e| Some(e.kind.as_str().to_string())),
+        strings(&|e| Some(e.name.zone.to_string())),
+        strings(&|e| Some(e.name.name.clone())),
+        strings(&|e| e.description.clone()),
+        strings(&|e| e.owner.clone()),
+        strings(&|e| e.source.clone()),
+        Arc::new(events.iter().map(|e| e.row_count).collect::<Int64Array>()),
+        Arc::new(events.iter().map(|e| e.table_version).collect::<Int64Array>()),
+        strings(&|e| {
+            e.upstream.as_ref().map(|u| {
+                u.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+            })
+        }),
+        strings(&|e| e.view_sql.clone()),
+    ];
+    Ok(RecordBatch::try_new(Arc::clone(&CATALOG_SCHEMA), columns)?)
+}
+
+fn fold_events(batches: &[RecordBatch]) -> Result<Vec<CatalogEntry>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::CorruptCatalog(format!("column {name} is missing")))
+        };
+        let time = col("event_time")?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| Error::CorruptCatalog("event_time has the wrong type".into()))?
+            .clone();
+        let string_col = |name: &str| -> Result<StringArray> {
+            col(name)?
+                .as_string_opt::<i32>()
+                .cloned()
+                .ok_or_else(|| Error::CorruptCatalog(format!("{name} has the wrong type")))
+        };
+        let int_col = |name: &str| -> Result<Int64Array> {
+            col(name)?
+                .as_primitive_opt::<arrow::datatypes::Int64Type>()
+                .cloned()
+                .ok_or_else(|| Error::CorruptCatalog(format!("{name} has the wrong type")))
+        };
+        let (event, kind, zone, name) = (
+            string_col("event")?,
+            string_col("kind")?,
+            string_col("zone")?,
+            string_col("name")?,
+        );
+        let (description, owner, source, upstream, view_sql) = (
+            string_col("description")?,
+            string_col("owner")?,
+            string_col("source")?,
+            string_col("upstream")?,
+            string_col("view_sql")?,
+        );
+        let (row_count, table_version) = (int_col("row_count")?, int_col("table_version")?);
+        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+        for i in 0..batch.num_rows() {
+            let table = TableName::new(zone.value(i).parse()?, name.value(i))?;
+            let at = DateTime::from_timestamp_micros(time.value(i)).unwrap_or_default();
+            let upstream = opt(&upstream, i).map(|u| {
+                u.split(',')
+                    .filter(|s| !s.is_empty())
+                    .filter_map(|s| s.parse().ok())
+                    .collect::<Vec<TableName>>()
+            });
+            rows.push((
+                at,
+                event.value(i) == "drop",
+                CatalogEntry {
+                    kind: if kind.value(i) == "view" { EntryKind::View } else { EntryKind::Table },
+                    name: table,
+                    description: opt(&description, i),
+                    owner: opt(&owner, i),
+                    source: opt(&source, i),
+                    row_count: (!row_count.is_null(i)).then(|| row_count.value(i)),
+                    table_version: (!table_version.is_null(i)).then(|| table_version.value(i)),
+                    upstream: upstream.clone().unwrap_or_default(),
+                    view_sql: opt(&view_sql, i),
+                    created_at: at,
+                    updated_at: at,
+                },
+                upstream.is_some(),
+            ));
+        }
+    }
+    // Stable sort keeps commit order for events with the same timestamp.
+    rows.sort_by_key(|(at, ..)| *at);
+    let mut current: BTreeMap<TableName, CatalogEntry> = BTreeMap::new();
+    for (at, dropped, event, has_upstream) in rows {
+        if dropped {
+            current.remove(&event.name);
+            continue;
+        }
+        match current.get_mut(&event.name) {
+            None => {
+                current.insert(event.name.clone(), event);
+            }
+            Some(entry) => {
+                entry.kind = event.kind;
+                entry.updated_at = at;
+                macro_rules! keep_or_replace {
+                    ($($field:ident),*) => {$(
+                        if event.$field.is_some() { entry.$field = event.$field; }
+                    )*};
+                }
+                keep_or_replace!(description, owner, source, row_count, table_version, view_sql);
+                if has_upstream {
+                    entry.upstream = event.upstream;
+                }
+            }
+        }
+    }
+    Ok(current.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_keeps_latest_values_and_honours_drops() {
+        let name: TableName = "raw.claims".parse().unwrap();
+        let other: TableName = "raw.gone".parse().unwrap();
+        let mut first = CatalogEvent::table(name.clone());
+        first.description = Some("claims".into());
+        first.row_count = Some(10);
+        let mut second = CatalogEvent::table(name.clone());
+        second.row_count = Some(25);
+        let events = [
+            first,
+            CatalogEvent::table(other.clone()),
+            second,
+            CatalogEvent::drop(EntryKind::Table, other),
+        ];
+        let batch = events_to_batch(&events).unwrap();
+        let entries = fold_events(&[batch]).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].name, name);
+        assert_eq!(entries[0].description.as_deref(), Some("claims"));
+        assert_eq!(entries[0].row_count, Some(25));
+    }
+}

@@ -1,0 +1,43 @@
+/// Errors from the lake and its catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No lake was initialised at the location.
+    #[error("no carelake lake at {0}; create one with `carelake init --lake {0}`")]
+    LakeNotFound(String),
+    /// The lake location could not be understood.
+    #[error("invalid lake location '{location}': {reason}")]
+    InvalidLocation { location: String, reason: String },
+    /// The table is not in the lake.
+    #[error("table {0} does not exist")]
+    TableNotFound(String),
+    /// The table already exists.
+    #[error("table {0} already exists")]
+    TableExists(String),
+    /// A catalog row could not be read.
+    #[error("catalog is damaged: {0}")]
+    CorruptCatalog(String),
+    /// Delta Lake failed.
+    #[error(transparent)]
+    Delta(#[from] deltalake::DeltaTableError),
+    /// The query engine failed.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Arrow failed.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The object store failed.
+    #[error(transparent)]
+    ObjectStore(#[from] object_store::Error),
+    /// A name was invalid.
+    #[error(transparent)]
+    Name(#[from] carelake_common::Error),
+    /// Local file system access failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,313 @@
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use carelake_common::{TableName, Zone};
+use chrono::{DateTime, Utc};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use object_store::{ObjectStore, ObjectStoreExt as _};
+use object_store::path::Path as StorePath;
+use futures::TryStreamExt;
+use url::Url;
+
+use crate::catalog::Catalog;
+use crate::history::LoadHistory;
+use crate::{Error, Result};
+
+/// Folder under the lake root holding carelake's own tables.
+const SYSTEM_FOLDER: &str = "_carelake";
+
+/// Which version of a table to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeTravel {
+    /// The newest committed version.
+    Latest,
+    /// A Delta version number.
+    Version(u64),
+    /// The version current at this instant.
+    Timestamp(DateTime<Utc>),
+}
+
+/// A lake: the root location, how to reach it, and its catalog.
+///
+/// Cheap to clone; every clone reaches the same storage.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    inner: Arc<LakeInner>,
+}
+
+#[derive(Debug)]
+struct LakeInner {
+    /// The location as the user gave it, for messages.
+    display: String,
+    /// Root URL, always ending in '/'.
+    root: Url,
+    storage_options: HashMap<String, String>,
+}
+
+impl Lake {
+    /// Creates the lake at `location` (a local folder or `s3://bucket/prefix`) if it does not
+    /// exist yet, and opens it. Safe to run again on an existing lake.
+    pub async fn init(location: &str) -> Result<Self> {
+        let lake = Self::at(location)?;
+        if let Some(path) = lake.local_root() {
+            std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+                context: format!("creating the lake folder {}", path.display()),
+                source,
+            })?;
+        }
+        lake.catalog().ensure_created().await?;
+        lake.load_history().ensure_created().await?;
+        tracing::info!(lake = %lake.inner.display, "Lake ready.");
+        Ok(lake)
+    }
+
+    /// Opens an existing lake, failing with a hint to run `carelake init` when there is none.
+    pub async fn open(location: &str) -> Result<Self> {
+        let lake = Self::at(location)?;
+        if !lake.catalog().exists().await? {
+            return Err(Error::LakeNotFound(lake.inner.display.clone()));
+        }
+        Ok(lake)
+    }
+
+    /// A handle on `location` without touching storage.
+    pub fn at(location: &str) -> Result<Self> {
+        let root = parse_location(location)?;
+        Ok(Self {
+            inner: Arc::new(LakeInner {
+                display: location.to_string(),
+                root,
+                storage_options: storage_options_from_env(),
+            }),
+        })
+    }
+
+    /// The root URL of the lake, ending in '/'.
+    pub fn root(&self) -> &Url {
+        &self.inner.root
+    }
+
+    /// The location as given by the user.
+    pub fn display_location(&self) -> &str {
+        &self.inner.display
+    }
+
+    /// Storage options (credentials, endpoint) passed to every Delta table.
+    pub fn storage_options(&self) -> &HashMap<String, String> {
+        &self.inner.storage_options
+    }
+
+    /// The local folder of the lake, when it is on the local file system.
+    pub fn local_root(&self) -> Option<std::path::PathBuf> {
+        (self.inner.root.scheme() == "file")
+            .then(|| self.inner.root.to_file_path().ok())
+            .flatten()
+    }
+
+    /// The catalog of tables and views.
+    pub fn catalog(&self) -> Catalog {
+        Catalog::new(self.clone())
+    }
+
+    /// The record of every load into the lake.
+    pub fn load_history(&self) -> LoadHistory {
+        LoadHistory::new(self.clone())
+    }
+
+    /// URL of a folder inside the lake (no trailing slash, as Delta expects).
+    pub(crate) fn folder_url(&self, relative: &str) -> Result<Url> {
+        let mut url = self
+            .inner
+            .root
+            .join(&format!("{relative}/"))
+            .map_err(|e| Error::InvalidLocation {
+                location: relative.to_string(),
+                reason: e.to_string(),
+            })?;
+        let trimmed = url.path().trim_end_matches('/').to_string();
+        url.set_path(&trimmed);
+        Ok(url)
+    }
+
+    /// URL of a carelake system table such as the catalog.
+    pub(crate) fn system_table_url(&self, name: &str) -> Result<Url> {
+        self.folder_url(&format!("{SYSTEM_FOLDER}/{name}"))
+    }
+
+    /// URL of a table: `<lake>/<zone>/<table>`.
+    pub fn table_url(&self, name: &TableName) -> Result<Url> {
+        self.folder_url(&name.relative_path())
+    }
+
+    /// A Delta handle on the URL, without loading it; creates the local folder if needed.
+    pub fn delta_handle(&self, url: &Url) -> Result<DeltaTable> {
+        if url.scheme() == "file" {
+            if let Ok(path) = url.to_file_path() {
+                std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+                    context: format!("creating {}", path.display()),
+                    source,
+                })?;
+            }
+        }
+        Ok(DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_options(self.inner.storage_options.clone())
+            .build()?)
+    }
+
+    /// Loads the Delta table at `url`, or `None` when there is no Delta table there.
+    pub async fn load_delta(&self, url: &Url, at: TimeTravel) -> Result<Option<DeltaTable>> {
+        if url.scheme() == "file" {
+            let Ok(path) = url.to_file_path() else {
+                return Ok(None);
+            };
+            if !Path::new(&path).join("_delta_log").is_dir() {
+                return Ok(None);
+            }
+        }
+        let mut builder = DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_options(self.inner.storage_options.clone());
+        builder = match at {
+            TimeTravel::Latest => builder,
+            TimeTravel::Version(v) => builder.with_version(v as _),
+            TimeTravel::Timestamp(ts) => builder.with_timestamp(ts),
+        };
+        match builder.load().await {
+            Ok(table) => Ok(Some(table)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Loads a table of a zone at a version, or `None` when it does not exist.
+    pub async fn open_table_at(&self, name: &TableName, at: TimeTravel) -> Result<Option<DeltaTable>> {
+        self.load_delta(&self.table_url(name)?, at).await
+    }
+
+    /// Loads the newest version of a table, failing when it does not exist.
+    pub async fn open_table(&self, name: &TableName) -> Result<DeltaTable> {
+        self.open_table_at(name, TimeTravel::Latest)
+            .await?
+            .ok_or_else(|| Error::TableNotFound(name.to_string()))
+    }
+
+    /// Names of the tables that have a Delta log in a zone's folder (whether or not the catalog
+    /// knows them, e.g. tables written by another engine).
+    pub async fn discover_tables(&self, zone: Zone) -> Result<Vec<TableName>> {
+        let store = self.root_store()?;
+        let prefix = StorePath::from(zone.as_str());
+        let listing = match store.list_with_delimiter(Some(&prefix)).await {
+            Ok(listing) => listing,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut names = Vec::new();
+        for folder in listing.common_prefixes {
+            let Some(name) = folder.filename() else { continue };
+            let Ok(table) = TableName::new(zone, name) else { continue };
+            let log = folder.clone().join("_delta_log");
+            let has_log = store
+                .list_with_delimiter(Some(&log))
+                .await
+                .map(|l| !l.objects.is_empty())
+                .unwrap_or(false);
+            if has_log {
+                names.push(table);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes every file of a table (its data and its log).
+    pub async fn delete_table_files(&self, name: &TableName) -> Result<()> {
+        let store = self.root_store()?;
+        let prefix = StorePath::from(name.relative_path());
+        let files: Vec<_> = store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        for file in files {
+            store.delete(&file).await?;
+        }
+        if let Some(root) = self.local_root() {
+            let _ = std::fs::remove_dir_all(root.join(name.relative_path()));
+        }
+        Ok(())
+    }
+
+    /// An object store rooted at the lake root.
+    fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        let url = self.folder_url("")?;
+        let log_store = DeltaTableBuilder::from_url(url)?
+            .with_storage_options(self.inner.storage_options.clone())
+            .build_storage()?;
+        Ok(log_store.object_store(None))
+    }
+}
+
+fn parse_location(location: &str) -> Result<Url> {
+    let invalid = |reason: String| Error::InvalidLocation {
+        location: location.to_string(),
+        reason,
+    };
+    let mut url = if location.contains("://") {
+        Url::parse(location).map_err(|e| invalid(e.to_string()))?
+    } else {
+        let path = std::path::absolute(location).map_err(|e| invalid(e.to_string()))?;
+        Url::from_directory_path(&path).map_err(|()| invalid("not an absolute path".into()))?
+    };
+    match url.scheme() {
+        "file" | "s3" | "s3a" | "memory" => {}
+        other => return Err(invalid(format!("unsupported scheme '{other}' (use a folder or s3://)"))),
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// `AWS_*` settings from the environment, plus `CARELAKE_S3_ENDPOINT` for S3-compatible stores.
+fn storage_options_from_env() -> HashMap<String, String> {
+    let mut options: HashMap<String, String> = std::env::vars()
+        .filter(|(key, _)| key.starts_with("AWS_"))
+        .collect();
+    if let Ok(endpoint) = std::env::var("CARELAKE_S3_ENDPOINT") {
+        if endpoint.starts_with("http://") {
+            options.insert("AWS_ALLOW_HTTP".into(), "true".into());
+        }
+        options.insert("AWS_ENDPOINT_URL".into(), endpoint);
+    }
+    // Safe concurrent commits on S3 without a lock table: conditional writes (If-None-Match),
+    // which AWS S3 and the common S3-compatible stores support.
+    if !options.contains_key("AWS_S3_LOCKING_PROVIDER")
+        && !options.contains_key("AWS_S3_ALLOW_UNSAFE_RENAME")
+    {
+        options.entry("conditional_put".into()).or_insert_with(|| "etag".into());
+    }
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_become_directory_urls() {
+        let url = parse_location("s3://bucket/prefix").unwrap();
+        assert_eq!(url.as_str(), "s3://bucket/prefix/");
+        let url = parse_location("relative/lake").unwrap();
+        assert_eq!(url.scheme(), "file");
+        assert!(url.path().ends_with("/relative/lake/"));
+        assert!(parse_location("ftp://x/y").is_err());
+    }
+
+    #[test]
+    fn table_urls_have_no_trailing_slash() {
+        let lake = Lake::at("s3://bucket/prefix").unwrap();
+        let name: TableName = "raw.claims".parse().unwrap();
+        assert_eq!(lake.table_url(&name).unwrap().as_str(), "s3://bucket/prefix/raw/claims");
+    }
+}

@@ -1,0 +1,24 @@
+//! The lake: an object store (a local folder or an S3-compatible bucket) holding Delta tables in
+//! three zones (`raw`, `curated`, `analytics`), and the catalog that describes them.
+//!
+//! Everything carelake knows about a lake lives inside it: the tables under `<lake>/<zone>/<table>/`
+//! and the catalog and load history as Delta tables under `<lake>/_carelake/`. A lake folder or
+//! bucket is therefore complete and portable, and any Delta reader (Spark, Trino, Python
+//! `deltalake`) can read its tables.
+//!
+//! ```ignore
+//! let lake = Lake::init("./carelake-data").await?;
+//! let entries = lake.catalog().list().await?;
+//! ```
+
+mod catalog;
+mod error;
+mod history;
+mod lake;
+mod util;
+
+pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
+pub use error::{Error, Result};
+pub use history::{LoadHistory, LoadRecord, LoadStatus};
+pub use lake::{Lake, TimeTravel};
+pub use util::{append_batches, read_table, row_count};

@@ -1,0 +1,31 @@
+use arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
+use deltalake::protocol::SaveMode;
+
+use crate::Result;
+
+/// Reads every row of a (small) Delta table, such as the catalog.
+pub async fn read_table(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await?;
+    Ok(ctx.read_table(provider)?.collect().await?)
+}
+
+/// Rows in the table's current version, from the Delta log's file statistics (no data is read).
+/// `None` when some file was written without statistics.
+pub fn row_count(table: &DeltaTable) -> Option<i64> {
+    let snapshot = table.snapshot().ok()?;
+    let mut total = 0i64;
+    for file in snapshot.log_data().iter() {
+        total += file.num_records()? as i64;
+    }
+    Some(total)
+}
+
+/// Appends batches to a Delta table in one commit (a blind append: it never conflicts with
+/// other appends, and Delta retries the commit when another writer got there first).
+pub async fn append_batches(table: DeltaTable, batches: Vec<RecordBatch>) -> Result<DeltaTable> {
+    Ok(table.write(batches).with_save_mode(SaveMode::Append).await?)
+}

@@ -1,0 +1,22 @@
+//! The query [`Session`]: the single place through which every interface (the CLI today; the
+//! Postgres wire protocol, HTTP and the web UI later) runs SQL against a lake.
+//!
+//! A session is opened for one [`Principal`](carelake_common::Principal) and carries it into
+//! every statement, so grants, row policies and masking are enforced here and nowhere else.
+//! It extends DataFusion with the lake's zones as schemas, persisted views, `CREATE TABLE … AS`,
+//! `INSERT`, `UPDATE`, `DELETE` and `MERGE` through Delta Lake, `COPY … FROM` bulk loads,
+//! time travel (`raw."claims@v3"`), `VACUUM` and `OPTIMIZE`.
+//!
+//! ```ignore
+//! let session = Session::open(lake, Principal::local_admin()).await?;
+//! let result = session.sql("SELECT count(*) FROM raw.claims").await?;
+//! ```
+
+mod error;
+mod schema;
+mod session;
+mod statement;
+
+pub use error::{Error, Result};
+pub use session::{QueryResult, Session};
+pub use statement::split_statements;

@@ -1,0 +1,273 @@
+//! Splitting scripts into statements, and the small parsers for statements DataFusion does not
+//! know: `COPY … FROM`, `VACUUM` and `OPTIMIZE`.
+
+use carelake_common::TableName;
+
+use crate::{Error, Result};
+
+/// Splits a script into statements at semicolons outside quotes and comments. Empty statements
+/// are dropped.
+pub fn split_statements(script: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut chars = script.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                current.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    current.push(c);
+                }
+                '-' if chars.peek() == Some(&'-') => {
+                    for c in chars.by_ref() {
+                        if c == '\n' {
+                            current.push('\n');
+                            break;
+                        }
+                    }
+                }
+                ';' => {
+                    let s = current.trim();
+                    if !s.is_empty() {
+                        statements.push(s.to_string());
+                    }
+                    current.clear();
+                }
+                _ => current.push(c),
+            },
+        }
+    }
+    let s = current.trim();
+    if !s.is_empty() {
+        statements.push(s.to_string());
+    }
+    statements
+}
+
+/// Tokens of a short custom statement: words, quoted strings and punctuation.
+fn tokenize(sql: &str) -> Result<Vec<String>> {
+    let mut tokens = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '\'' {
+            chars.next();
+            let mut s = String::from("'");
+            loop {
+                match chars.next() {
+                    Some('\'') if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        s.push('\'');
+                    }
+                    Some('\'') => break,
+                    Some(c) => s.push(c),
+                    None => return Err(Error::Syntax("unterminated string".into())),
+                }
+            }
+            tokens.push(s);
+        } else if "(),=".contains(c) {
+            tokens.push(c.to_string());
+            chars.next();
+        } else {
+            let mut word = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || "(),='".contains(c) {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+            tokens.push(word);
+        }
+    }
+    Ok(tokens)
+}
+
+fn table_name(token: Option<&String>, default_zone: &str) -> Result<TableName> {
+    let token = token.ok_or_else(|| Error::Syntax("expected a table name".into()))?;
+    let unquoted = token.replace('"', "");
+    let qualified = if unquoted.contains('.') {
+        unquoted
+    } else {
+        format!("{default_zone}.{unquoted}")
+    };
+    Ok(qualified.parse()?)
+}
+
+fn is(token: Option<&String>, word: &str) -> bool {
+    token.is_some_and(|t| t.eq_ignore_ascii_case(word))
+}
+
+/// A statement handled by carelake itself.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Custom {
+    /// `COPY raw.t FROM 'path' (FORMAT csv, HEADER true, MAX_REJECT_RATIO 0.01)`
+    CopyFrom {
+        table: TableName,
+        path: String,
+        format: Option<String>,
+        max_reject_ratio: Option<f64>,
+    },
+    /// `VACUUM raw.t [RETAIN n HOURS] [DRY RUN]`
+    Vacuum {
+        table: TableName,
+        retain_hours: Option<u64>,
+        dry_run: bool,
+    },
+    /// `OPTIMIZE raw.t [ZORDER BY (a, b)]`
+    Optimize {
+        table: TableName,
+        zorder: Vec<String>,
+    },
+}
+
+/// Recognises the custom statements; `None` for anything else.
+pub(crate) fn parse_custom(sql: &str, default_zone: &str) -> Result<Option<Custom>> {
+    let first = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+    if !matches!(first.as_str(), "COPY" | "VACUUM" | "OPTIMIZE") {
+        return Ok(None);
+    }
+    let tokens = tokenize(sql)?;
+    let mut it = tokens.iter().skip(1).peekable();
+    match first.as_str() {
+        "COPY" => {
+            let table_token = it.next();
+            if !is(it.peek().copied(), "FROM") {
+                // COPY … TO is DataFusion's own.
+                return Ok(None);
+            }
+            let table = table_name(table_token, default_zone)?;
+            it.next();
+            let path = it
+                .next()
+                .filter(|t| t.starts_with('\''))
+                .map(|t| t[1..].to_string())
+                .ok_or_else(|| Error::Syntax("COPY … FROM expects a quoted path".into()))?;
+            let mut format = None;
+            let mut max_reject_ratio = None;
+            if it.peek().is_some_and(|t| *t == "(") {
+                it.next();
+                loop {
+                    let Some(key) = it.next() else {
+                        return Err(Error::Syntax("unclosed COPY options".into()));
+                    };
+                    if key == ")" {
+                        break;
+                    }
+                    if key == "," {
+                        continue;
+                    }
+                    let mut value = it.next().ok_or_else(|| Error::Syntax(format!("COPY option {key} needs a value")))?;
+                    if value == "=" {
+                        value = it.next().ok_or_else(|| Error::Syntax(format!("COPY option {key} needs a value")))?;
+                    }
+                    let value = value.trim_start_matches('\'').to_string();
+                    match key.to_ascii_uppercase().as_str() {
+                        "FORMAT" => format = Some(value.to_ascii_lowercase()),
+                        "HEADER" => {
+                            if !value.eq_ignore_ascii_case("true") {
+                                return Err(Error::Unsupported(
+                                    "CSV files without a header row (HEADER false)".into(),
+                                ));
+                            }
+                        }
+                        "MAX_REJECT_RATIO" => {
+                            max_reject_ratio = Some(value.parse().map_err(|_| {
+                                Error::Syntax("MAX_REJECT_RATIO expects a number such as 0.01".into())
+                            })?)
+                        }
+                        other => return Err(Error::Syntax(format!("unknown COPY option {other}"))),
+                    }
+                }
+            }
+            if let Some(extra) = it.next() {
+                return Err(Error::Syntax(format!("unexpected '{extra}' after COPY")));
+            }
+            Ok(Some(Custom::CopyFrom { table, path, format, max_reject_ratio }))
+        }
+        "VACUUM" => {
+            let table = table_name(it.next(), default_zone)?;
+            let mut retain_hours = None;
+            let mut dry_run = false;
+            while let Some(word) = it.next() {
+                match word.to_ascii_uppercase().as_str() {
+                    "RETAIN" => {
+                        let hours = it
+                            .next()
+                            .and_then(|h| h.parse().ok())
+                            .ok_or_else(|| Error::Syntax("RETAIN expects a number of hours".into()))?;
+                        if !is(it.next(), "HOURS") {
+                            return Err(Error::Syntax("expected RETAIN <n> HOURS".into()));
+                        }
+                        retain_hours = Some(hours);
+                    }
+                    "DRY" if is(it.next(), "RUN") => dry_run = true,
+                    other => return Err(Error::Syntax(format!("unexpected '{other}' in VACUUM"))),
+                }
+            }
+            Ok(Some(Custom::Vacuum { table, retain_hours, dry_run }))
+        }
+        _ => {
+            let table = table_name(it.next(), default_zone)?;
+            let mut zorder = Vec::new();
+            if let Some(word) = it.next() {
+                if !(word.eq_ignore_ascii_case("ZORDER") && is(it.next(), "BY")) {
+                    return Err(Error::Syntax(format!("unexpected '{word}' in OPTIMIZE")));
+                }
+                for token in it {
+                    if !matches!(token.as_str(), "(" | ")" | ",") {
+                        zorder.push(token.to_ascii_lowercase());
+                    }
+                }
+                if zorder.is_empty() {
+                    return Err(Error::Syntax("ZORDER BY expects columns".into()));
+                }
+            }
+            Ok(Some(Custom::Optimize { table, zorder }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_scripts() {
+        let parts = split_statements("select 1; select ';' -- a; comment\n; ; select 2");
+        assert_eq!(parts, vec!["select 1", "select ';'", "select 2"]);
+    }
+
+    #[test]
+    fn parses_custom_statements() {
+        let copy = parse_custom("COPY raw.t FROM '/tmp/a b.csv' (FORMAT csv, HEADER true)", "raw").unwrap();
+        assert_eq!(
+            copy,
+            Some(Custom::CopyFrom {
+                table: "raw.t".parse().unwrap(),
+                path: "/tmp/a b.csv".into(),
+                format: Some("csv".into()),
+                max_reject_ratio: None
+            })
+        );
+        assert_eq!(parse_custom("COPY raw.t TO 'x.csv'", "raw").unwrap(), None);
+        assert_eq!(
+            parse_custom("vacuum raw.t retain 0 hours dry run", "raw").unwrap(),
+            Some(Custom::Vacuum { table: "raw.t".parse().unwrap(), retain_hours: Some(0), dry_run: true })
+        );
+        assert_eq!(
+            parse_custom("OPTIMIZE curated.x ZORDER BY (a, b)", "raw").unwrap(),
+            Some(Custom::Optimize { table: "curated.x".parse().unwrap(), zorder: vec!["a".into(), "b".into()] })
+        );
+        assert!(parse_custom("OPTIMIZE raw.t please", "raw").is_err());
+        assert_eq!(parse_custom("SELECT 1", "raw").unwrap(), None);
+    }
+}
