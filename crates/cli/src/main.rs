@@ -1,1 +1,231 @@
-fn main() {}
+//! The `carelake` command line: init a lake, load files, run SQL, generate synthetic data, run
+//! the demo and the benchmarks.
+
+mod bench;
+mod demo;
+mod output;
+mod progress;
+mod repl;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use carelake_common::{Principal, TableName};
+use carelake_ingest::{Format, LoadRequest, Loader};
+use carelake_lake::{Lake, LoadStatus};
+use carelake_sql::Session;
+use clap::{Parser, Subcommand};
+
+use crate::output::OutputFormat;
+
+/// carelake: a self-hosted clinical data lakehouse.
+#[derive(Debug, Parser)]
+#[command(name = "carelake", version, about, propagate_version = true)]
+struct Cli {
+    /// The lake: a local folder or s3://bucket/prefix.
+    #[arg(long, global = true, env = "CARELAKE_LAKE", default_value = "./carelake-data")]
+    lake: String,
+    /// Log level (error, warn, info, debug, trace); logs go to standard error.
+    #[arg(long, global = true, env = "CARELAKE_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a lake (zones raw, curated, analytics and the catalog). Safe to run again.
+    Init,
+    /// Load files, folders or globs into a raw table, exactly once per file content.
+    Load {
+        /// Files, folders or glob patterns (quote globs).
+        #[arg(required = true)]
+        inputs: Vec<String>,
+        /// Target table, e.g. raw.claims.
+        #[arg(long)]
+        into: String,
+        /// Input format; auto tells it from file names.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// Fail the whole load, committing nothing, when more than this share of rows is
+        /// rejected (0.01 = 1%).
+        #[arg(long)]
+        max_reject_ratio: Option<f64>,
+        /// Description recorded in the catalog.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Run SQL; without a query, start an interactive shell.
+    Sql {
+        /// SQL statements separated by ';'. Use '-' to read them from standard input.
+        query: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// Write the result to this file instead of standard output (required for parquet).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// List the catalog: tables, views, row counts and lineage.
+    Tables,
+    /// Generate a deterministic synthetic hospital network as CSV and NDJSON files.
+    Generate {
+        /// Number of patients (people).
+        #[arg(long, default_value_t = 20_000)]
+        patients: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long, default_value = "./carelake-synthetic")]
+        out: PathBuf,
+    },
+    /// Generate data, load it into a fresh lake and print the hospital KPIs.
+    Demo {
+        /// Number of patients.
+        #[arg(long, default_value_t = 20_000)]
+        patients: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Where the generated files go.
+        #[arg(long, default_value = "./carelake-demo")]
+        data: PathBuf,
+    },
+    /// Benchmarks printing throughput and query times.
+    Bench {
+        #[command(subcommand)]
+        which: bench::BenchCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{},datafusion=warn,deltalake=warn", cli.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes, no backtrace.
+            let mut message = e.to_string();
+            for cause in e.chain().skip(1) {
+                let text = cause.to_string();
+                if !message.contains(&text) {
+                    message.push_str(": ");
+                    message.push_str(&text);
+                }
+            }
+            eprintln!("error: {}", message.replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let principal = Principal::local_admin();
+    match cli.command {
+        Command::Init => {
+            let lake = Lake::init(&cli.lake).await?;
+            println!("Lake ready at {} (zones raw, curated, analytics).", lake.display_location());
+            Ok(())
+        }
+        Command::Load { inputs, into, format, max_reject_ratio, description } => {
+            let lake = Lake::open(&cli.lake).await?;
+            let table: TableName = into.parse()?;
+            let mut request = LoadRequest::new(inputs, table);
+            request.format = match format.as_str() {
+                "auto" => None,
+                other => Some(other.parse::<Format>().map_err(anyhow::Error::msg)?),
+            };
+            request.max_reject_ratio = max_reject_ratio;
+            request.description = description;
+            request.progress = progress::LoadProgress::for_terminal();
+            let summary = Loader::new(lake, principal).load(request).await?;
+            print_load_summary(&summary);
+            Ok(())
+        }
+        Command::Sql { query, format, output } => {
+            let lake = Lake::open(&cli.lake).await?;
+            let session = Session::open(lake, principal).await?;
+            match query {
+                None => repl::run(&session).await,
+                Some(q) => {
+                    let sql = if q == "-" {
+                        std::io::read_to_string(std::io::stdin()).context("reading SQL from standard input")?
+                    } else {
+                        q
+                    };
+                    let results = session.sql_all(&sql).await?;
+                    for result in &results {
+                        output::print_result(result, format, output.as_deref())?;
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Command::Tables => {
+            let lake = Lake::open(&cli.lake).await?;
+            let session = Session::open(lake, principal).await?;
+            let result = session
+                .sql("SELECT table_name, kind, row_count, table_version AS version, owner, upstream, description FROM system.tables ORDER BY table_name")
+                .await?;
+            output::print_result(&result, OutputFormat::Table, None)
+        }
+        Command::Generate { patients, seed, out } => {
+            let started = std::time::Instant::now();
+            let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig { patients, seed, out: out.clone() })?;
+            println!(
+                "Generated {} people ({} patient records), {} encounters ({} inpatient, {} followed by a 30-day readmission), {} rows, {:.1} MB in {:.1}s into {}",
+                summary.people,
+                summary.patient_records,
+                summary.encounters,
+                summary.inpatient_stays,
+                summary.readmissions,
+                summary.rows,
+                summary.bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Demo { patients, seed, data } => demo::run(&cli.lake, patients, seed, &data, principal).await,
+        Command::Bench { which } => bench::run(which, principal).await,
+    }
+}
+
+fn print_load_summary(summary: &carelake_ingest::LoadSummary) {
+    let skipped: Vec<_> = summary.files.iter().filter(|f| f.status == LoadStatus::Skipped).collect();
+    for file in &skipped {
+        println!("Skipped {}: this content was already loaded into {}.", file.path, summary.table);
+    }
+    let loaded = summary.files.len() - skipped.len();
+    if loaded == 0 {
+        println!("Nothing new to load into {}.", summary.table);
+        return;
+    }
+    for change in &summary.schema_changes {
+        println!("Schema: {change}.");
+    }
+    let secs = summary.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "Loaded {} rows from {} file(s) into {} (version {}); {} rejected{} in {:.2}s ({:.0} rows/s, {:.1} MB/s).",
+        summary.rows_loaded,
+        loaded,
+        summary.table,
+        summary.table_version.map(|v| v.to_string()).unwrap_or_default(),
+        summary.rows_rejected,
+        if summary.rows_rejected > 0 { " (see raw._rejects)" } else { "" },
+        secs,
+        summary.rows_loaded as f64 / secs,
+        summary.bytes as f64 / 1e6 / secs,
+    );
+}

@@ -160,7 +160,7 @@ struct Provider {
 
 /// NPI with a valid Luhn check digit (prefix 80840, as the standard requires).
 fn npi(base9: u64) -> String {
-    let digits = format!("{:09}", base9 % 1_000_000_000);
+    let digits = format!("1{:08}", base9 % 100_000_000);
     let full = format!("80840{digits}");
     let mut sum = 0;
     for (i, c) in full.chars().rev().enumerate() {
@@ -389,7 +389,9 @@ fn generate_person(
     let mut mrns = Vec::new();
     for (system, id) in &systems {
         let prefix = if *system == "MERIDIAN" { "M" } else { "C" };
-        let mrn = format!("{prefix}{:07}", (person * 7919 + rng.random_range(0..7919)) % 10_000_000);
+        // A bijection of the person index modulo a prime: unique, but unrelated to the person id.
+        let multiplier = if *system == "MERIDIAN" { 7_919 } else { 104_729 };
+        let mrn = format!("{prefix}{:09}", (person * multiplier + 12_345) % 100_000_007);
         let updated = start + Duration::days(rng.random_range(0..DAYS / 2));
         write_patient(out, system, &mrn, id, PAYERS[payer].0, &member_id, updated)?;
         summary.patient_records += 1;
@@ -442,7 +444,8 @@ fn generate_person(
             let admit = (start + Duration::days(day)).and_hms_opt(rng.random_range(0..24), rng.random_range(0..60), 0).expect("valid time");
             let los_hours = (normal(rng, reason.2, reason.2 * 0.4).max(1.0) * 24.0) as i64;
             let discharge = admit + Duration::hours(los_hours);
-            let system = if rng.random_bool(0.9) { home } else { other };
+            // Some stays happen at the other system's hospital, for people registered there.
+            let system = if mrns.len() > 1 && rng.random_bool(0.3) { other } else { home };
             let facility = *pick(rng, &facilities_of(system, "hospital"));
             inpatient.push((Stay { class: "inpatient", admit, discharge, reason: (reason.0, reason.1), facility }, None));
             let p = (0.045 + (age as f64 - 30.0).max(0.0) * 0.0012 + chronic.len() as f64 * 0.03).min(0.55);
@@ -470,7 +473,7 @@ fn generate_person(
     for (stay, readmit_gap) in &all {
         *encounter_seq += 1;
         let system = FACILITIES[stay.facility].3;
-        let Some((_, mrn)) = mrns.iter().find(|(s, _)| *s == system).or(mrns.first()) else { continue };
+        let Some((_, mrn)) = mrns.iter().find(|(s, _)| *s == system) else { continue };
         let encounter_id = format!("E{:010}", *encounter_seq);
         let facility_providers: Vec<&Provider> = providers.iter().filter(|p| p.facility == stay.facility).collect();
         let attending = pick(rng, &facility_providers).npi.clone();
@@ -588,15 +591,15 @@ fn generate_person(
             }
         }
 
-        // Device vitals every four hours of a stay (once for an ED visit).
+        // Device vitals every eight hours of a stay (once for an ED visit).
         if stay.class != "outpatient" {
             let mut t = stay.admit + Duration::minutes(30);
             let device = format!("MON-{}-{:03}", &FACILITIES[stay.facility].0[4..], rng.random_range(1..200));
             let fahrenheit = system == "CASCADE" || rng.random_bool(0.2);
             let mut n = 0;
-            while t < stay.discharge && n < 60 {
+            while t < stay.discharge && n < 30 {
                 write_vitals(rng, &mut out.vitals, system, mrn, &encounter_id, &device, t, fahrenheit, summary)?;
-                t += Duration::hours(4);
+                t += Duration::hours(8);
                 n += 1;
                 if stay.class == "emergency" {
                     break;

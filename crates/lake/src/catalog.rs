@@ -257,12 +257,19 @@ fn events_to_batch(events: &[CatalogEvent]) -> Result<RecordBatch> {
 fn fold_events(batches: &[RecordBatch]) -> Result<Vec<CatalogEntry>> {
     let mut rows = Vec::new();
     for batch in batches {
-        let col = |name: &str| {
-            batch
+        // Readers may hand strings back as views and timestamps in other units: normalise.
+        let col = |name: &str| -> Result<ArrayRef> {
+            let array = batch
                 .column_by_name(name)
-                .ok_or_else(|| Error::CorruptCatalog(format!("column {name} is missing")))
+                .ok_or_else(|| Error::CorruptCatalog(format!("column {name} is missing")))?;
+            let wanted = CATALOG_SCHEMA
+                .field_with_name(name)
+                .map(|f| f.data_type().clone())
+                .map_err(|_| Error::CorruptCatalog(format!("unexpected column {name}")))?;
+            Ok(arrow::compute::cast(array, &wanted)?)
         };
-        let time = col("event_time")?
+        let time = col("event_time")?;
+        let time = time
             .as_primitive_opt::<TimestampMicrosecondType>()
             .ok_or_else(|| Error::CorruptCatalog("event_time has the wrong type".into()))?
             .clone();

@@ -1,0 +1,145 @@
+//! Benchmarks: load throughput on a claims CSV and KPI query times on generated data.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use carelake_common::{Principal, TableName};
+use carelake_ingest::{LoadRequest, Loader};
+use carelake_lake::Lake;
+use carelake_sql::Session;
+use clap::Subcommand;
+
+use crate::demo::{KPI_QUERIES, load_generated};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Load a generated claims CSV and print rows/s and MB/s.
+    Load {
+        /// Rows in the claims file.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Working folder (a fresh one under the system temp folder by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Generate and load patients, then time the KPI queries.
+    Query {
+        /// Patients to generate.
+        #[arg(long, default_value_t = 100_000)]
+        patients: u64,
+        /// Runs per query.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Working folder (a fresh one under the system temp folder by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn work_dir(dir: Option<PathBuf>, name: &str) -> Result<PathBuf> {
+    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("carelake-bench-{name}-{}", std::process::id())));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A claims CSV of `rows` rows, deterministic.
+fn write_claims(path: &std::path::Path, rows: u64) -> Result<u64> {
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    writeln!(w, "claim_id,member_id,payer_id,billing_npi,service_from,service_to,principal_dx,place_of_service,total_charge,claim_status")?;
+    let dx = ["I10", "E11.9", "J18.9", "I50.23", "N39.0", "R07.9", "Z00.00", "J44.1"];
+    let payers = ["PAY-MCR", "PAY-MCD", "PAY-BCB", "PAY-AET", "PAY-UHC"];
+    let status = ["PAID", "PAID", "PAID", "DENIED", "PENDING"];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for i in 0..rows {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let day = x % 730;
+        let date = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default() + chrono::Duration::days(day as i64);
+        let to = date + chrono::Duration::days((x >> 20) as i64 % 6);
+        writeln!(
+            w,
+            "CLM{i:010},MBR{:09},{},{:010},{date},{to},{},{},{}.{:02},{}",
+            (x >> 8) % 1_000_000_000,
+            payers[(x >> 3) as usize % payers.len()],
+            1_000_000_000 + (x >> 11) % 8_999_999_999,
+            dx[(x >> 5) as usize % dx.len()],
+            [11, 21, 22, 23][(x >> 9) as usize % 4],
+            50 + (x >> 13) % 25_000,
+            (x >> 17) % 100,
+            status[(x >> 7) as usize % status.len()],
+        )?;
+    }
+    w.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()> {
+    match which {
+        BenchCommand::Load { rows, dir } => {
+            let dir = work_dir(dir, "load")?;
+            let file = dir.join("claims.csv");
+            let started = Instant::now();
+            let size = write_claims(&file, rows)?;
+            println!("bench load: wrote {rows} rows, {:.1} MB of claims CSV in {:.1}s", size as f64 / 1e6, started.elapsed().as_secs_f64());
+            let lake = Lake::init(&dir.join("lake").to_string_lossy()).await?;
+            let started = Instant::now();
+            let summary = Loader::new(lake, principal)
+                .load(LoadRequest::new(vec![file.to_string_lossy().into_owned()], TableName::new(carelake_common::Zone::Raw, "claims")?))
+                .await?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "bench load: {} rows, {:.1} MB in {secs:.2}s = {:.0} rows/s, {:.1} MB/s ({} rejected)",
+                summary.rows_loaded,
+                size as f64 / 1e6,
+                summary.rows_loaded as f64 / secs,
+                size as f64 / 1e6 / secs,
+                summary.rows_rejected
+            );
+            std::fs::remove_dir_all(&dir).ok();
+            Ok(())
+        }
+        BenchCommand::Query { patients, runs, dir } => {
+            let dir = work_dir(dir, "query")?;
+            let data = dir.join("data");
+            let started = Instant::now();
+            let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig { patients, seed: 42, out: data.clone() })?;
+            println!(
+                "bench query: generated {patients} patients, {} rows, {:.1} MB in {:.1}s",
+                summary.rows,
+                summary.bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+            let lake = Lake::init(&dir.join("lake").to_string_lossy()).await?;
+            let (rows, bytes, secs) = load_generated(&lake, &data, &principal, true).await?;
+            println!(
+                "bench query: loaded {rows} rows, {:.1} MB in {secs:.1}s = {:.0} rows/s, {:.1} MB/s",
+                bytes as f64 / 1e6,
+                rows as f64 / secs,
+                bytes as f64 / 1e6 / secs
+            );
+            let session = Session::open(lake, principal).await?;
+            for (title, sql) in KPI_QUERIES {
+                let mut times = Vec::new();
+                for _ in 0..runs.max(1) {
+                    let started = Instant::now();
+                    session.sql(sql).await?;
+                    times.push(started.elapsed().as_secs_f64() * 1e3);
+                }
+                times.sort_by(f64::total_cmp);
+                println!(
+                    "bench query: {title:<48} min {:>8.1} ms  median {:>8.1} ms",
+                    times[0],
+                    times[times.len() / 2]
+                );
+            }
+            std::fs::remove_dir_all(&dir).ok();
+            Ok(())
+        }
+    }
+}
