@@ -349,14 +349,16 @@ impl Session {
             Some(t) => t,
             None => self.lake.delta_handle(&url)?,
         };
-        let table = handle
+        let mut write = handle
             .write(Vec::new())
             .with_input_plan(input)
             .with_session_state(Arc::new(self.ctx.state()))
             .with_table_name(name.name.clone())
-            .with_save_mode(if or_replace { SaveMode::Overwrite } else { SaveMode::ErrorIfExists })
-            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
-            .await?;
+            .with_save_mode(if or_replace { SaveMode::Overwrite } else { SaveMode::ErrorIfExists });
+        if or_replace {
+            write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+        }
+        let table = write.await?;
         let mut event = CatalogEvent::table(name.clone());
         event.owner = Some(self.principal.name.clone());
         event.source = Some("CREATE TABLE".into());

@@ -1,0 +1,9 @@
+//! Integration tests for carelake: the SQL surface (sqllogictest), the command line on the real
+//! binary, bad input, concurrent writers and interoperability with an independent Delta reader.
+
+mod cli;
+mod concurrency;
+mod interop;
+mod load;
+mod slt;
+mod support;

@@ -1,0 +1,86 @@
+//! Shared helpers: a fresh lake folder and running the real `carelake` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// A temporary folder holding a lake and input files; removed when dropped.
+pub(crate) struct Workspace {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// A new folder with an initialised lake at `lake/`.
+    pub(crate) fn new() -> Self {
+        let ws = Self { dir: tempfile::tempdir().expect("temp dir") };
+        ws.ok(&["init"]);
+        ws
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub(crate) fn lake(&self) -> String {
+        self.path("lake").to_string_lossy().into_owned()
+    }
+
+    pub(crate) fn write(&self, name: &str, content: impl AsRef<[u8]>) -> String {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dir");
+        }
+        std::fs::write(&path, content).expect("write file");
+        path.to_string_lossy().into_owned()
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("carelake").expect("binary");
+        cmd.current_dir(self.dir.path()).env("CARELAKE_LAKE", self.lake()).env_remove("CARELAKE_LOG").args(args);
+        cmd
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run carelake")
+    }
+
+    /// Runs a command that must succeed; returns standard output.
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "carelake {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command that must fail; returns standard error.
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "carelake {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Runs a query and returns its CSV output without the header, one line per row.
+    pub(crate) fn query(&self, sql: &str) -> Vec<String> {
+        let out = self.ok(&["sql", sql, "--format", "csv"]);
+        out.lines().skip(1).map(str::to_string).collect()
+    }
+
+    /// A single value from a query.
+    pub(crate) fn scalar(&self, sql: &str) -> String {
+        let rows = self.query(sql);
+        assert_eq!(rows.len(), 1, "{sql} returned {rows:?}");
+        rows[0].clone()
+    }
+}
+
+/// The shared test material beside the project, if present.
+#[allow(dead_code)]
+pub(crate) fn shared_data() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    path.is_dir().then_some(path)
+}
