@@ -40,11 +40,11 @@ fn a_thousand_rows_with_three_bad_rows_load_997_and_reject_3() {
     assert!(rejects[1].starts_with("501,invalid UTF-8 in field note"), "{rejects:?}");
     assert!(rejects[2].starts_with("901,column amount: value is not a valid double"), "{rejects:?}");
     // The raw text is kept for the person who fixes the file.
-    assert_eq!(ws.scalar("SELECT raw_text FROM raw._rejects WHERE line = 901"), "P00900,abc,2024-03-01,ok");
+    assert_eq!(ws.scalar("SELECT raw_text FROM raw._rejects WHERE line = 901"), "\"P00900,abc,2024-03-01,ok\"");
     // Lineage columns on every row.
     assert_eq!(
-        ws.scalar("SELECT count(DISTINCT _load_id) || ',' || min(_source_line) || ',' || max(_source_line) FROM raw.visits"),
-        "1,2,1001"
+        ws.scalar("SELECT count(DISTINCT _load_id) || '|' || min(_source_line) || '|' || max(_source_line) FROM raw.visits"),
+        "1|2|1001"
     );
     assert!(ws.scalar("SELECT DISTINCT _source_file FROM raw.visits").ends_with("visits.csv"));
 }
