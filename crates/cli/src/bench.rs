@@ -39,7 +39,9 @@ pub(crate) enum BenchCommand {
 }
 
 fn work_dir(dir: Option<PathBuf>, name: &str) -> Result<PathBuf> {
-    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("carelake-bench-{name}-{}", std::process::id())));
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("carelake-bench-{name}-{}", std::process::id()))
+    });
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
@@ -50,8 +52,13 @@ fn work_dir(dir: Option<PathBuf>, name: &str) -> Result<PathBuf> {
 /// A claims CSV of `rows` rows, deterministic.
 fn write_claims(path: &std::path::Path, rows: u64) -> Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    writeln!(w, "claim_id,member_id,payer_id,billing_npi,service_from,service_to,principal_dx,place_of_service,total_charge,claim_status")?;
-    let dx = ["I10", "E11.9", "J18.9", "I50.23", "N39.0", "R07.9", "Z00.00", "J44.1"];
+    writeln!(
+        w,
+        "claim_id,member_id,payer_id,billing_npi,service_from,service_to,principal_dx,place_of_service,total_charge,claim_status"
+    )?;
+    let dx = [
+        "I10", "E11.9", "J18.9", "I50.23", "N39.0", "R07.9", "Z00.00", "J44.1",
+    ];
     let payers = ["PAY-MCR", "PAY-MCD", "PAY-BCB", "PAY-AET", "PAY-UHC"];
     let status = ["PAID", "PAID", "PAID", "DENIED", "PENDING"];
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
@@ -60,7 +67,8 @@ fn write_claims(path: &std::path::Path, rows: u64) -> Result<u64> {
         x ^= x >> 7;
         x ^= x << 17;
         let day = x % 730;
-        let date = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default() + chrono::Duration::days(day as i64);
+        let date = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default()
+            + chrono::Duration::days(day as i64);
         let to = date + chrono::Duration::days((x >> 20) as i64 % 6);
         writeln!(
             w,
@@ -86,11 +94,18 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             let file = dir.join("claims.csv");
             let started = Instant::now();
             let size = write_claims(&file, rows)?;
-            println!("bench load: wrote {rows} rows, {:.1} MB of claims CSV in {:.1}s", size as f64 / 1e6, started.elapsed().as_secs_f64());
+            println!(
+                "bench load: wrote {rows} rows, {:.1} MB of claims CSV in {:.1}s",
+                size as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
             let lake = Lake::init(&dir.join("lake").to_string_lossy()).await?;
             let started = Instant::now();
             let summary = Loader::new(lake, principal)
-                .load(LoadRequest::new(vec![file.to_string_lossy().into_owned()], TableName::new(carelake_common::Zone::Raw, "claims")?))
+                .load(LoadRequest::new(
+                    vec![file.to_string_lossy().into_owned()],
+                    TableName::new(carelake_common::Zone::Raw, "claims")?,
+                ))
                 .await?;
             let secs = started.elapsed().as_secs_f64();
             println!(
@@ -104,11 +119,19 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             std::fs::remove_dir_all(&dir).ok();
             Ok(())
         }
-        BenchCommand::Query { patients, runs, dir } => {
+        BenchCommand::Query {
+            patients,
+            runs,
+            dir,
+        } => {
             let dir = work_dir(dir, "query")?;
             let data = dir.join("data");
             let started = Instant::now();
-            let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig { patients, seed: 42, out: data.clone() })?;
+            let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig {
+                patients,
+                seed: 42,
+                out: data.clone(),
+            })?;
             println!(
                 "bench query: generated {patients} patients, {} rows, {:.1} MB in {:.1}s",
                 summary.rows,

@@ -13,18 +13,58 @@ use crate::output::{OutputFormat, print_result};
 
 /// The generated files and the raw tables they load into.
 pub(crate) const DEMO_TABLES: &[(&str, &str, &str)] = &[
-    ("facilities.csv", "facilities", "Hospitals and clinics of the network"),
-    ("providers.csv", "providers", "Clinicians with NPI and specialty"),
+    (
+        "facilities.csv",
+        "facilities",
+        "Hospitals and clinics of the network",
+    ),
+    (
+        "providers.csv",
+        "providers",
+        "Clinicians with NPI and specialty",
+    ),
     ("payers.csv", "payers", "Insurers and self-pay"),
-    ("patients.csv", "patients", "Patient registrations per EHR system, with late updates"),
-    ("encounters.csv", "encounters", "Inpatient, emergency and outpatient encounters"),
-    ("diagnoses.csv", "diagnoses", "ICD-10-CM diagnoses per encounter"),
-    ("procedures.csv", "procedures", "CPT procedures per encounter"),
-    ("labs.csv", "labs", "LOINC lab results with units and reference ranges"),
-    ("claims.csv", "claims", "Claims with payer, charges and status"),
+    (
+        "patients.csv",
+        "patients",
+        "Patient registrations per EHR system, with late updates",
+    ),
+    (
+        "encounters.csv",
+        "encounters",
+        "Inpatient, emergency and outpatient encounters",
+    ),
+    (
+        "diagnoses.csv",
+        "diagnoses",
+        "ICD-10-CM diagnoses per encounter",
+    ),
+    (
+        "procedures.csv",
+        "procedures",
+        "CPT procedures per encounter",
+    ),
+    (
+        "labs.csv",
+        "labs",
+        "LOINC lab results with units and reference ranges",
+    ),
+    (
+        "claims.csv",
+        "claims",
+        "Claims with payer, charges and status",
+    ),
     ("claim_lines.csv", "claim_lines", "Claim service lines"),
-    ("vitals.ndjson", "vitals", "Bedside monitor vital signs (device events)"),
-    ("outreach_notes.ndjson", "outreach_notes", "Care-team outreach notes after discharge"),
+    (
+        "vitals.ndjson",
+        "vitals",
+        "Bedside monitor vital signs (device events)",
+    ),
+    (
+        "outreach_notes.ndjson",
+        "outreach_notes",
+        "Care-team outreach notes after discharge",
+    ),
 ];
 
 /// The KPI queries: (title, SQL).
@@ -63,25 +103,45 @@ pub(crate) const KPI_QUERIES: &[(&str, &str)] = &[
     ),
 ];
 
-pub(crate) async fn load_generated(lake: &Lake, dir: &Path, principal: &Principal, quiet: bool) -> Result<(u64, u64, f64)> {
+pub(crate) async fn load_generated(
+    lake: &Lake,
+    dir: &Path,
+    principal: &Principal,
+    quiet: bool,
+) -> Result<(u64, u64, f64)> {
     let loader = Loader::new(lake.clone(), principal.clone());
     let (mut rows, mut bytes, mut secs) = (0, 0, 0.0);
     for (file, table, description) in DEMO_TABLES {
-        let mut request = LoadRequest::new(vec![dir.join(file).to_string_lossy().into_owned()], TableName::new(carelake_common::Zone::Raw, *table)?);
+        let mut request = LoadRequest::new(
+            vec![dir.join(file).to_string_lossy().into_owned()],
+            TableName::new(carelake_common::Zone::Raw, *table)?,
+        );
         request.description = Some((*description).to_string());
-        let summary = loader.load(request).await.with_context(|| format!("loading {file}"))?;
+        let summary = loader
+            .load(request)
+            .await
+            .with_context(|| format!("loading {file}"))?;
         rows += summary.rows_loaded;
         bytes += summary.bytes;
         secs += summary.elapsed.as_secs_f64();
         if !quiet {
-            if summary.rows_loaded == 0 && summary.files.iter().all(|f| f.status == carelake_lake::LoadStatus::Skipped) {
+            if summary.rows_loaded == 0
+                && summary
+                    .files
+                    .iter()
+                    .all(|f| f.status == carelake_lake::LoadStatus::Skipped)
+            {
                 println!("  raw.{table:<15} already loaded");
             } else {
                 println!(
                     "  raw.{table:<15} {:>10} rows  {:>6.2}s{}",
                     summary.rows_loaded,
                     summary.elapsed.as_secs_f64(),
-                    if summary.rows_rejected > 0 { format!("  ({} rejected)", summary.rows_rejected) } else { String::new() }
+                    if summary.rows_rejected > 0 {
+                        format!("  ({} rejected)", summary.rows_rejected)
+                    } else {
+                        String::new()
+                    }
                 );
             }
         }
@@ -89,14 +149,24 @@ pub(crate) async fn load_generated(lake: &Lake, dir: &Path, principal: &Principa
     Ok((rows, bytes, secs))
 }
 
-pub(crate) async fn run(lake_location: &str, patients: u64, seed: u64, data: &Path, principal: Principal) -> Result<()> {
+pub(crate) async fn run(
+    lake_location: &str,
+    patients: u64,
+    seed: u64,
+    data: &Path,
+    principal: Principal,
+) -> Result<()> {
     let total = Instant::now();
     println!("carelake demo: a synthetic hospital network of {patients} patients (seed {seed}).\n");
     if data.join("_truth").is_dir() {
         std::fs::remove_dir_all(data).with_context(|| format!("clearing {}", data.display()))?;
     }
     let started = Instant::now();
-    let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig { patients, seed, out: data.to_path_buf() })?;
+    let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig {
+        patients,
+        seed,
+        out: data.to_path_buf(),
+    })?;
     println!(
         "1. Generated {} encounters ({} inpatient) and {} rows in {:.1}s into {}",
         summary.encounters,
@@ -110,17 +180,31 @@ pub(crate) async fn run(lake_location: &str, patients: u64, seed: u64, data: &Pa
     println!("3. Loading into the raw zone (Delta tables, exactly once per file):");
     let (rows, bytes, secs) = load_generated(&lake, data, &principal, false).await?;
     if rows > 0 {
-        println!("   {rows} rows, {:.1} MB in {secs:.1}s ({:.0} rows/s)", bytes as f64 / 1e6, rows as f64 / secs.max(1e-9));
+        println!(
+            "   {rows} rows, {:.1} MB in {secs:.1}s ({:.0} rows/s)",
+            bytes as f64 / 1e6,
+            rows as f64 / secs.max(1e-9)
+        );
     }
     println!("\n4. Hospital KPIs");
     let session = Session::open(lake, principal).await?;
     for (title, sql) in KPI_QUERIES {
         let started = Instant::now();
-        let result = session.sql(sql).await.with_context(|| format!("KPI '{title}'"))?;
-        println!("\n{title} ({:.0} ms)", started.elapsed().as_secs_f64() * 1e3);
+        let result = session
+            .sql(sql)
+            .await
+            .with_context(|| format!("KPI '{title}'"))?;
+        println!(
+            "\n{title} ({:.0} ms)",
+            started.elapsed().as_secs_f64() * 1e3
+        );
         print_result(&result, OutputFormat::Table, None)?;
     }
-    let truth_rate = if summary.inpatient_stays > 0 { 100.0 * summary.readmissions as f64 / summary.inpatient_stays as f64 } else { 0.0 };
+    let truth_rate = if summary.inpatient_stays > 0 {
+        100.0 * summary.readmissions as f64 / summary.inpatient_stays as f64
+    } else {
+        0.0
+    };
     println!(
         "\nGround truth (all systems, one person): {:.1}% of inpatient stays were followed by a readmission within 30 days.\n\
          The KPI above links stays only within one EHR system and MRN; people known to both systems\n\

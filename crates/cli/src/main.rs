@@ -24,7 +24,12 @@ use crate::output::OutputFormat;
 #[command(name = "carelake", version, about, propagate_version = true)]
 struct Cli {
     /// The lake: a local folder or s3://bucket/prefix.
-    #[arg(long, global = true, env = "CARELAKE_LAKE", default_value = "./carelake-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "CARELAKE_LAKE",
+        default_value = "./carelake-data"
+    )]
     lake: String,
     /// Log level (error, warn, info, debug, trace); logs go to standard error.
     #[arg(long, global = true, env = "CARELAKE_LOG", default_value = "warn")]
@@ -102,15 +107,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{},datafusion=error,deltalake_core=error,deltalake_aws=error", cli.log))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{},datafusion=error,deltalake_core=error,deltalake_aws=error",
+        cli.log
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -140,10 +151,19 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init => {
             let lake = Lake::init(&cli.lake).await?;
-            println!("Lake ready at {} (zones raw, curated, analytics).", lake.display_location());
+            println!(
+                "Lake ready at {} (zones raw, curated, analytics).",
+                lake.display_location()
+            );
             Ok(())
         }
-        Command::Load { inputs, into, format, max_reject_ratio, description } => {
+        Command::Load {
+            inputs,
+            into,
+            format,
+            max_reject_ratio,
+            description,
+        } => {
             let lake = Lake::open(&cli.lake).await?;
             let table: TableName = into.parse()?;
             let mut request = LoadRequest::new(inputs, table);
@@ -158,14 +178,19 @@ async fn run(cli: Cli) -> Result<()> {
             print_load_summary(&summary);
             Ok(())
         }
-        Command::Sql { query, format, output } => {
+        Command::Sql {
+            query,
+            format,
+            output,
+        } => {
             let lake = Lake::open(&cli.lake).await?;
             let session = Session::open(lake, principal).await?;
             match query {
                 None => repl::run(&session).await,
                 Some(q) => {
                     let sql = if q == "-" {
-                        std::io::read_to_string(std::io::stdin()).context("reading SQL from standard input")?
+                        std::io::read_to_string(std::io::stdin())
+                            .context("reading SQL from standard input")?
                     } else {
                         q
                     };
@@ -185,9 +210,17 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             output::print_result(&result, OutputFormat::Table, None)
         }
-        Command::Generate { patients, seed, out } => {
+        Command::Generate {
+            patients,
+            seed,
+            out,
+        } => {
             let started = std::time::Instant::now();
-            let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig { patients, seed, out: out.clone() })?;
+            let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig {
+                patients,
+                seed,
+                out: out.clone(),
+            })?;
             println!(
                 "Generated {} people ({} patient records), {} encounters ({} inpatient, {} followed by a 30-day readmission), {} rows, {:.1} MB in {:.1}s into {}",
                 summary.people,
@@ -202,15 +235,26 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Demo { patients, seed, data } => demo::run(&cli.lake, patients, seed, &data, principal).await,
+        Command::Demo {
+            patients,
+            seed,
+            data,
+        } => demo::run(&cli.lake, patients, seed, &data, principal).await,
         Command::Bench { which } => bench::run(which, principal).await,
     }
 }
 
 fn print_load_summary(summary: &carelake_ingest::LoadSummary) {
-    let skipped: Vec<_> = summary.files.iter().filter(|f| f.status == LoadStatus::Skipped).collect();
+    let skipped: Vec<_> = summary
+        .files
+        .iter()
+        .filter(|f| f.status == LoadStatus::Skipped)
+        .collect();
     for file in &skipped {
-        println!("Skipped {}: this content was already loaded into {}.", file.path, summary.table);
+        println!(
+            "Skipped {}: this content was already loaded into {}.",
+            file.path, summary.table
+        );
     }
     let loaded = summary.files.len() - skipped.len();
     if loaded == 0 {
@@ -226,9 +270,16 @@ fn print_load_summary(summary: &carelake_ingest::LoadSummary) {
         summary.rows_loaded,
         loaded,
         summary.table,
-        summary.table_version.map(|v| v.to_string()).unwrap_or_default(),
+        summary
+            .table_version
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
         summary.rows_rejected,
-        if summary.rows_rejected > 0 { " (see raw._rejects)" } else { "" },
+        if summary.rows_rejected > 0 {
+            " (see raw._rejects)"
+        } else {
+            ""
+        },
         secs,
         summary.rows_loaded as f64 / secs,
         summary.bytes as f64 / 1e6 / secs,

@@ -23,7 +23,11 @@ pub(crate) enum OutputFormat {
     Parquet,
 }
 
-pub(crate) fn print_result(result: &QueryResult, format: OutputFormat, output: Option<&Path>) -> Result<()> {
+pub(crate) fn print_result(
+    result: &QueryResult,
+    format: OutputFormat,
+    output: Option<&Path>,
+) -> Result<()> {
     if let Some(message) = &result.message {
         println!("{message}");
         return Ok(());
@@ -33,7 +37,11 @@ pub(crate) fn print_result(result: &QueryResult, format: OutputFormat, output: O
             bail!("--format parquet writes a file: add --output FILE");
         };
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let mut writer = parquet::arrow::ArrowWriter::try_new(file, result.schema.clone(), None)?;
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            file,
+            std::sync::Arc::clone(&result.schema),
+            None,
+        )?;
         for batch in &result.batches {
             writer.write(batch)?;
         }
@@ -42,7 +50,9 @@ pub(crate) fn print_result(result: &QueryResult, format: OutputFormat, output: O
         return Ok(());
     }
     let mut sink: Box<dyn Write> = match output {
-        Some(path) => Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?),
+        Some(path) => {
+            Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     match format {
@@ -56,9 +66,16 @@ pub(crate) fn print_result(result: &QueryResult, format: OutputFormat, output: O
             }
         }
         OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut sink);
             if result.batches.is_empty() {
-                let header: Vec<_> = result.schema.fields().iter().map(|f| f.name().clone()).collect();
+                let header: Vec<_> = result
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
                 drop(writer);
                 writeln!(sink, "{}", header.join(","))?;
             } else {

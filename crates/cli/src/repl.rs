@@ -9,14 +9,23 @@ use crate::output::{OutputFormat, print_result};
 
 pub(crate) async fn run(session: &Session) -> Result<()> {
     let mut editor = DefaultEditor::new()?;
-    let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".carelake_history"));
+    let history =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".carelake_history"));
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!("carelake SQL on {} as {}. End statements with ';'. \\q quits.", session.lake().display_location(), session.principal());
+    println!(
+        "carelake SQL on {} as {}. End statements with ';'. \\q quits.",
+        session.lake().display_location(),
+        session.principal()
+    );
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "carelake> " } else { "       -> " };
+        let prompt = if buffer.is_empty() {
+            "carelake> "
+        } else {
+            "       -> "
+        };
         match editor.readline(prompt) {
             Ok(line) => {
                 let trimmed = line.trim();

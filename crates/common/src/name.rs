@@ -164,7 +164,10 @@ mod tests {
     fn normalizes_headers() {
         assert_eq!(normalize_identifier("Patient ID"), "patient_id");
         assert_eq!(normalize_identifier("patientId"), "patient_id");
-        assert_eq!(normalize_identifier("\u{feff}DOB (mm/dd/yyyy)"), "dob_mm_dd_yyyy");
+        assert_eq!(
+            normalize_identifier("\u{feff}DOB (mm/dd/yyyy)"),
+            "dob_mm_dd_yyyy"
+        );
         assert_eq!(normalize_identifier("2nd visit"), "_2nd_visit");
         assert_eq!(normalize_identifier("  --  "), "");
         assert_eq!(normalize_identifier("already_snake"), "already_snake");

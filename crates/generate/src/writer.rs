@@ -93,36 +93,148 @@ impl Outputs {
     fn open(dir: &Path) -> Result<Self> {
         let truth = dir.join("_truth");
         for d in [dir, truth.as_path()] {
-            std::fs::create_dir_all(d).map_err(|source| Error::Write { path: d.to_path_buf(), source })?;
+            std::fs::create_dir_all(d).map_err(|source| Error::Write {
+                path: d.to_path_buf(),
+                source,
+            })?;
         }
         Ok(Self {
             dir: dir.to_path_buf(),
-            facilities: csv_file(dir, "facilities.csv", &["facility_id", "name", "kind", "source_system", "city", "state"])?,
-            providers: csv_file(dir, "providers.csv", &["npi", "first_name", "last_name", "specialty", "facility_id"])?,
+            facilities: csv_file(
+                dir,
+                "facilities.csv",
+                &[
+                    "facility_id",
+                    "name",
+                    "kind",
+                    "source_system",
+                    "city",
+                    "state",
+                ],
+            )?,
+            providers: csv_file(
+                dir,
+                "providers.csv",
+                &["npi", "first_name", "last_name", "specialty", "facility_id"],
+            )?,
             payers: csv_file(dir, "payers.csv", &["payer_id", "name", "kind"])?,
-            patients: csv_file(dir, "patients.csv", &[
-                "source_system", "mrn", "first_name", "last_name", "sex", "birth_date", "ssn",
-                "address", "city", "state", "zip", "phone", "payer_id", "member_id", "updated_at",
-            ])?,
-            encounters: csv_file(dir, "encounters.csv", &[
-                "source_system", "encounter_id", "mrn", "facility_id", "encounter_class", "admit_time",
-                "discharge_time", "attending_npi", "admit_reason_code", "discharge_disposition", "payer_id",
-            ])?,
-            diagnoses: csv_file(dir, "diagnoses.csv", &["source_system", "encounter_id", "seq", "icd10_code", "description", "is_primary"])?,
-            procedures: csv_file(dir, "procedures.csv", &["source_system", "encounter_id", "cpt_code", "description", "performed_at", "npi"])?,
-            labs: csv_file(dir, "labs.csv", &[
-                "source_system", "encounter_id", "mrn", "loinc_code", "test_name", "value", "unit",
-                "ref_low", "ref_high", "abnormal_flag", "collected_at",
-            ])?,
-            claims: csv_file(dir, "claims.csv", &[
-                "claim_id", "encounter_id", "payer_id", "member_id", "billing_npi", "facility_id",
-                "service_from", "service_to", "principal_dx", "total_charge", "claim_status",
-            ])?,
-            claim_lines: csv_file(dir, "claim_lines.csv", &["claim_id", "line_no", "cpt_code", "units", "charge"])?,
+            patients: csv_file(
+                dir,
+                "patients.csv",
+                &[
+                    "source_system",
+                    "mrn",
+                    "first_name",
+                    "last_name",
+                    "sex",
+                    "birth_date",
+                    "ssn",
+                    "address",
+                    "city",
+                    "state",
+                    "zip",
+                    "phone",
+                    "payer_id",
+                    "member_id",
+                    "updated_at",
+                ],
+            )?,
+            encounters: csv_file(
+                dir,
+                "encounters.csv",
+                &[
+                    "source_system",
+                    "encounter_id",
+                    "mrn",
+                    "facility_id",
+                    "encounter_class",
+                    "admit_time",
+                    "discharge_time",
+                    "attending_npi",
+                    "admit_reason_code",
+                    "discharge_disposition",
+                    "payer_id",
+                ],
+            )?,
+            diagnoses: csv_file(
+                dir,
+                "diagnoses.csv",
+                &[
+                    "source_system",
+                    "encounter_id",
+                    "seq",
+                    "icd10_code",
+                    "description",
+                    "is_primary",
+                ],
+            )?,
+            procedures: csv_file(
+                dir,
+                "procedures.csv",
+                &[
+                    "source_system",
+                    "encounter_id",
+                    "cpt_code",
+                    "description",
+                    "performed_at",
+                    "npi",
+                ],
+            )?,
+            labs: csv_file(
+                dir,
+                "labs.csv",
+                &[
+                    "source_system",
+                    "encounter_id",
+                    "mrn",
+                    "loinc_code",
+                    "test_name",
+                    "value",
+                    "unit",
+                    "ref_low",
+                    "ref_high",
+                    "abnormal_flag",
+                    "collected_at",
+                ],
+            )?,
+            claims: csv_file(
+                dir,
+                "claims.csv",
+                &[
+                    "claim_id",
+                    "encounter_id",
+                    "payer_id",
+                    "member_id",
+                    "billing_npi",
+                    "facility_id",
+                    "service_from",
+                    "service_to",
+                    "principal_dx",
+                    "total_charge",
+                    "claim_status",
+                ],
+            )?,
+            claim_lines: csv_file(
+                dir,
+                "claim_lines.csv",
+                &["claim_id", "line_no", "cpt_code", "units", "charge"],
+            )?,
             vitals: create(dir, "vitals.ndjson")?,
             notes: create(dir, "outreach_notes.ndjson")?,
-            truth_people: csv_file(&truth, "person_records.csv", &["source_system", "mrn", "person_id"])?,
-            truth_readmissions: csv_file(&truth, "readmissions.csv", &["index_encounter_id", "readmit_encounter_id", "days_after_discharge"])?,
+            truth_people: csv_file(
+                &truth,
+                "person_records.csv",
+                &["source_system", "mrn", "person_id"],
+            )?,
+            truth_readmissions: csv_file(
+                &truth,
+                "readmissions.csv",
+                &[
+                    "index_encounter_id",
+                    "readmit_encounter_id",
+                    "days_after_discharge",
+                ],
+            )?,
         })
     }
 
@@ -132,9 +244,18 @@ impl Outputs {
             move |source| Error::Write { path, source }
         };
         for w in [
-            &mut self.facilities, &mut self.providers, &mut self.payers, &mut self.patients,
-            &mut self.encounters, &mut self.diagnoses, &mut self.procedures, &mut self.labs,
-            &mut self.claims, &mut self.claim_lines, &mut self.truth_people, &mut self.truth_readmissions,
+            &mut self.facilities,
+            &mut self.providers,
+            &mut self.payers,
+            &mut self.patients,
+            &mut self.encounters,
+            &mut self.diagnoses,
+            &mut self.procedures,
+            &mut self.labs,
+            &mut self.claims,
+            &mut self.claim_lines,
+            &mut self.truth_people,
+            &mut self.truth_readmissions,
         ] {
             w.flush().map_err(wrap(&self.dir))?;
         }
@@ -247,10 +368,14 @@ fn corrupt(rng: &mut ChaCha8Rng, id: &Identity) -> Identity {
             }
             4 => {
                 // Day and month swapped when both are valid months.
-                if out.birth.day() <= 12 {
-                    if let Some(d) = NaiveDate::from_ymd_opt(out.birth.year(), out.birth.day(), out.birth.month()) {
-                        out.birth = d;
-                    }
+                if out.birth.day() <= 12
+                    && let Some(d) = NaiveDate::from_ymd_opt(
+                        out.birth.year(),
+                        out.birth.day(),
+                        out.birth.month(),
+                    )
+                {
+                    out.birth = d;
                 }
             }
             5 => out.ssn = String::new(),
@@ -287,7 +412,11 @@ fn transpose(rng: &mut ChaCha8Rng, s: &str) -> String {
 }
 
 fn phone(rng: &mut ChaCha8Rng, area: &str) -> String {
-    format!("({area}) {:03}-{:04}", rng.random_range(200..999), rng.random_range(0..10000))
+    format!(
+        "({area}) {:03}-{:04}",
+        rng.random_range(200..999),
+        rng.random_range(0..10000)
+    )
 }
 
 /// Generates the data set into `config.out`.
@@ -298,7 +427,14 @@ pub fn generate(config: &GeneratorConfig) -> Result<GenerateSummary> {
 
     // Reference tables.
     for (id, name, kind, system, city) in FACILITIES {
-        out.facilities.write_record([*id, *name, *kind, *system, CITIES[*city].0, CITIES[*city].1])?;
+        out.facilities.write_record([
+            *id,
+            *name,
+            *kind,
+            *system,
+            CITIES[*city].0,
+            CITIES[*city].1,
+        ])?;
     }
     for (id, name, kind) in PAYERS {
         out.payers.write_record([*id, *name, *kind])?;
@@ -307,10 +443,21 @@ pub fn generate(config: &GeneratorConfig) -> Result<GenerateSummary> {
     let mut providers = Vec::new();
     for i in 0..(12 * FACILITIES.len()) {
         let facility = i % FACILITIES.len();
-        let p = Provider { npi: npi(rng.next_u64()), facility };
-        let first = if rng.random_bool(0.5) { pick(&mut rng, FEMALE_NAMES) } else { pick(&mut rng, MALE_NAMES) };
+        let p = Provider {
+            npi: npi(rng.next_u64()),
+            facility,
+        };
+        let first = if rng.random_bool(0.5) {
+            pick(&mut rng, FEMALE_NAMES)
+        } else {
+            pick(&mut rng, MALE_NAMES)
+        };
         out.providers.write_record([
-            p.npi.as_str(), first, *pick(&mut rng, LAST_NAMES), *pick(&mut rng, SPECIALTIES), FACILITIES[facility].0,
+            p.npi.as_str(),
+            first,
+            *pick(&mut rng, LAST_NAMES),
+            *pick(&mut rng, SPECIALTIES),
+            FACILITIES[facility].0,
         ])?;
         providers.push(p);
     }
@@ -319,7 +466,15 @@ pub fn generate(config: &GeneratorConfig) -> Result<GenerateSummary> {
     let mut encounter_seq = 0u64;
     for person in 0..config.patients {
         let mut rng = ChaCha8Rng::seed_from_u64(seed_for(config.seed, person));
-        generate_person(&mut rng, person, start, &providers, &mut out, &mut summary, &mut encounter_seq)?;
+        generate_person(
+            &mut rng,
+            person,
+            start,
+            &providers,
+            &mut out,
+            &mut summary,
+            &mut encounter_seq,
+        )?;
     }
     summary.people = config.patients;
     summary.bytes = out.finish()?;
@@ -353,7 +508,11 @@ fn generate_person(
         _ => rng.random_range(70..96),
     };
     let sex = if rng.random_bool(0.52) { "F" } else { "M" };
-    let first = if sex == "F" { pick(rng, FEMALE_NAMES) } else { pick(rng, MALE_NAMES) };
+    let first = if sex == "F" {
+        pick(rng, FEMALE_NAMES)
+    } else {
+        pick(rng, MALE_NAMES)
+    };
     let birth = start - Duration::days(age * 365 + rng.random_range(0..365));
     let city = rng.random_range(0..CITIES.len());
     let identity = Identity {
@@ -361,14 +520,20 @@ fn generate_person(
         last: (*pick(rng, LAST_NAMES)).to_string(),
         sex,
         birth,
-        ssn: format!("9{:02}-{:02}-{:04}", rng.random_range(0..100), rng.random_range(70..100), rng.random_range(0..10000)),
+        ssn: format!(
+            "9{:02}-{:02}-{:04}",
+            rng.random_range(0..100),
+            rng.random_range(70..100),
+            rng.random_range(0..10000)
+        ),
         street: format!("{} {}", rng.random_range(1..9999), pick(rng, STREETS)),
         city,
         zip: format!("{}{:02}", CITIES[city].2, rng.random_range(1..99)),
         phone: phone(rng, CITIES[city].3),
     };
     // Comorbidities rise with age.
-    let chronic_count = poisson(rng, 0.2 + (age as f64 / 30.0).powf(1.6) * 0.5).min(CHRONIC.len() as u32) as usize;
+    let chronic_count =
+        poisson(rng, 0.2 + (age as f64 / 30.0).powf(1.6) * 0.5).min(CHRONIC.len() as u32) as usize;
     let mut chronic: Vec<usize> = Vec::new();
     while chronic.len() < chronic_count {
         let c = rng.random_range(0..CHRONIC.len());
@@ -376,12 +541,28 @@ fn generate_person(
             chronic.push(c);
         }
     }
-    let payer = if age >= 65 { 0 } else if rng.random_bool(0.18) { 1 } else if rng.random_bool(0.07) { 5 } else { rng.random_range(2..5) };
-    let member_id = format!("{}{:09}", &PAYERS[payer].0[4..], rng.random_range(0..1_000_000_000u64));
+    let payer = if age >= 65 {
+        0
+    } else if rng.random_bool(0.18) {
+        1
+    } else if rng.random_bool(0.07) {
+        5
+    } else {
+        rng.random_range(2..5)
+    };
+    let member_id = format!(
+        "{}{:09}",
+        &PAYERS[payer].0[4..],
+        rng.random_range(0..1_000_000_000u64)
+    );
 
     // The home system follows the city; some people are known to both systems.
     let home = if city >= 6 { "CASCADE" } else { "MERIDIAN" };
-    let other = if home == "MERIDIAN" { "CASCADE" } else { "MERIDIAN" };
+    let other = if home == "MERIDIAN" {
+        "CASCADE"
+    } else {
+        "MERIDIAN"
+    };
     let mut systems = vec![(home, identity.clone())];
     if rng.random_bool(CROSS_SYSTEM_SHARE) {
         systems.push((other, corrupt(rng, &identity)));
@@ -390,8 +571,15 @@ fn generate_person(
     for (system, id) in &systems {
         let prefix = if *system == "MERIDIAN" { "M" } else { "C" };
         // A bijection of the person index modulo a prime: unique, but unrelated to the person id.
-        let multiplier = if *system == "MERIDIAN" { 7_919 } else { 104_729 };
-        let mrn = format!("{prefix}{:09}", (person * multiplier + 12_345) % 100_000_007);
+        let multiplier = if *system == "MERIDIAN" {
+            7_919
+        } else {
+            104_729
+        };
+        let mrn = format!(
+            "{prefix}{:09}",
+            (person * multiplier + 12_345) % 100_000_007
+        );
         let updated = start + Duration::days(rng.random_range(0..DAYS / 2));
         write_patient(out, system, &mrn, id, PAYERS[payer].0, &member_id, updated)?;
         summary.patient_records += 1;
@@ -400,36 +588,75 @@ fn generate_person(
             let mut moved = id.clone();
             moved.street = format!("{} {}", rng.random_range(1..9999), pick(rng, STREETS));
             moved.phone = phone(rng, CITIES[moved.city].3);
-            write_patient(out, system, &mrn, &moved, PAYERS[payer].0, &member_id, updated + Duration::days(rng.random_range(30..300)))?;
+            write_patient(
+                out,
+                system,
+                &mrn,
+                &moved,
+                PAYERS[payer].0,
+                &member_id,
+                updated + Duration::days(rng.random_range(30..300)),
+            )?;
             summary.patient_records += 1;
         }
-        out.truth_people.write_record([*system, mrn.as_str(), person_id.as_str()])?;
+        out.truth_people
+            .write_record([*system, mrn.as_str(), person_id.as_str()])?;
         mrns.push((*system, mrn));
     }
 
     // Encounters over the two years.
     let facilities_of = |system: &str, kind: &str| -> Vec<usize> {
-        FACILITIES.iter().enumerate().filter(|(_, f)| f.3 == system && f.2 == kind).map(|(i, _)| i).collect()
+        FACILITIES
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.3 == system && f.2 == kind)
+            .map(|(i, _)| i)
+            .collect()
     };
     let years = DAYS as f64 / 365.0;
     let mut stays: Vec<Stay> = Vec::new();
-    let visit_count = poisson(rng, (1.5 + age as f64 / 25.0 + chronic.len() as f64 * 0.8) * years);
+    let visit_count = poisson(
+        rng,
+        (1.5 + age as f64 / 25.0 + chronic.len() as f64 * 0.8) * years,
+    );
     for _ in 0..visit_count {
         let day = rng.random_range(0..DAYS);
-        let admit = (start + Duration::days(day)).and_hms_opt(rng.random_range(8..17), rng.random_range(0..60), 0).expect("valid time");
+        let admit = (start + Duration::days(day))
+            .and_hms_opt(rng.random_range(8..17), rng.random_range(0..60), 0)
+            .expect("valid time");
         let facility = *pick(rng, &facilities_of(home, "clinic"));
-        stays.push(Stay { class: "outpatient", admit, discharge: admit + Duration::minutes(rng.random_range(15..60)), reason: *pick(rng, VISIT_REASONS), facility });
+        stays.push(Stay {
+            class: "outpatient",
+            admit,
+            discharge: admit + Duration::minutes(rng.random_range(15..60)),
+            reason: *pick(rng, VISIT_REASONS),
+            facility,
+        });
     }
-    let ed_count = poisson(rng, (0.15 + age as f64 / 400.0 + chronic.len() as f64 * 0.05) * years);
+    let ed_count = poisson(
+        rng,
+        (0.15 + age as f64 / 400.0 + chronic.len() as f64 * 0.05) * years,
+    );
     for _ in 0..ed_count {
         let day = rng.random_range(0..DAYS);
-        let admit = (start + Duration::days(day)).and_hms_opt(rng.random_range(0..24), rng.random_range(0..60), 0).expect("valid time");
+        let admit = (start + Duration::days(day))
+            .and_hms_opt(rng.random_range(0..24), rng.random_range(0..60), 0)
+            .expect("valid time");
         let facility = *pick(rng, &facilities_of(home, "hospital"));
-        stays.push(Stay { class: "emergency", admit, discharge: admit + Duration::minutes(rng.random_range(90..600)), reason: *pick(rng, ED_REASONS), facility });
+        stays.push(Stay {
+            class: "emergency",
+            admit,
+            discharge: admit + Duration::minutes(rng.random_range(90..600)),
+            reason: *pick(rng, ED_REASONS),
+            facility,
+        });
     }
     // Inpatient stays: background admissions, each followed by a 30-day readmission with a
     // probability that rises with age and comorbidity.
-    let admissions = poisson(rng, (0.02 + (age as f64 / 100.0).powi(2) * 0.25 + chronic.len() as f64 * 0.06) * years);
+    let admissions = poisson(
+        rng,
+        (0.02 + (age as f64 / 100.0).powi(2) * 0.25 + chronic.len() as f64 * 0.06) * years,
+    );
     let mut days: Vec<i64> = (0..admissions).map(|_| rng.random_range(0..DAYS)).collect();
     days.sort_unstable();
     let mut inpatient: Vec<(Stay, Option<u64>)> = Vec::new();
@@ -441,14 +668,30 @@ fn generate_person(
         }
         loop {
             let reason = *pick(rng, ADMIT_REASONS);
-            let admit = (start + Duration::days(day)).and_hms_opt(rng.random_range(0..24), rng.random_range(0..60), 0).expect("valid time");
+            let admit = (start + Duration::days(day))
+                .and_hms_opt(rng.random_range(0..24), rng.random_range(0..60), 0)
+                .expect("valid time");
             let los_hours = (normal(rng, reason.2, reason.2 * 0.4).max(1.0) * 24.0) as i64;
             let discharge = admit + Duration::hours(los_hours);
             // Some stays happen at the other system's hospital, for people registered there.
-            let system = if mrns.len() > 1 && rng.random_bool(0.3) { other } else { home };
+            let system = if mrns.len() > 1 && rng.random_bool(0.3) {
+                other
+            } else {
+                home
+            };
             let facility = *pick(rng, &facilities_of(system, "hospital"));
-            inpatient.push((Stay { class: "inpatient", admit, discharge, reason: (reason.0, reason.1), facility }, None));
-            let p = (0.045 + (age as f64 - 30.0).max(0.0) * 0.0012 + chronic.len() as f64 * 0.03).min(0.55);
+            inpatient.push((
+                Stay {
+                    class: "inpatient",
+                    admit,
+                    discharge,
+                    reason: (reason.0, reason.1),
+                    facility,
+                },
+                None,
+            ));
+            let p = (0.045 + (age as f64 - 30.0).max(0.0) * 0.0012 + chronic.len() as f64 * 0.03)
+                .min(0.55);
             let discharge_day = (discharge.date() - start).num_days();
             if rng.random_bool(p) {
                 let gap = rng.random_range(1..=30);
@@ -473,18 +716,38 @@ fn generate_person(
     for (stay, readmit_gap) in &all {
         *encounter_seq += 1;
         let system = FACILITIES[stay.facility].3;
-        let Some((_, mrn)) = mrns.iter().find(|(s, _)| *s == system) else { continue };
+        let Some((_, mrn)) = mrns.iter().find(|(s, _)| *s == system) else {
+            continue;
+        };
         let encounter_id = format!("E{:010}", *encounter_seq);
-        let facility_providers: Vec<&Provider> = providers.iter().filter(|p| p.facility == stay.facility).collect();
+        let facility_providers: Vec<&Provider> = providers
+            .iter()
+            .filter(|p| p.facility == stay.facility)
+            .collect();
         let attending = pick(rng, &facility_providers).npi.clone();
         let disposition = match stay.class {
-            "inpatient" => if age > 75 && rng.random_bool(0.2) { "SNF" } else { "HOME" },
+            "inpatient" => {
+                if age > 75 && rng.random_bool(0.2) {
+                    "SNF"
+                } else {
+                    "HOME"
+                }
+            }
             "emergency" => "HOME",
             _ => "",
         };
         let record = [
-            system, encounter_id.as_str(), mrn.as_str(), FACILITIES[stay.facility].0, stay.class,
-            &ts(stay.admit), &ts(stay.discharge), attending.as_str(), stay.reason.0, disposition, PAYERS[payer].0,
+            system,
+            encounter_id.as_str(),
+            mrn.as_str(),
+            FACILITIES[stay.facility].0,
+            stay.class,
+            &ts(stay.admit),
+            &ts(stay.discharge),
+            attending.as_str(),
+            stay.reason.0,
+            disposition,
+            PAYERS[payer].0,
         ];
         out.encounters.write_record(record)?;
         summary.encounters += 1;
@@ -494,7 +757,11 @@ fn generate_person(
         if stay.class == "inpatient" {
             summary.inpatient_stays += 1;
             if let Some((index_id, gap)) = previous_inpatient.take() {
-                out.truth_readmissions.write_record([index_id.as_str(), encounter_id.as_str(), &gap.to_string()])?;
+                out.truth_readmissions.write_record([
+                    index_id.as_str(),
+                    encounter_id.as_str(),
+                    &gap.to_string(),
+                ])?;
                 summary.readmissions += 1;
             }
             if let Some(gap) = readmit_gap {
@@ -504,11 +771,25 @@ fn generate_person(
 
         // Diagnoses: the reason, then chronic conditions.
         let mut seq = 1;
-        out.diagnoses.write_record([system, encounter_id.as_str(), "1", stay.reason.0, stay.reason.1, "true"])?;
+        out.diagnoses.write_record([
+            system,
+            encounter_id.as_str(),
+            "1",
+            stay.reason.0,
+            stay.reason.1,
+            "true",
+        ])?;
         for c in &chronic {
             if stay.class == "inpatient" || rng.random_bool(0.5) {
                 seq += 1;
-                out.diagnoses.write_record([system, encounter_id.as_str(), &seq.to_string(), CHRONIC[*c].0, CHRONIC[*c].1, "false"])?;
+                out.diagnoses.write_record([
+                    system,
+                    encounter_id.as_str(),
+                    &seq.to_string(),
+                    CHRONIC[*c].0,
+                    CHRONIC[*c].1,
+                    "false",
+                ])?;
             }
         }
         summary.diagnoses += seq as u64;
@@ -520,20 +801,32 @@ fn generate_person(
                 let days = (stay.discharge - stay.admit).num_days().clamp(0, 10) as usize;
                 v.extend(std::iter::repeat_n(3, days.saturating_sub(1)));
                 v.extend([4, 9, 10, 11]);
-                if rng.random_bool(0.5) { v.push(7) }
-                if rng.random_bool(0.4) { v.push(8) }
+                if rng.random_bool(0.5) {
+                    v.push(7)
+                }
+                if rng.random_bool(0.4) {
+                    v.push(8)
+                }
                 v
             }
             "emergency" => {
                 let mut v = vec![if rng.random_bool(0.3) { 6 } else { 5 }, 11];
-                if rng.random_bool(0.4) { v.push(8) }
-                if rng.random_bool(0.3) { v.push(7) }
+                if rng.random_bool(0.4) {
+                    v.push(8)
+                }
+                if rng.random_bool(0.3) {
+                    v.push(7)
+                }
                 v
             }
             _ => {
                 let mut v = vec![if chronic.len() > 1 { 1 } else { 0 }];
-                if rng.random_bool(0.3) { v.extend([9, 11]) }
-                if stay.reason.0 == "Z23" { v.push(12) }
+                if rng.random_bool(0.3) {
+                    v.extend([9, 11])
+                }
+                if stay.reason.0 == "Z23" {
+                    v.push(12)
+                }
                 v
             }
         };
@@ -547,24 +840,53 @@ fn generate_person(
             let units = cpts[i..].iter().take_while(|c| **c == code).count();
             let (cpt, description, price) = CPT[code];
             for _ in 0..units {
-                out.procedures.write_record([system, encounter_id.as_str(), cpt, description, &ts(stay.admit), attending.as_str()])?;
+                out.procedures.write_record([
+                    system,
+                    encounter_id.as_str(),
+                    cpt,
+                    description,
+                    &ts(stay.admit),
+                    attending.as_str(),
+                ])?;
                 summary.procedures += 1;
             }
             line_no += 1;
-            let charge = (price * units as f64 * rng.random_range(0.9..1.3) * 100.0).round() / 100.0;
+            let charge =
+                (price * units as f64 * rng.random_range(0.9..1.3) * 100.0).round() / 100.0;
             total += charge;
-            out.claim_lines.write_record([claim_id.as_str(), &line_no.to_string(), cpt, &units.to_string(), &format!("{charge:.2}")])?;
+            out.claim_lines.write_record([
+                claim_id.as_str(),
+                &line_no.to_string(),
+                cpt,
+                &units.to_string(),
+                &format!("{charge:.2}"),
+            ])?;
             i += units;
         }
         if stay.class == "inpatient" {
-            let room = ((stay.discharge - stay.admit).num_hours() as f64 / 24.0).max(1.0) * rng.random_range(2200.0..3400.0);
+            let room = ((stay.discharge - stay.admit).num_hours() as f64 / 24.0).max(1.0)
+                * rng.random_range(2200.0..3400.0);
             total += (room * 100.0).round() / 100.0;
         }
-        let status = if rng.random_bool(0.08) { "DENIED" } else if rng.random_bool(0.1) { "PENDING" } else { "PAID" };
+        let status = if rng.random_bool(0.08) {
+            "DENIED"
+        } else if rng.random_bool(0.1) {
+            "PENDING"
+        } else {
+            "PAID"
+        };
         out.claims.write_record([
-            claim_id.as_str(), encounter_id.as_str(), PAYERS[payer].0, member_id.as_str(),
-            attending.as_str(), FACILITIES[stay.facility].0, &stay.admit.date().to_string(),
-            &stay.discharge.date().to_string(), stay.reason.0, &format!("{total:.2}"), status,
+            claim_id.as_str(),
+            encounter_id.as_str(),
+            PAYERS[payer].0,
+            member_id.as_str(),
+            attending.as_str(),
+            FACILITIES[stay.facility].0,
+            &stay.admit.date().to_string(),
+            &stay.discharge.date().to_string(),
+            stay.reason.0,
+            &format!("{total:.2}"),
+            status,
         ])?;
         summary.claims += 1;
 
@@ -572,17 +894,41 @@ fn generate_person(
         let lab_count = match stay.class {
             "inpatient" => 6 + rng.random_range(0..6),
             "emergency" => 3 + rng.random_range(0..3),
-            _ => if rng.random_bool(0.3) { 2 } else { 0 },
+            _ => {
+                if rng.random_bool(0.3) {
+                    2
+                } else {
+                    0
+                }
+            }
         };
         for _ in 0..lab_count {
             let (loinc, name, unit, low, high, mean, sd) = *pick(rng, LABS);
             let value = normal(rng, mean, sd).max(low * 0.3);
             let value = (value * 100.0).round() / 100.0;
-            let flag = if value < low { "L" } else if value > high { "H" } else { "N" };
-            let collected = stay.admit + Duration::minutes(rng.random_range(10..((stay.discharge - stay.admit).num_minutes().max(20))));
+            let flag = if value < low {
+                "L"
+            } else if value > high {
+                "H"
+            } else {
+                "N"
+            };
+            let collected = stay.admit
+                + Duration::minutes(
+                    rng.random_range(10..((stay.discharge - stay.admit).num_minutes().max(20))),
+                );
             let record = [
-                system, encounter_id.as_str(), mrn.as_str(), loinc, name, &value.to_string(), unit,
-                &low.to_string(), &high.to_string(), flag, &ts(collected),
+                system,
+                encounter_id.as_str(),
+                mrn.as_str(),
+                loinc,
+                name,
+                &value.to_string(),
+                unit,
+                &low.to_string(),
+                &high.to_string(),
+                flag,
+                &ts(collected),
             ];
             out.labs.write_record(record)?;
             summary.labs += 1;
@@ -594,11 +940,25 @@ fn generate_person(
         // Device vitals every eight hours of a stay (once for an ED visit).
         if stay.class != "outpatient" {
             let mut t = stay.admit + Duration::minutes(30);
-            let device = format!("MON-{}-{:03}", &FACILITIES[stay.facility].0[4..], rng.random_range(1..200));
+            let device = format!(
+                "MON-{}-{:03}",
+                &FACILITIES[stay.facility].0[4..],
+                rng.random_range(1..200)
+            );
             let fahrenheit = system == "CASCADE" || rng.random_bool(0.2);
             let mut n = 0;
             while t < stay.discharge && n < 30 {
-                write_vitals(rng, &mut out.vitals, system, mrn, &encounter_id, &device, t, fahrenheit, summary)?;
+                write_vitals(
+                    rng,
+                    &mut out.vitals,
+                    system,
+                    mrn,
+                    &encounter_id,
+                    &device,
+                    t,
+                    fahrenheit,
+                    summary,
+                )?;
                 t += Duration::hours(8);
                 n += 1;
                 if stay.class == "emergency" {
@@ -621,12 +981,21 @@ fn generate_person(
                 "text": *pick(rng, NOTE_TEMPLATES),
             });
             serde_json::to_writer(&mut out.notes, &note)?;
-            out.notes.write_all(b"\n").map_err(|source| Error::Write { path: out.dir.join("outreach_notes.ndjson"), source })?;
+            out.notes.write_all(b"\n").map_err(|source| Error::Write {
+                path: out.dir.join("outreach_notes.ndjson"),
+                source,
+            })?;
             summary.notes += 1;
         }
     }
-    summary.rows = summary.patient_records + summary.encounters + summary.diagnoses + summary.procedures
-        + summary.labs + summary.vitals + summary.claims * 2 + summary.notes;
+    summary.rows = summary.patient_records
+        + summary.encounters
+        + summary.diagnoses
+        + summary.procedures
+        + summary.labs
+        + summary.vitals
+        + summary.claims * 2
+        + summary.notes;
     Ok(())
 }
 
@@ -641,8 +1010,20 @@ fn write_patient(
 ) -> Result<()> {
     let (city, state, ..) = CITIES[id.city];
     out.patients.write_record([
-        system, mrn, id.first.as_str(), id.last.as_str(), id.sex, &id.birth.to_string(), id.ssn.as_str(),
-        id.street.as_str(), city, state, id.zip.as_str(), id.phone.as_str(), payer, member_id,
+        system,
+        mrn,
+        id.first.as_str(),
+        id.last.as_str(),
+        id.sex,
+        &id.birth.to_string(),
+        id.ssn.as_str(),
+        id.street.as_str(),
+        city,
+        state,
+        id.zip.as_str(),
+        id.phone.as_str(),
+        payer,
+        member_id,
         &format!("{updated}T09:00:00"),
     ])?;
     Ok(())
@@ -663,12 +1044,24 @@ fn write_vitals(
     let outlier = rng.random_bool(0.002);
     let temp_c = normal(rng, 37.0, 0.5);
     let readings: [(&str, f64, &str); 5] = [
-        ("heart_rate", if outlier { 250.0 } else { normal(rng, 82.0, 14.0).round() }, "/min"),
+        (
+            "heart_rate",
+            if outlier {
+                250.0
+            } else {
+                normal(rng, 82.0, 14.0).round()
+            },
+            "/min",
+        ),
         ("spo2", normal(rng, 96.0, 2.0).min(100.0).round(), "%"),
         ("bp_systolic", normal(rng, 128.0, 18.0).round(), "mm[Hg]"),
         ("bp_diastolic", normal(rng, 78.0, 11.0).round(), "mm[Hg]"),
         if fahrenheit {
-            ("temperature", ((temp_c * 9.0 / 5.0 + 32.0) * 10.0).round() / 10.0, "[degF]")
+            (
+                "temperature",
+                ((temp_c * 9.0 / 5.0 + 32.0) * 10.0).round() / 10.0,
+                "[degF]",
+            )
         } else {
             ("temperature", (temp_c * 10.0).round() / 10.0, "Cel")
         },
@@ -702,7 +1095,12 @@ mod tests {
                 .enumerate()
                 .map(|(i, c)| {
                     let d = c.to_digit(10).unwrap();
-                    if i % 2 == 1 { let d2 = d * 2; if d2 > 9 { d2 - 9 } else { d2 } } else { d }
+                    if i % 2 == 1 {
+                        let d2 = d * 2;
+                        if d2 > 9 { d2 - 9 } else { d2 }
+                    } else {
+                        d
+                    }
                 })
                 .sum();
             assert_eq!(sum % 10, 0, "{n}");
@@ -714,11 +1112,30 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("carelake-gen-{}", std::process::id()));
         let a = dir.join("a");
         let b = dir.join("b");
-        let s1 = generate(&GeneratorConfig { patients: 300, seed: 7, out: a.clone() }).unwrap();
-        let s2 = generate(&GeneratorConfig { patients: 300, seed: 7, out: b.clone() }).unwrap();
+        let s1 = generate(&GeneratorConfig {
+            patients: 300,
+            seed: 7,
+            out: a.clone(),
+        })
+        .unwrap();
+        let s2 = generate(&GeneratorConfig {
+            patients: 300,
+            seed: 7,
+            out: b.clone(),
+        })
+        .unwrap();
         assert_eq!(s1.rows, s2.rows);
-        for file in ["patients.csv", "encounters.csv", "vitals.ndjson", "_truth/readmissions.csv"] {
-            assert_eq!(std::fs::read(a.join(file)).unwrap(), std::fs::read(b.join(file)).unwrap(), "{file}");
+        for file in [
+            "patients.csv",
+            "encounters.csv",
+            "vitals.ndjson",
+            "_truth/readmissions.csv",
+        ] {
+            assert_eq!(
+                std::fs::read(a.join(file)).unwrap(),
+                std::fs::read(b.join(file)).unwrap(),
+                "{file}"
+            );
         }
         assert!(s1.inpatient_stays > 0 && s1.encounters > s1.inpatient_stays);
         let _ = std::fs::remove_dir_all(dir);

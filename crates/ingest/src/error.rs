@@ -35,7 +35,9 @@ pub enum Error {
         max: f64,
     },
     /// A column's type in the table cannot hold the incoming values.
-    #[error("column {column}: the table's type {table_type} cannot take the file's {file_type} values")]
+    #[error(
+        "column {column}: the table's type {table_type} cannot take the file's {file_type} values"
+    )]
     IncompatibleColumn {
         column: String,
         table_type: String,

@@ -77,7 +77,7 @@ impl Compression {
         }
     }
 
-    fn strip_suffix<'a>(self, name: &'a str) -> &'a str {
+    fn strip_suffix(self, name: &str) -> &str {
         match self {
             Compression::None => name,
             Compression::Gzip | Compression::Zstd => {
@@ -93,10 +93,22 @@ mod tests {
 
     #[test]
     fn formats_from_names() {
-        assert_eq!(Format::from_path(Path::new("a/claims.csv")).unwrap(), Format::Csv);
-        assert_eq!(Format::from_path(Path::new("claims.CSV.gz")).unwrap(), Format::Csv);
-        assert_eq!(Format::from_path(Path::new("v.ndjson.zst")).unwrap(), Format::Ndjson);
-        assert_eq!(Format::from_path(Path::new("p.parquet")).unwrap(), Format::Parquet);
+        assert_eq!(
+            Format::from_path(Path::new("a/claims.csv")).unwrap(),
+            Format::Csv
+        );
+        assert_eq!(
+            Format::from_path(Path::new("claims.CSV.gz")).unwrap(),
+            Format::Csv
+        );
+        assert_eq!(
+            Format::from_path(Path::new("v.ndjson.zst")).unwrap(),
+            Format::Ndjson
+        );
+        assert_eq!(
+            Format::from_path(Path::new("p.parquet")).unwrap(),
+            Format::Parquet
+        );
         assert!(Format::from_path(Path::new("notes.docx")).is_err());
     }
 }

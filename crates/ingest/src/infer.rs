@@ -230,7 +230,10 @@ mod tests {
         assert_eq!(infer(&["1", "x"]), ColumnType::Text);
         assert_eq!(infer(&["", ""]), ColumnType::Null);
         assert_eq!(infer(&["true", "no"]), ColumnType::Boolean);
-        assert_eq!(infer(&["2024-01-01", "2024-01-02 10:00"]), ColumnType::Timestamp(None));
+        assert_eq!(
+            infer(&["2024-01-01", "2024-01-02 10:00"]),
+            ColumnType::Timestamp(None)
+        );
         assert_eq!(
             infer(&["01/31/2024", "02/01/2024"]),
             ColumnType::Date(Some(SlashOrder::MonthFirst))

@@ -27,6 +27,6 @@ pub use error::{Error, Result};
 pub use format::Format;
 pub use infer::{ColumnType, InferredColumn};
 pub use load::{
-    FileOutcome, LINEAGE_COLUMNS, LoadRequest, LoadSummary, Loader, REJECTS_TABLE, Progress,
-    ProgressEvent, expand_inputs,
+    FileOutcome, LINEAGE_COLUMNS, LoadRequest, LoadSummary, Loader, Progress, ProgressEvent,
+    REJECTS_TABLE, expand_inputs,
 };

@@ -34,8 +34,8 @@ use crate::format::Format;
 use crate::infer::{ColumnStats, ColumnType, timestamp_type};
 use crate::reader::{HashingReader, open_decompressed};
 use crate::rows::{
-    BatchBuilder, Cell, Reject, RowSink, classify_json, json_text, parse_cell,
-    read_csv, read_ndjson,
+    BatchBuilder, Cell, Reject, RowSink, classify_json, json_text, parse_cell, read_csv,
+    read_ndjson,
 };
 use crate::value::classify;
 use crate::{Error, Result};
@@ -219,9 +219,16 @@ impl Loader {
 
         // Pass 1: crawl.
         let progress = request.progress.clone();
-        let total_disk: u64 = files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
+        let total_disk: u64 = files
+            .iter()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
         if let Some(p) = &progress {
-            p.event(ProgressEvent::Phase { name: "crawl", total_bytes: total_disk });
+            p.event(ProgressEvent::Phase {
+                name: "crawl",
+                total_bytes: total_disk,
+            });
         }
         let scans = {
             let files = files.clone();
@@ -251,7 +258,18 @@ impl Loader {
                 Err(e) => {
                     let records: Vec<LoadRecord> = scans
                         .iter()
-                        .map(|s| self.history_record(&load_id, &request, format, s, LoadStatus::Failed, 0, 0, started_at))
+                        .map(|s| {
+                            self.history_record(
+                                &load_id,
+                                &request,
+                                format,
+                                s,
+                                LoadStatus::Failed,
+                                0,
+                                0,
+                                started_at,
+                            )
+                        })
                         .collect();
                     if let Err(history_err) = self.lake.load_history().record(&records).await {
                         tracing::warn!(error = %history_err, "Could not record the failed load.");
@@ -354,7 +372,16 @@ impl Loader {
                 bytes: scan.bytes,
                 sha256: scan.sha256.clone(),
             });
-            history.push(self.history_record(load_id, request, format, scan, LoadStatus::Skipped, 0, 0, started_at));
+            history.push(self.history_record(
+                load_id,
+                request,
+                format,
+                scan,
+                LoadStatus::Skipped,
+                0,
+                0,
+                started_at,
+            ));
         }
         if to_load.is_empty() {
             self.lake.load_history().record(&history).await?;
@@ -370,7 +397,10 @@ impl Loader {
 
         // One schema across the files, evolved against the table's.
         let incoming = infer_incoming(format, &to_load)?;
-        let existing_schema = existing.as_ref().map(|t| t.snapshot().map(|s| s.snapshot().arrow_schema())).transpose()?;
+        let existing_schema = existing
+            .as_ref()
+            .map(|t| t.snapshot().map(|s| s.snapshot().arrow_schema()))
+            .transpose()?;
         let plan = plan_schema(existing_schema.as_deref(), &incoming)?;
         summary.schema_changes = plan.changes.clone();
         let full_schema = Arc::new(with_lineage(&plan.columns));
@@ -380,7 +410,10 @@ impl Loader {
         let tally = Arc::new(Mutex::new(Tally::default()));
         let disk_total: u64 = to_load.iter().map(|s| s.disk_bytes).sum();
         if let Some(p) = &request.progress {
-            p.event(ProgressEvent::Phase { name: "write", total_bytes: disk_total });
+            p.event(ProgressEvent::Phase {
+                name: "write",
+                total_bytes: disk_total,
+            });
         }
         let worker = {
             let scans: Vec<FileScan> = to_load.iter().map(|s| (*s).clone()).collect();
@@ -392,23 +425,46 @@ impl Loader {
             let max_ratio = request.max_reject_ratio;
             let progress = request.progress.clone();
             std::thread::spawn(move || {
-                produce(ProduceJob { scans, format, columns, schema, load_id, loaded_at, max_ratio, progress }, &tx, &tally);
+                produce(
+                    ProduceJob {
+                        scans,
+                        format,
+                        columns,
+                        schema,
+                        load_id,
+                        loaded_at,
+                        max_ratio,
+                        progress,
+                    },
+                    &tx,
+                    &tally,
+                );
             })
         };
         let source = StreamingTable::try_new(
             Arc::clone(&full_schema),
-            vec![Arc::new(ChannelPartition::new(Arc::clone(&full_schema), rx))],
+            vec![Arc::new(ChannelPartition::new(
+                Arc::clone(&full_schema),
+                rx,
+            ))],
         )?;
-        let mut input = LogicalPlanBuilder::scan("incoming", provider_as_source(Arc::new(source)), None)?;
+        let mut input =
+            LogicalPlanBuilder::scan("incoming", provider_as_source(Arc::new(source)), None)?;
 
         let mut commit = CommitProperties::default()
             .with_application_transactions(
-                to_load.iter().map(|s| Transaction::new(app_id(&s.sha256), 1)).collect(),
+                to_load
+                    .iter()
+                    .map(|s| Transaction::new(app_id(&s.sha256), 1))
+                    .collect(),
             )
             .with_metadata([
                 ("carelake.operation".to_string(), Value::from("load")),
                 ("carelake.load_id".to_string(), Value::from(load_id)),
-                ("carelake.principal".to_string(), Value::from(self.principal.name.clone())),
+                (
+                    "carelake.principal".to_string(),
+                    Value::from(self.principal.name.clone()),
+                ),
             ]);
         commit = commit.with_max_retries(15);
 
@@ -421,7 +477,10 @@ impl Loader {
                     provider_as_source(table.table_provider().await?),
                     None,
                 )?
-                .project(cast_to(&full_schema, table.snapshot()?.snapshot().arrow_schema().as_ref()))?
+                .project(cast_to(
+                    &full_schema,
+                    table.snapshot()?.snapshot().arrow_schema().as_ref(),
+                ))?
                 .build()?;
                 input = LogicalPlanBuilder::from(old).union(input.build()?)?;
                 write_builder(table)?
@@ -452,7 +511,11 @@ impl Loader {
             }
         };
         let worker_result = worker.join();
-        let mut tally = std::mem::take(&mut *tally.lock().map_err(|_| Error::Worker("tally lock poisoned".into()))?);
+        let mut tally = std::mem::take(
+            &mut *tally
+                .lock()
+                .map_err(|_| Error::Worker("tally lock poisoned".into()))?,
+        );
         if worker_result.is_err() {
             return Err(Error::Worker("the conversion thread panicked".into()));
         }
@@ -476,11 +539,21 @@ impl Loader {
                 bytes: scan.bytes,
                 sha256: scan.sha256.clone(),
             });
-            history.push(self.history_record(load_id, request, format, scan, LoadStatus::Loaded, loaded, rejected, started_at));
+            history.push(self.history_record(
+                load_id,
+                request,
+                format,
+                scan,
+                LoadStatus::Loaded,
+                loaded,
+                rejected,
+                started_at,
+            ));
         }
 
         if !tally.rejects.is_empty() {
-            self.quarantine(&request.table, load_id, std::mem::take(&mut tally.rejects)).await?;
+            self.quarantine(&request.table, load_id, std::mem::take(&mut tally.rejects))
+                .await?;
         }
         self.lake.load_history().record(&history).await?;
         let mut event = CatalogEvent::table(request.table.clone());
@@ -504,7 +577,12 @@ impl Loader {
     }
 
     /// Appends rejected rows to `raw._rejects`.
-    async fn quarantine(&self, target: &TableName, load_id: &str, rejects: Vec<(String, Reject)>) -> Result<()> {
+    async fn quarantine(
+        &self,
+        target: &TableName,
+        load_id: &str,
+        rejects: Vec<(String, Reject)>,
+    ) -> Result<()> {
         let name = TableName::new(Zone::Raw, REJECTS_TABLE)?;
         let url = self.lake.table_url(&name)?;
         let n = rejects.len();
@@ -521,10 +599,32 @@ impl Loader {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![load_id; n])),
             Arc::new(StringArray::from(vec![target.to_string(); n])),
-            Arc::new(rejects.iter().map(|(f, _)| Some(f.as_str())).collect::<StringArray>()),
-            Arc::new(rejects.iter().map(|(_, r)| r.line as i64).collect::<Vec<_>>().into_iter().collect::<Int64Array>()),
-            Arc::new(rejects.iter().map(|(_, r)| Some(r.reason.as_str())).collect::<StringArray>()),
-            Arc::new(rejects.iter().map(|(_, r)| Some(r.raw.as_str())).collect::<StringArray>()),
+            Arc::new(
+                rejects
+                    .iter()
+                    .map(|(f, _)| Some(f.as_str()))
+                    .collect::<StringArray>(),
+            ),
+            Arc::new(
+                rejects
+                    .iter()
+                    .map(|(_, r)| r.line as i64)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .collect::<Int64Array>(),
+            ),
+            Arc::new(
+                rejects
+                    .iter()
+                    .map(|(_, r)| Some(r.reason.as_str()))
+                    .collect::<StringArray>(),
+            ),
+            Arc::new(
+                rejects
+                    .iter()
+                    .map(|(_, r)| Some(r.raw.as_str()))
+                    .collect::<StringArray>(),
+            ),
             Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
         ];
         let batch = RecordBatch::try_new(schema, columns)?;
@@ -539,7 +639,8 @@ impl Loader {
         event.row_count = row_count(&table);
         event.table_version = table.version().map(|v| v as i64);
         if created {
-            event.description = Some("Rows rejected by loads, with file, line, reason and raw text".into());
+            event.description =
+                Some("Rows rejected by loads, with file, line, reason and raw text".into());
             event.owner = Some(self.principal.name.clone());
             event.source = Some("carelake loader".into());
         }
@@ -553,7 +654,10 @@ fn app_id(sha256: &str) -> String {
 }
 
 fn write_builder(table: &DeltaTable) -> Result<WriteBuilder> {
-    Ok(WriteBuilder::new(table.log_store(), Some(table.snapshot()?.snapshot().clone())))
+    Ok(WriteBuilder::new(
+        table.log_store(),
+        Some(table.snapshot()?.snapshot().clone()),
+    ))
 }
 
 fn check_ratio(rejected: u64, total: u64, max: Option<f64>) -> Option<Error> {
@@ -599,12 +703,17 @@ fn with_lineage(columns: &[TargetColumn]) -> Schema {
 }
 
 /// Incoming columns of the files to load, with one inferred type each.
-fn infer_incoming(format: Format, scans: &[&FileScan]) -> Result<Vec<(String, DataType, ColumnType)>> {
+fn infer_incoming(
+    format: Format,
+    scans: &[&FileScan],
+) -> Result<Vec<(String, DataType, ColumnType)>> {
     let mut order: Vec<String> = Vec::new();
     if format == Format::Parquet {
         let mut types: HashMap<String, DataType> = HashMap::new();
         for scan in scans {
-            let Some(Ok(schema)) = &scan.parquet else { continue };
+            let Some(Ok(schema)) = &scan.parquet else {
+                continue;
+            };
             for field in schema.fields() {
                 let name = field.name().clone();
                 let data_type = field.data_type().clone();
@@ -672,7 +781,10 @@ fn merge_types(column: &str, table: &DataType, incoming: &DataType) -> Result<Da
     if table == incoming || incoming == &DataType::Null {
         return Ok(table.clone());
     }
-    let (Some(a), Some(b)) = (ColumnType::from_arrow(table), ColumnType::from_arrow(incoming)) else {
+    let (Some(a), Some(b)) = (
+        ColumnType::from_arrow(table),
+        ColumnType::from_arrow(incoming),
+    ) else {
         return Err(Error::IncompatibleColumn {
             column: column.to_string(),
             table_type: table.to_string(),
@@ -716,12 +828,21 @@ fn plan_schema(
                     let merged = merge_types(field.name(), field.data_type(), &delta_friendly(dt))?;
                     if &merged != field.data_type() {
                         rewrite = true;
-                        changes.push(format!("widened {} from {} to {}", field.name(), field.data_type(), merged));
+                        changes.push(format!(
+                            "widened {} from {} to {}",
+                            field.name(),
+                            field.data_type(),
+                            merged
+                        ));
                     }
                     (merged.clone(), parse_type_for(&merged, *ct))
                 }
             };
-            columns.push(TargetColumn { name: field.name().clone(), data_type, parse_as });
+            columns.push(TargetColumn {
+                name: field.name().clone(),
+                data_type,
+                parse_as,
+            });
         }
     }
     for (name, data_type, parse_as) in incoming {
@@ -738,7 +859,11 @@ fn plan_schema(
             data_type,
         });
     }
-    Ok(SchemaPlan { columns, rewrite, changes })
+    Ok(SchemaPlan {
+        columns,
+        rewrite,
+        changes,
+    })
 }
 
 /// How to parse text for a column stored as `data_type`, keeping the crawler's date order.
@@ -763,7 +888,10 @@ fn label_of(path: &Path) -> String {
 /// Pass 1 for one file.
 fn scan_file(path: &Path, format: Format, progress: Option<Arc<dyn Progress>>) -> Result<FileScan> {
     let disk_bytes = path.metadata().map(|m| m.len()).unwrap_or(0);
-    let read_err = |source| Error::ReadFile { path: path.to_path_buf(), source };
+    let read_err = |source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut scan = FileScan {
         path: path.to_path_buf(),
         label: label_of(path),
@@ -907,8 +1035,18 @@ type BatchSender = mpsc::Sender<std::result::Result<RecordBatch, DataFusionError
 /// an error item when the reject ratio is exceeded, so that nothing is committed.
 fn produce(job: ProduceJob, tx: &BatchSender, tally: &Mutex<Tally>) {
     let column_types: Vec<ColumnType> = job.columns.iter().map(|c| c.parse_as).collect();
-    let mut builder = BatchBuilder::new(Arc::clone(&job.schema), column_types, job.load_id.clone(), job.loaded_at);
-    let index: HashMap<String, usize> = job.columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+    let mut builder = BatchBuilder::new(
+        Arc::clone(&job.schema),
+        column_types,
+        job.load_id.clone(),
+        job.loaded_at,
+    );
+    let index: HashMap<String, usize> = job
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.clone(), i))
+        .collect();
     let mut local = Tally::default();
     let mut failed = false;
     for scan in &job.scans {
@@ -925,15 +1063,23 @@ fn produce(job: ProduceJob, tx: &BatchSender, tally: &Mutex<Tally>) {
                     label: &scan.label,
                     tally: &mut local,
                     closed: false,
+                    loaded: 0,
+                    rejected: 0,
                 };
-                let result = open_decompressed(&scan.path, job.progress.clone()).and_then(|mut reader| {
-                    let read = match job.format {
-                        Format::Csv => read_csv(&mut reader, &mut sink),
-                        _ => read_ndjson(&mut reader, &mut sink),
-                    };
-                    read.map_err(|source| Error::ReadFile { path: scan.path.clone(), source })
-                });
-                let closed = sink.closed;
+                let result =
+                    open_decompressed(&scan.path, job.progress.clone()).and_then(|mut reader| {
+                        let read = match job.format {
+                            Format::Csv => read_csv(&mut reader, &mut sink),
+                            _ => read_ndjson(&mut reader, &mut sink),
+                        };
+                        read.map_err(|source| Error::ReadFile {
+                            path: scan.path.clone(),
+                            source,
+                        })
+                    });
+                let (closed, loaded, rejected) = (sink.closed, sink.loaded, sink.rejected);
+                *local.loaded.entry(scan.label.clone()).or_default() += loaded;
+                *local.rejected.entry(scan.label.clone()).or_default() += rejected;
                 result.map(|()| !closed)
             }
         };
@@ -976,13 +1122,26 @@ fn produce_parquet(
     tx: &BatchSender,
     tally: &mut Tally,
 ) -> Result<bool> {
-    let parquet_err = |reason: String| Error::Parquet { path: scan.path.clone(), reason };
+    let parquet_err = |reason: String| Error::Parquet {
+        path: scan.path.clone(),
+        reason,
+    };
     if let Some(Err(reason)) = &scan.parquet {
         *tally.rejected.entry(scan.label.clone()).or_default() += 1;
-        tally.rejects.push((scan.label.clone(), Reject { line: 0, reason: reason.clone(), raw: String::new() }));
+        tally.rejects.push((
+            scan.label.clone(),
+            Reject {
+                line: 0,
+                reason: reason.clone(),
+                raw: String::new(),
+            },
+        ));
         return Ok(true);
     }
-    let file = std::fs::File::open(&scan.path).map_err(|source| Error::ReadFile { path: scan.path.clone(), source })?;
+    let file = std::fs::File::open(&scan.path).map_err(|source| Error::ReadFile {
+        path: scan.path.clone(),
+        source,
+    })?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.with_batch_size(crate::rows::BATCH_ROWS).build())
         .map_err(|e| parquet_err(e.to_string()))?;
@@ -1004,9 +1163,16 @@ fn produce_parquet(
             .map(|(a, c)| a.unwrap_or_else(|| arrow::array::new_null_array(&c.data_type, rows)))
             .collect();
         columns.push(Arc::new(StringArray::from(vec![scan.label.as_str(); rows])));
-        columns.push(Arc::new(Int64Array::from_iter_values((line + 1)..=(line + rows as i64))));
-        columns.push(Arc::new(StringArray::from(vec![job.load_id.as_str(); rows])));
-        columns.push(Arc::new(TimestampMicrosecondArray::from(vec![job.loaded_at; rows]).with_timezone("UTC")));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            (line + 1)..=(line + rows as i64),
+        )));
+        columns.push(Arc::new(StringArray::from(vec![
+            job.load_id.as_str();
+            rows
+        ])));
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![job.loaded_at; rows]).with_timezone("UTC"),
+        ));
         line += rows as i64;
         let out = RecordBatch::try_new(Arc::clone(&job.schema), columns)?;
         *tally.loaded.entry(scan.label.clone()).or_default() += rows as u64;
@@ -1029,18 +1195,29 @@ struct BuildSink<'a> {
     label: &'a str,
     tally: &'a mut Tally,
     closed: bool,
+    loaded: u64,
+    rejected: u64,
 }
 
 impl BuildSink<'_> {
     fn value_reject(&mut self, line: u64, column: usize, raw: String) {
         let column_type = self.builder.column_types()[column];
-        let name = self.index.iter().find(|(_, i)| **i == column).map(|(n, _)| n.as_str()).unwrap_or("?");
-        self.reject(Reject { line, reason: format!("column {name}: value is not a valid {column_type}"), raw });
+        let name = self
+            .index
+            .iter()
+            .find(|(_, i)| **i == column)
+            .map(|(n, _)| n.as_str())
+            .unwrap_or("?");
+        self.reject(Reject {
+            line,
+            reason: format!("column {name}: value is not a valid {column_type}"),
+            raw,
+        });
     }
 
     fn accept(&mut self, line: u64, cells: &[Cell<'_>]) {
         self.builder.append_row(line, cells);
-        *self.tally.loaded.entry(self.label.to_string()).or_default() += 1;
+        self.loaded += 1;
         if self.builder.is_full() {
             self.flush();
         }
@@ -1076,7 +1253,9 @@ impl RowSink for BuildSink<'_> {
         let types = self.builder.column_types();
         let mut row = vec![Cell::Null; types.len()];
         for (position, text) in cells.iter().enumerate() {
-            let Some(target) = self.csv_map.get(position).copied().flatten() else { continue };
+            let Some(target) = self.csv_map.get(position).copied().flatten() else {
+                continue;
+            };
             match parse_cell(text, classify(text), types[target]) {
                 Some(cell) => row[target] = cell,
                 None => {
@@ -1089,12 +1268,18 @@ impl RowSink for BuildSink<'_> {
     }
 
     fn json_row(&mut self, line: u64, object: &Map<String, Value>, raw: &str) {
-        let targets: Vec<(Option<usize>, &Value)> = object.iter().map(|(k, v)| (self.json_target(k), v)).collect();
-        let texts: Vec<Option<std::borrow::Cow<'_, str>>> = targets.iter().map(|(_, v)| json_text(v)).collect();
+        let targets: Vec<(Option<usize>, &Value)> = object
+            .iter()
+            .map(|(k, v)| (self.json_target(k), v))
+            .collect();
+        let texts: Vec<Option<std::borrow::Cow<'_, str>>> =
+            targets.iter().map(|(_, v)| json_text(v)).collect();
         let types = self.builder.column_types().to_vec();
         let mut row = vec![Cell::Null; types.len()];
         for ((target, value), text) in targets.iter().zip(&texts) {
-            let (Some(target), Some(text)) = (target, text) else { continue };
+            let (Some(target), Some(text)) = (target, text) else {
+                continue;
+            };
             match parse_cell(text, classify_json(value), types[*target]) {
                 Some(cell) => row[*target] = cell,
                 None => {
@@ -1107,7 +1292,7 @@ impl RowSink for BuildSink<'_> {
     }
 
     fn reject(&mut self, reject: Reject) {
-        *self.tally.rejected.entry(self.label.to_string()).or_default() += 1;
+        self.rejected += 1;
         self.tally.rejects.push((self.label.to_string(), reject));
     }
 
@@ -1123,8 +1308,14 @@ struct ChannelPartition {
 }
 
 impl ChannelPartition {
-    fn new(schema: SchemaRef, receiver: mpsc::Receiver<std::result::Result<RecordBatch, DataFusionError>>) -> Self {
-        Self { schema, receiver: Mutex::new(Some(receiver)) }
+    fn new(
+        schema: SchemaRef,
+        receiver: mpsc::Receiver<std::result::Result<RecordBatch, DataFusionError>>,
+    ) -> Self {
+        Self {
+            schema,
+            receiver: Mutex::new(Some(receiver)),
+        }
     }
 }
 
@@ -1146,6 +1337,9 @@ impl PartitionStream for ChannelPartition {
             let item = receiver.recv().await?;
             Some((item, Some(receiver)))
         });
-        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream))
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        ))
     }
 }

@@ -140,7 +140,9 @@ pub(crate) fn open_decompressed(
     Ok(match Compression::from_path(path) {
         Compression::None => Box::new(raw),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(read_err)?),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(read_err)?)
+        }
     })
 }
 

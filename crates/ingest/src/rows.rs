@@ -66,14 +66,16 @@ fn sniff_delimiter(head: &[u8]) -> u8 {
     for b in &head[..line_end] {
         if *b == b'"' {
             in_quotes = !in_quotes;
-        } else if !in_quotes {
-            if let Some(i) = candidates.iter().position(|c| c == b) {
-                counts[i] += 1;
-            }
+        } else if !in_quotes && let Some(i) = candidates.iter().position(|c| c == b) {
+            counts[i] += 1;
         }
     }
     let best = (0..4).max_by_key(|i| (counts[*i], 4 - i)).unwrap_or(0);
-    if counts[best] == 0 { b',' } else { candidates[best] }
+    if counts[best] == 0 {
+        b','
+    } else {
+        candidates[best]
+    }
 }
 
 /// Makes header names unique and non-empty.
@@ -117,7 +119,9 @@ pub(crate) fn read_csv(reader: &mut dyn Read, sink: &mut dyn RowSink) -> std::io
     let mut record = csv::ByteRecord::new();
     let mut columns: Vec<String> = Vec::new();
     let raw_of = |record: &csv::ByteRecord| -> String {
-        let mut out = csv::WriterBuilder::new().delimiter(delimiter).from_writer(Vec::new());
+        let mut out = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .from_writer(Vec::new());
         let _ = out.write_byte_record(record);
         let bytes = out.into_inner().unwrap_or_default();
         clip(String::from_utf8_lossy(&bytes).trim_end().to_string())
@@ -228,7 +232,11 @@ pub(crate) fn read_ndjson(reader: &mut dyn Read, sink: &mut dyn RowSink) -> std:
         if bytes.len() > MAX_LINE_BYTES {
             sink.reject(Reject {
                 line,
-                reason: format!("line is {} bytes, over the {} byte limit", bytes.len(), MAX_LINE_BYTES),
+                reason: format!(
+                    "line is {} bytes, over the {} byte limit",
+                    bytes.len(),
+                    MAX_LINE_BYTES
+                ),
                 raw: clip(String::from_utf8_lossy(bytes).into_owned()),
             });
             continue;
@@ -253,7 +261,11 @@ pub(crate) fn read_ndjson(reader: &mut dyn Read, sink: &mut dyn RowSink) -> std:
             }),
             Err(e) => sink.reject(Reject {
                 line,
-                reason: format!("invalid JSON at column {}: {}", e.column(), json_error_kind(&e)),
+                reason: format!(
+                    "invalid JSON at column {}: {}",
+                    e.column(),
+                    json_error_kind(&e)
+                ),
                 raw: clip(text.to_string()),
             }),
         }
@@ -291,7 +303,11 @@ pub(crate) fn json_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
     match value {
         Value::Null => None,
         Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
-        Value::Bool(b) => Some(std::borrow::Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Bool(b) => Some(std::borrow::Cow::Borrowed(if *b {
+            "true"
+        } else {
+            "false"
+        })),
         other => Some(std::borrow::Cow::Owned(other.to_string())),
     }
 }
@@ -491,7 +507,8 @@ impl BatchBuilder {
     /// Whether the batch should be cut now.
     pub(crate) fn is_full(&self) -> bool {
         self.rows >= BATCH_ROWS
-            || (self.rows % 256 == 0 && self.columns.iter().map(ColumnBuilder::bytes).sum::<usize>() > BATCH_BYTES)
+            || (self.rows.is_multiple_of(256)
+                && self.columns.iter().map(ColumnBuilder::bytes).sum::<usize>() > BATCH_BYTES)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -514,7 +531,8 @@ impl BatchBuilder {
         arrays.push(Arc::new(self.source_file.finish()));
         arrays.push(Arc::new(self.source_line.finish()));
         arrays.push(Arc::new(arrow::array::StringArray::from(vec![
-            self.load_id.as_str();
+            self.load_id
+                .as_str();
             rows
         ])));
         arrays.push(Arc::new(

@@ -319,7 +319,10 @@ fn parse_time(s: &str) -> Option<(i64, &str)> {
     if hour > 23 || minute > 59 || second > 60 {
         return None;
     }
-    Some((((hour * 60 + minute) * 60 + second) * 1_000_000 + micros, rest))
+    Some((
+        ((hour * 60 + minute) * 60 + second) * 1_000_000 + micros,
+        rest,
+    ))
 }
 
 /// `Z`, `UTC`, `+02:00`, `-0500`, `+02` or nothing → offset in seconds east of UTC.
@@ -339,7 +342,10 @@ fn parse_zone(s: &str) -> Option<i64> {
     }
     let (h, m) = match digits.len() {
         2 => (digits.parse::<i64>().ok()?, 0),
-        4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse::<i64>().ok()?),
+        4 => (
+            digits[..2].parse::<i64>().ok()?,
+            digits[2..].parse::<i64>().ok()?,
+        ),
         _ => return None,
     };
     if h > 14 || m > 59 {
@@ -376,22 +382,43 @@ mod tests {
         assert_eq!(classify("01/02/2024"), Class::Date(DateForm::SlashEither));
         assert_eq!(classify("31.01.2024"), Class::Date(DateForm::Dot));
         assert_eq!(classify("2024-02-30"), Class::Text);
-        assert_eq!(classify("2024-01-31T10:00:00Z"), Class::Timestamp(DateForm::Iso));
-        assert_eq!(classify("2024-01-31 10:00:00.123"), Class::Timestamp(DateForm::Iso));
-        assert_eq!(classify("01/31/2024 10:15 PM"), Class::Timestamp(DateForm::SlashUs));
+        assert_eq!(
+            classify("2024-01-31T10:00:00Z"),
+            Class::Timestamp(DateForm::Iso)
+        );
+        assert_eq!(
+            classify("2024-01-31 10:00:00.123"),
+            Class::Timestamp(DateForm::Iso)
+        );
+        assert_eq!(
+            classify("01/31/2024 10:15 PM"),
+            Class::Timestamp(DateForm::SlashUs)
+        );
         assert_eq!(classify("2024-01-31T25:00:00"), Class::Text);
     }
 
     #[test]
     fn parses_dates_and_timestamps() {
         assert_eq!(parse_date("1970-01-02", None), Some(1));
-        assert_eq!(parse_date("02/01/1970", Some(SlashOrder::DayFirst)), Some(1));
-        assert_eq!(parse_date("01/02/1970", Some(SlashOrder::MonthFirst)), Some(1));
+        assert_eq!(
+            parse_date("02/01/1970", Some(SlashOrder::DayFirst)),
+            Some(1)
+        );
+        assert_eq!(
+            parse_date("01/02/1970", Some(SlashOrder::MonthFirst)),
+            Some(1)
+        );
         assert_eq!(parse_date("01/02/1970", None), None);
         assert_eq!(parse_date("02.01.1970", None), Some(1));
-        assert_eq!(parse_timestamp("1970-01-01T00:00:01Z", None), Some(1_000_000));
+        assert_eq!(
+            parse_timestamp("1970-01-01T00:00:01Z", None),
+            Some(1_000_000)
+        );
         assert_eq!(parse_timestamp("1970-01-01 01:00:00+01:00", None), Some(0));
-        assert_eq!(parse_timestamp("1970-01-01T00:00:00.5", None), Some(500_000));
+        assert_eq!(
+            parse_timestamp("1970-01-01T00:00:00.5", None),
+            Some(500_000)
+        );
         assert_eq!(
             parse_timestamp("01/01/1970 12:00 AM", Some(SlashOrder::MonthFirst)),
             Some(0)

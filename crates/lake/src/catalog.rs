@@ -155,11 +155,21 @@ impl Catalog {
 
     pub(crate) async fn exists(&self) -> Result<bool> {
         let url = self.lake.system_table_url("catalog")?;
-        Ok(self.lake.load_delta(&url, TimeTravel::Latest).await?.is_some())
+        Ok(self
+            .lake
+            .load_delta(&url, TimeTravel::Latest)
+            .await?
+            .is_some())
     }
 
     pub(crate) async fn ensure_created(&self) -> Result<()> {
-        create_system_table(&self.lake, "catalog", &CATALOG_SCHEMA, "carelake catalog events").await
+        create_system_table(
+            &self.lake,
+            "catalog",
+            &CATALOG_SCHEMA,
+            "carelake catalog events",
+        )
+        .await
     }
 
     /// Appends events in one commit.
@@ -182,7 +192,9 @@ impl Catalog {
     pub async fn list(&self) -> Result<Vec<CatalogEntry>> {
         let url = self.lake.system_table_url("catalog")?;
         let Some(table) = self.lake.load_delta(&url, TimeTravel::Latest).await? else {
-            return Err(Error::LakeNotFound(self.lake.display_location().to_string()));
+            return Err(Error::LakeNotFound(
+                self.lake.display_location().to_string(),
+            ));
         };
         let batches = read_table(&table).await?;
         fold_events(&batches)
@@ -232,9 +244,7 @@ fn events_to_batch(events: &[CatalogEvent]) -> Result<RecordBatch> {
         Arc::new(events.iter().map(f).collect::<StringArray>())
     };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![now; events.len()]).with_timezone("UTC"),
-        ),
+        Arc::new(TimestampMicrosecondArray::from(vec![now; events.len()]).with_timezone("UTC")),
         strings(&|e| Some(if e.dropped { "drop" } else { "upsert" }.to_string())),
         strings(&|e| Some(e.kind.as_str().to_string())),
         strings(&|e| Some(e.name.zone.to_string())),
@@ -243,10 +253,18 @@ fn events_to_batch(events: &[CatalogEvent]) -> Result<RecordBatch> {
         strings(&|e| e.owner.clone()),
         strings(&|e| e.source.clone()),
         Arc::new(events.iter().map(|e| e.row_count).collect::<Int64Array>()),
-        Arc::new(events.iter().map(|e| e.table_version).collect::<Int64Array>()),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| e.table_version)
+                .collect::<Int64Array>(),
+        ),
         strings(&|e| {
             e.upstream.as_ref().map(|u| {
-                u.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+                u.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
             })
         }),
         strings(&|e| e.view_sql.clone()),
@@ -313,7 +331,11 @@ fn fold_events(batches: &[RecordBatch]) -> Result<Vec<CatalogEntry>> {
                 at,
                 event.value(i) == "drop",
                 CatalogEntry {
-                    kind: if kind.value(i) == "view" { EntryKind::View } else { EntryKind::Table },
+                    kind: if kind.value(i) == "view" {
+                        EntryKind::View
+                    } else {
+                        EntryKind::Table
+                    },
                     name: table,
                     description: opt(&description, i),
                     owner: opt(&owner, i),
@@ -349,7 +371,16 @@ fn fold_events(batches: &[RecordBatch]) -> Result<Vec<CatalogEntry>> {
                         if event.$field.is_some() { entry.$field = event.$field; }
                     )*};
                 }
-                keep_or_replace!(description, owner, source, row_count, table_version, view_sql);
+                keep_or_replace!(description, owner, source, view_sql);
+                // Concurrent writers may record their counts out of order: keep the count of
+                // the newest Delta version.
+                let newer = match (event.table_version, entry.table_version) {
+                    (Some(new), Some(old)) => new >= old,
+                    _ => true,
+                };
+                if newer {
+                    keep_or_replace!(row_count, table_version);
+                }
                 if has_upstream {
                     entry.upstream = event.upstream;
                 }
@@ -372,10 +403,16 @@ mod tests {
         first.row_count = Some(10);
         let mut second = CatalogEvent::table(name.clone());
         second.row_count = Some(25);
+        second.table_version = Some(2);
+        // Recorded late by a slower writer: an older version's count must not win.
+        let mut stale = CatalogEvent::table(name.clone());
+        stale.row_count = Some(12);
+        stale.table_version = Some(1);
         let events = [
             first,
             CatalogEvent::table(other.clone()),
             second,
+            stale,
             CatalogEvent::drop(EntryKind::Table, other),
         ];
         let batch = events_to_batch(&events).unwrap();

@@ -90,7 +90,13 @@ impl LoadHistory {
     }
 
     pub(crate) async fn ensure_created(&self) -> Result<()> {
-        create_system_table(&self.lake, "loads", &HISTORY_SCHEMA, "carelake load history").await
+        create_system_table(
+            &self.lake,
+            "loads",
+            &HISTORY_SCHEMA,
+            "carelake load history",
+        )
+        .await
     }
 
     /// The Delta table's URL, for SQL access.
@@ -107,12 +113,22 @@ impl LoadHistory {
             Arc::new(records.iter().map(|r| Some(f(r))).collect::<StringArray>())
         };
         let ints = |f: &dyn Fn(&LoadRecord) -> i64| -> ArrayRef {
-            Arc::new(records.iter().map(f).collect::<Vec<_>>().into_iter().collect::<Int64Array>())
+            Arc::new(
+                records
+                    .iter()
+                    .map(f)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .collect::<Int64Array>(),
+            )
         };
         let times = |f: &dyn Fn(&LoadRecord) -> DateTime<Utc>| -> ArrayRef {
             Arc::new(
                 TimestampMicrosecondArray::from(
-                    records.iter().map(|r| f(r).timestamp_micros()).collect::<Vec<_>>(),
+                    records
+                        .iter()
+                        .map(|r| f(r).timestamp_micros())
+                        .collect::<Vec<_>>(),
                 )
                 .with_timezone("UTC"),
             )

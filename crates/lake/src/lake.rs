@@ -5,9 +5,9 @@ use std::sync::Arc;
 use carelake_common::{TableName, Zone};
 use chrono::{DateTime, Utc};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
-use object_store::{ObjectStore, ObjectStoreExt as _};
-use object_store::path::Path as StorePath;
 use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt as _};
 use url::Url;
 
 use crate::catalog::Catalog;
@@ -117,14 +117,14 @@ impl Lake {
 
     /// URL of a folder inside the lake (no trailing slash, as Delta expects).
     pub(crate) fn folder_url(&self, relative: &str) -> Result<Url> {
-        let mut url = self
-            .inner
-            .root
-            .join(&format!("{relative}/"))
-            .map_err(|e| Error::InvalidLocation {
-                location: relative.to_string(),
-                reason: e.to_string(),
-            })?;
+        let mut url =
+            self.inner
+                .root
+                .join(&format!("{relative}/"))
+                .map_err(|e| Error::InvalidLocation {
+                    location: relative.to_string(),
+                    reason: e.to_string(),
+                })?;
         let trimmed = url.path().trim_end_matches('/').to_string();
         url.set_path(&trimmed);
         Ok(url)
@@ -142,13 +142,13 @@ impl Lake {
 
     /// A Delta handle on the URL, without loading it; creates the local folder if needed.
     pub fn delta_handle(&self, url: &Url) -> Result<DeltaTable> {
-        if url.scheme() == "file" {
-            if let Ok(path) = url.to_file_path() {
-                std::fs::create_dir_all(&path).map_err(|source| Error::Io {
-                    context: format!("creating {}", path.display()),
-                    source,
-                })?;
-            }
+        if url.scheme() == "file"
+            && let Ok(path) = url.to_file_path()
+        {
+            std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+                context: format!("creating {}", path.display()),
+                source,
+            })?;
         }
         Ok(DeltaTableBuilder::from_url(url.clone())?
             .with_storage_options(self.inner.storage_options.clone())
@@ -180,7 +180,11 @@ impl Lake {
     }
 
     /// Loads a table of a zone at a version, or `None` when it does not exist.
-    pub async fn open_table_at(&self, name: &TableName, at: TimeTravel) -> Result<Option<DeltaTable>> {
+    pub async fn open_table_at(
+        &self,
+        name: &TableName,
+        at: TimeTravel,
+    ) -> Result<Option<DeltaTable>> {
         self.load_delta(&self.table_url(name)?, at).await
     }
 
@@ -203,8 +207,12 @@ impl Lake {
         };
         let mut names = Vec::new();
         for folder in listing.common_prefixes {
-            let Some(name) = folder.filename() else { continue };
-            let Ok(table) = TableName::new(zone, name) else { continue };
+            let Some(name) = folder.filename() else {
+                continue;
+            };
+            let Ok(table) = TableName::new(zone, name) else {
+                continue;
+            };
             let log = folder.clone().join("_delta_log");
             let has_log = store
                 .list_with_delimiter(Some(&log))
@@ -260,7 +268,11 @@ fn parse_location(location: &str) -> Result<Url> {
     };
     match url.scheme() {
         "file" | "s3" | "s3a" | "memory" => {}
-        other => return Err(invalid(format!("unsupported scheme '{other}' (use a folder or s3://)"))),
+        other => {
+            return Err(invalid(format!(
+                "unsupported scheme '{other}' (use a folder or s3://)"
+            )));
+        }
     }
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
@@ -285,7 +297,9 @@ fn storage_options_from_env() -> HashMap<String, String> {
     if !options.contains_key("AWS_S3_LOCKING_PROVIDER")
         && !options.contains_key("AWS_S3_ALLOW_UNSAFE_RENAME")
     {
-        options.entry("conditional_put".into()).or_insert_with(|| "etag".into());
+        options
+            .entry("conditional_put".into())
+            .or_insert_with(|| "etag".into());
     }
     options
 }
@@ -308,6 +322,9 @@ mod tests {
     fn table_urls_have_no_trailing_slash() {
         let lake = Lake::at("s3://bucket/prefix").unwrap();
         let name: TableName = "raw.claims".parse().unwrap();
-        assert_eq!(lake.table_url(&name).unwrap().as_str(), "s3://bucket/prefix/raw/claims");
+        assert_eq!(
+            lake.table_url(&name).unwrap().as_str(),
+            "s3://bucket/prefix/raw/claims"
+        );
     }
 }

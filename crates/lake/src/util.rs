@@ -27,5 +27,8 @@ pub fn row_count(table: &DeltaTable) -> Option<i64> {
 /// Appends batches to a Delta table in one commit (a blind append: it never conflicts with
 /// other appends, and Delta retries the commit when another writer got there first).
 pub async fn append_batches(table: DeltaTable, batches: Vec<RecordBatch>) -> Result<DeltaTable> {
-    Ok(table.write(batches).with_save_mode(SaveMode::Append).await?)
+    Ok(table
+        .write(batches)
+        .with_save_mode(SaveMode::Append)
+        .await?)
 }

@@ -81,9 +81,18 @@ impl Session {
     /// Opens a session on `lake` for `principal`, loading the catalog and its views.
     pub async fn open(lake: Lake, principal: Principal) -> Result<Self> {
         let overrides = HashMap::from([
-            ("datafusion.catalog.default_catalog".to_string(), CATALOG.to_string()),
-            ("datafusion.catalog.default_schema".to_string(), DEFAULT_ZONE.to_string()),
-            ("datafusion.catalog.information_schema".to_string(), "true".to_string()),
+            (
+                "datafusion.catalog.default_catalog".to_string(),
+                CATALOG.to_string(),
+            ),
+            (
+                "datafusion.catalog.default_schema".to_string(),
+                DEFAULT_ZONE.to_string(),
+            ),
+            (
+                "datafusion.catalog.information_schema".to_string(),
+                "true".to_string(),
+            ),
         ]);
         let ctx = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
         let catalog = MemoryCatalogProvider::new();
@@ -96,7 +105,13 @@ impl Session {
         let system = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
         catalog.register_schema(SYSTEM_SCHEMA, Arc::clone(&system) as _)?;
         ctx.register_catalog(CATALOG, Arc::new(catalog));
-        let session = Self { ctx, lake, principal, zones, system };
+        let session = Self {
+            ctx,
+            lake,
+            principal,
+            zones,
+            system,
+        };
         session.refresh().await?;
         Ok(session)
     }
@@ -146,15 +161,20 @@ impl Session {
         }
         self.register_system_tables(&entries).await?;
         // Views may depend on views: plan until nothing more can be planned.
-        let mut pending: Vec<&CatalogEntry> = entries.iter().filter(|e| e.kind == EntryKind::View).collect();
+        let mut pending: Vec<&CatalogEntry> = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::View)
+            .collect();
         while !pending.is_empty() {
             let before = pending.len();
             let mut failed = Vec::new();
             for entry in pending {
                 let sql = entry.view_sql.clone().unwrap_or_default();
                 match self.ctx.state().create_logical_plan(&sql).await {
-                    Ok(plan) => self.zones[&entry.name.zone]
-                        .set_view(&entry.name.name, Some(Arc::new(ViewTable::new(plan, Some(sql))))),
+                    Ok(plan) => self.zones[&entry.name.zone].set_view(
+                        &entry.name.name,
+                        Some(Arc::new(ViewTable::new(plan, Some(sql)))),
+                    ),
                     Err(_) => failed.push(entry),
                 }
             }
@@ -192,13 +212,35 @@ impl Session {
             vec![
                 strings(&|e| Some(e.name.to_string())),
                 strings(&|e| Some(e.name.zone.to_string())),
-                strings(&|e| Some(if e.kind == EntryKind::View { "view" } else { "table" }.to_string())),
+                strings(&|e| {
+                    Some(
+                        if e.kind == EntryKind::View {
+                            "view"
+                        } else {
+                            "table"
+                        }
+                        .to_string(),
+                    )
+                }),
                 strings(&|e| e.description.clone()),
                 strings(&|e| e.owner.clone()),
                 strings(&|e| e.source.clone()),
                 Arc::new(entries.iter().map(|e| e.row_count).collect::<Int64Array>()),
-                Arc::new(entries.iter().map(|e| e.table_version).collect::<Int64Array>()),
-                strings(&|e| Some(e.upstream.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))),
+                Arc::new(
+                    entries
+                        .iter()
+                        .map(|e| e.table_version)
+                        .collect::<Int64Array>(),
+                ),
+                strings(&|e| {
+                    Some(
+                        e.upstream
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                }),
                 strings(&|e| Some(e.created_at.to_rfc3339())),
                 strings(&|e| Some(e.updated_at.to_rfc3339())),
             ],
@@ -206,8 +248,16 @@ impl Session {
         debug_assert_eq!(batch.num_rows(), n);
         let tables = MemTable::try_new(schema, vec![vec![batch]])?;
         datafusion::catalog::SchemaProvider::deregister_table(&*self.system, "tables")?;
-        datafusion::catalog::SchemaProvider::register_table(&*self.system, "tables".into(), Arc::new(tables))?;
-        if let Some(history) = self.lake.load_delta(&self.lake.load_history().url()?, TimeTravel::Latest).await? {
+        datafusion::catalog::SchemaProvider::register_table(
+            &*self.system,
+            "tables".into(),
+            Arc::new(tables),
+        )?;
+        if let Some(history) = self
+            .lake
+            .load_delta(&self.lake.load_history().url()?, TimeTravel::Latest)
+            .await?
+        {
             datafusion::catalog::SchemaProvider::deregister_table(&*self.system, "loads")?;
             datafusion::catalog::SchemaProvider::register_table(
                 &*self.system,
@@ -238,7 +288,8 @@ impl Session {
                 Statement::CreateView(view) => view_query = Some(view.query.to_string()),
                 Statement::CreateSchema { .. } | Statement::CreateDatabase { .. } => {
                     return Err(Error::Unsupported(
-                        "creating schemas: the zones raw, curated and analytics are the schemas".into(),
+                        "creating schemas: the zones raw, curated and analytics are the schemas"
+                            .into(),
                     ));
                 }
                 _ => {}
@@ -249,19 +300,27 @@ impl Session {
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
                 let name = self.resolve(&create.name)?;
-                self.create_table(name, create.input.as_ref().clone(), create.if_not_exists, create.or_replace)
-                    .await
+                self.create_table(
+                    name,
+                    create.input.as_ref().clone(),
+                    create.if_not_exists,
+                    create.or_replace,
+                )
+                .await
             }
             LogicalPlan::Ddl(DdlStatement::CreateView(view)) => {
                 let name = self.resolve(&view.name)?;
                 let sql = view_query.unwrap_or_default();
-                self.create_view(name, sql, view.input.as_ref(), view.or_replace).await
+                self.create_view(name, sql, view.input.as_ref(), view.or_replace)
+                    .await
             }
             LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
-                self.drop(self.resolve(&drop.name)?, EntryKind::Table, drop.if_exists).await
+                self.drop(self.resolve(&drop.name)?, EntryKind::Table, drop.if_exists)
+                    .await
             }
             LogicalPlan::Ddl(DdlStatement::DropView(drop)) => {
-                self.drop(self.resolve(&drop.name)?, EntryKind::View, drop.if_exists).await
+                self.drop(self.resolve(&drop.name)?, EntryKind::View, drop.if_exists)
+                    .await
             }
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
                 let name = self.resolve(&dml.table_name)?;
@@ -269,7 +328,12 @@ impl Session {
                 let batches = df.collect().await?;
                 let count = batches
                     .first()
-                    .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::UInt64Array>().map(|a| a.value(0)))
+                    .and_then(|b| {
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<arrow::array::UInt64Array>()
+                            .map(|a| a.value(0))
+                    })
                     .unwrap_or(0);
                 self.record_write(&name, None, None).await?;
                 Ok(QueryResult::message(format!("INSERT {count}")))
@@ -278,7 +342,11 @@ impl Session {
                 let df = self.ctx.execute_logical_plan(plan).await?;
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 let batches = df.collect().await?;
-                Ok(QueryResult { schema, batches, message: None })
+                Ok(QueryResult {
+                    schema,
+                    batches,
+                    message: None,
+                })
             }
         }
     }
@@ -293,22 +361,25 @@ impl Session {
             LogicalPlan::Ddl(DdlStatement::DropTable(d)) => Some(&d.name),
             _ => None,
         };
-        if let Some(target) = target {
-            if target.schema() == Some(SYSTEM_SCHEMA) {
-                return Err(Error::PermissionDenied(format!("{target} is read-only")));
-            }
+        if let Some(target) = target
+            && target.schema() == Some(SYSTEM_SCHEMA)
+        {
+            return Err(Error::PermissionDenied(format!("{target} is read-only")));
         }
         Ok(())
     }
 
     fn resolve(&self, reference: &TableReference) -> Result<TableName> {
-        if let Some(catalog) = reference.catalog() {
-            if catalog != CATALOG {
-                return Err(Error::Syntax(format!("unknown catalog {catalog}")));
-            }
+        if let Some(catalog) = reference.catalog()
+            && catalog != CATALOG
+        {
+            return Err(Error::Syntax(format!("unknown catalog {catalog}")));
         }
         let zone = reference.schema().unwrap_or(DEFAULT_ZONE);
-        Ok(TableName::new(zone.parse()?, reference.table().to_ascii_lowercase())?)
+        Ok(TableName::new(
+            zone.parse()?,
+            reference.table().to_ascii_lowercase(),
+        )?)
     }
 
     fn resolve_object(&self, name: &ObjectName) -> Result<TableName> {
@@ -324,7 +395,12 @@ impl Session {
     }
 
     /// Records a write in the catalog (row count and version; lineage when given).
-    async fn record_write(&self, name: &TableName, upstream: Option<Vec<TableName>>, source: Option<String>) -> Result<()> {
+    async fn record_write(
+        &self,
+        name: &TableName,
+        upstream: Option<Vec<TableName>>,
+        source: Option<String>,
+    ) -> Result<()> {
         let table = self.lake.open_table(name).await?;
         let mut event = CatalogEvent::table(name.clone());
         event.row_count = row_count(&table);
@@ -335,7 +411,13 @@ impl Session {
         self.refresh().await
     }
 
-    async fn create_table(&self, name: TableName, input: LogicalPlan, if_not_exists: bool, or_replace: bool) -> Result<QueryResult> {
+    async fn create_table(
+        &self,
+        name: TableName,
+        input: LogicalPlan,
+        if_not_exists: bool,
+        or_replace: bool,
+    ) -> Result<QueryResult> {
         let url = self.lake.table_url(&name)?;
         let existing = self.lake.load_delta(&url, TimeTravel::Latest).await?;
         if existing.is_some() && !or_replace {
@@ -354,7 +436,11 @@ impl Session {
             .with_input_plan(input)
             .with_session_state(Arc::new(self.ctx.state()))
             .with_table_name(name.name.clone())
-            .with_save_mode(if or_replace { SaveMode::Overwrite } else { SaveMode::ErrorIfExists });
+            .with_save_mode(if or_replace {
+                SaveMode::Overwrite
+            } else {
+                SaveMode::ErrorIfExists
+            });
         if or_replace {
             write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
         }
@@ -367,10 +453,19 @@ impl Session {
         event.upstream = Some(upstream);
         self.lake.catalog().record(&[event]).await?;
         self.refresh().await?;
-        Ok(QueryResult::message(format!("CREATE TABLE {} rows", row_count(&table).unwrap_or(0))))
+        Ok(QueryResult::message(format!(
+            "CREATE TABLE {} rows",
+            row_count(&table).unwrap_or(0)
+        )))
     }
 
-    async fn create_view(&self, name: TableName, sql: String, input: &LogicalPlan, or_replace: bool) -> Result<QueryResult> {
+    async fn create_view(
+        &self,
+        name: TableName,
+        sql: String,
+        input: &LogicalPlan,
+        or_replace: bool,
+    ) -> Result<QueryResult> {
         if !or_replace && self.lake.catalog().get(&name).await?.is_some() {
             return Err(carelake_lake::Error::TableExists(name.to_string()).into());
         }
@@ -388,7 +483,11 @@ impl Session {
             EntryKind::View => entry.as_ref().is_some_and(|e| e.kind == EntryKind::View),
             EntryKind::Table => {
                 entry.as_ref().is_some_and(|e| e.kind == EntryKind::Table)
-                    || self.lake.open_table_at(&name, TimeTravel::Latest).await?.is_some()
+                    || self
+                        .lake
+                        .open_table_at(&name, TimeTravel::Latest)
+                        .await?
+                        .is_some()
             }
         };
         if !exists {
@@ -402,7 +501,10 @@ impl Session {
         } else {
             self.zones[&name.zone].set_view(&name.name, None);
         }
-        self.lake.catalog().record(&[CatalogEvent::drop(kind, name)]).await?;
+        self.lake
+            .catalog()
+            .record(&[CatalogEvent::drop(kind, name)])
+            .await?;
         self.refresh().await?;
         Ok(QueryResult::message(match kind {
             EntryKind::Table => "DROP TABLE",
@@ -412,20 +514,28 @@ impl Session {
 
     fn target_of(&self, factor: &TableFactor) -> Result<(TableName, Option<String>)> {
         match factor {
-            TableFactor::Table { name, alias, .. } => {
-                Ok((self.resolve_object(name)?, alias.as_ref().map(|a| a.name.value.clone())))
-            }
-            _ => Err(Error::Unsupported("this statement needs a table as its target".into())),
+            TableFactor::Table { name, alias, .. } => Ok((
+                self.resolve_object(name)?,
+                alias.as_ref().map(|a| a.name.value.clone()),
+            )),
+            _ => Err(Error::Unsupported(
+                "this statement needs a table as its target".into(),
+            )),
         }
     }
 
-    async fn update(&self, update: &datafusion::sql::sqlparser::ast::Update) -> Result<QueryResult> {
+    async fn update(
+        &self,
+        update: &datafusion::sql::sqlparser::ast::Update,
+    ) -> Result<QueryResult> {
         let (name, _) = self.target_of(&update.table.relation)?;
         if update.from.is_some() || !update.table.joins.is_empty() {
             return Err(Error::Unsupported("UPDATE … FROM; use MERGE".into()));
         }
         let table = self.lake.open_table(&name).await?;
-        let mut builder = table.update().with_session_state(Arc::new(self.ctx.state()));
+        let mut builder = table
+            .update()
+            .with_session_state(Arc::new(self.ctx.state()));
         if let Some(selection) = &update.selection {
             builder = builder.with_predicate(selection.to_string());
         }
@@ -437,10 +547,16 @@ impl Session {
         }
         let (_, metrics) = builder.await?;
         self.record_write(&name, None, None).await?;
-        Ok(QueryResult::message(format!("UPDATE {}", metrics.num_updated_rows)))
+        Ok(QueryResult::message(format!(
+            "UPDATE {}",
+            metrics.num_updated_rows
+        )))
     }
 
-    async fn delete(&self, delete: &datafusion::sql::sqlparser::ast::Delete) -> Result<QueryResult> {
+    async fn delete(
+        &self,
+        delete: &datafusion::sql::sqlparser::ast::Delete,
+    ) -> Result<QueryResult> {
         let tables = match &delete.from {
             FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
         };
@@ -452,13 +568,18 @@ impl Session {
         }
         let (name, _) = self.target_of(&target.relation)?;
         let table = self.lake.open_table(&name).await?;
-        let mut builder = table.delete().with_session_state(Arc::new(self.ctx.state()));
+        let mut builder = table
+            .delete()
+            .with_session_state(Arc::new(self.ctx.state()));
         if let Some(selection) = &delete.selection {
             builder = builder.with_predicate(selection.to_string());
         }
         let (_, metrics) = builder.await?;
         self.record_write(&name, None, None).await?;
-        let count = metrics.num_deleted_rows.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
+        let count = metrics
+            .num_deleted_rows
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "all".into());
         Ok(QueryResult::message(format!("DELETE {count}")))
     }
 
@@ -468,14 +589,38 @@ impl Session {
         let (source, source_alias) = match &merge.source {
             TableFactor::Table { name, alias, .. } => {
                 let source_name = self.resolve_object(name)?;
-                let df = self.ctx.table(TableReference::partial(source_name.zone.as_str(), source_name.name.as_str())).await?;
-                (df, alias.as_ref().map(|a| a.name.value.clone()).unwrap_or(source_name.name))
+                let df = self
+                    .ctx
+                    .table(TableReference::partial(
+                        source_name.zone.as_str(),
+                        source_name.name.as_str(),
+                    ))
+                    .await?;
+                (
+                    df,
+                    alias
+                        .as_ref()
+                        .map(|a| a.name.value.clone())
+                        .unwrap_or(source_name.name),
+                )
             }
-            TableFactor::Derived { subquery, alias, .. } => {
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
                 let df = self.ctx.sql(&subquery.to_string()).await?;
-                (df, alias.as_ref().map(|a| a.name.value.clone()).unwrap_or_else(|| "source".into()))
+                (
+                    df,
+                    alias
+                        .as_ref()
+                        .map(|a| a.name.value.clone())
+                        .unwrap_or_else(|| "source".into()),
+                )
             }
-            _ => return Err(Error::Unsupported("MERGE source must be a table or a subquery".into())),
+            _ => {
+                return Err(Error::Unsupported(
+                    "MERGE source must be a table or a subquery".into(),
+                ));
+            }
         };
         let upstream = tables_read(source.logical_plan(), self)?;
         let table = self.lake.open_table(&name).await?;
@@ -487,33 +632,42 @@ impl Session {
         for clause in &merge.clauses {
             let predicate = clause.predicate.as_ref().map(ToString::to_string);
             builder = match (&clause.clause_kind, &clause.action) {
-                (MergeClauseKind::Matched, MergeAction::Update(update)) => builder.when_matched_update(|mut b| {
-                    if let Some(p) = &predicate {
-                        b = b.predicate(p.clone());
-                    }
-                    for a in &update.assignments {
-                        if let AssignmentTarget::ColumnName(c) = &a.target {
-                            b = b.update(last_ident(c), a.value.to_string());
+                (MergeClauseKind::Matched, MergeAction::Update(update)) => builder
+                    .when_matched_update(|mut b| {
+                        if let Some(p) = &predicate {
+                            b = b.predicate(p.clone());
                         }
-                    }
-                    b
-                })?,
-                (MergeClauseKind::Matched, MergeAction::Delete { .. }) => builder.when_matched_delete(|mut b| {
-                    if let Some(p) = &predicate {
-                        b = b.predicate(p.clone());
-                    }
-                    b
-                })?,
-                (MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget, MergeAction::Insert(insert)) => {
+                        for a in &update.assignments {
+                            if let AssignmentTarget::ColumnName(c) = &a.target {
+                                b = b.update(last_ident(c), a.value.to_string());
+                            }
+                        }
+                        b
+                    })?,
+                (MergeClauseKind::Matched, MergeAction::Delete { .. }) => builder
+                    .when_matched_delete(|mut b| {
+                        if let Some(p) = &predicate {
+                            b = b.predicate(p.clone());
+                        }
+                        b
+                    })?,
+                (
+                    MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
+                    MergeAction::Insert(insert),
+                ) => {
                     let MergeInsertKind::Values(values) = &insert.kind else {
-                        return Err(Error::Unsupported("MERGE INSERT ROW; list the columns and VALUES".into()));
+                        return Err(Error::Unsupported(
+                            "MERGE INSERT ROW; list the columns and VALUES".into(),
+                        ));
                     };
                     let [row] = values.rows.as_slice() else {
                         return Err(Error::Syntax("MERGE INSERT takes one VALUES row".into()));
                     };
                     let row = &row.content;
                     if insert.columns.len() != row.len() {
-                        return Err(Error::Syntax("MERGE INSERT needs as many columns as values".into()));
+                        return Err(Error::Syntax(
+                            "MERGE INSERT needs as many columns as values".into(),
+                        ));
                     }
                     builder.when_not_matched_insert(|mut b| {
                         if let Some(p) = &predicate {
@@ -525,8 +679,8 @@ impl Session {
                         b
                     })?
                 }
-                (MergeClauseKind::NotMatchedBySource, MergeAction::Update(update)) => {
-                    builder.when_not_matched_by_source_update(|mut b| {
+                (MergeClauseKind::NotMatchedBySource, MergeAction::Update(update)) => builder
+                    .when_not_matched_by_source_update(|mut b| {
                         if let Some(p) = &predicate {
                             b = b.predicate(p.clone());
                         }
@@ -536,23 +690,31 @@ impl Session {
                             }
                         }
                         b
-                    })?
-                }
-                (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
-                    builder.when_not_matched_by_source_delete(|mut b| {
+                    })?,
+                (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => builder
+                    .when_not_matched_by_source_delete(|mut b| {
                         if let Some(p) = &predicate {
                             b = b.predicate(p.clone());
                         }
                         b
-                    })?
+                    })?,
+                (kind, _) => {
+                    return Err(Error::Unsupported(format!(
+                        "MERGE clause WHEN {kind} with this action"
+                    )));
                 }
-                (kind, _) => return Err(Error::Unsupported(format!("MERGE clause WHEN {kind} with this action"))),
             };
         }
         let (_, metrics) = builder.await?;
         let mut upstream = upstream;
         upstream.retain(|t| t != &name);
-        let mut known = self.lake.catalog().get(&name).await?.map(|e| e.upstream).unwrap_or_default();
+        let mut known = self
+            .lake
+            .catalog()
+            .get(&name)
+            .await?
+            .map(|e| e.upstream)
+            .unwrap_or_default();
         for t in upstream {
             if !known.contains(&t) {
                 known.push(t);
@@ -561,27 +723,44 @@ impl Session {
         self.record_write(&name, Some(known), None).await?;
         Ok(QueryResult::message(format!(
             "MERGE inserted {}, updated {}, deleted {}",
-            metrics.num_target_rows_inserted, metrics.num_target_rows_updated, metrics.num_target_rows_deleted
+            metrics.num_target_rows_inserted,
+            metrics.num_target_rows_updated,
+            metrics.num_target_rows_deleted
         )))
     }
 
     async fn execute_custom(&self, custom: Custom) -> Result<QueryResult> {
         match custom {
-            Custom::CopyFrom { table, path, format, max_reject_ratio } => {
+            Custom::CopyFrom {
+                table,
+                path,
+                format,
+                max_reject_ratio,
+            } => {
                 let mut request = LoadRequest::new(vec![path], table);
                 request.format = format
                     .map(|f| f.parse::<Format>().map_err(Error::Syntax))
                     .transpose()?;
                 request.max_reject_ratio = max_reject_ratio;
-                let summary = Loader::new(self.lake.clone(), self.principal.clone()).load(request).await?;
+                let summary = Loader::new(self.lake.clone(), self.principal.clone())
+                    .load(request)
+                    .await?;
                 self.refresh().await?;
-                let skipped = summary.files.iter().filter(|f| f.status == carelake_lake::LoadStatus::Skipped).count();
+                let skipped = summary
+                    .files
+                    .iter()
+                    .filter(|f| f.status == carelake_lake::LoadStatus::Skipped)
+                    .count();
                 Ok(QueryResult::message(format!(
                     "COPY {} ({} rejected, {} file(s) already loaded)",
                     summary.rows_loaded, summary.rows_rejected, skipped
                 )))
             }
-            Custom::Vacuum { table: name, retain_hours, dry_run } => {
+            Custom::Vacuum {
+                table: name,
+                retain_hours,
+                dry_run,
+            } => {
                 let table = self.lake.open_table(&name).await?;
                 let mut builder = table.vacuum().with_dry_run(dry_run);
                 if let Some(hours) = retain_hours {
@@ -591,9 +770,15 @@ impl Session {
                 }
                 let (_, metrics) = builder.await?;
                 let verb = if dry_run { "would delete" } else { "deleted" };
-                Ok(QueryResult::message(format!("VACUUM {verb} {} file(s)", metrics.files_deleted.len())))
+                Ok(QueryResult::message(format!(
+                    "VACUUM {verb} {} file(s)",
+                    metrics.files_deleted.len()
+                )))
             }
-            Custom::Optimize { table: name, zorder } => {
+            Custom::Optimize {
+                table: name,
+                zorder,
+            } => {
                 let table = self.lake.open_table(&name).await?;
                 let mut builder = table.optimize();
                 if !zorder.is_empty() {
@@ -611,20 +796,23 @@ impl Session {
 }
 
 fn last_ident(name: &ObjectName) -> String {
-    name.to_string().rsplit('.').next().unwrap_or_default().replace('"', "")
+    name.to_string()
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .replace('"', "")
 }
 
 /// The lake tables a plan reads (lineage), without duplicates.
 fn tables_read(plan: &LogicalPlan, session: &Session) -> Result<Vec<TableName>> {
     let mut names = BTreeSet::new();
     plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            if let Ok(name) = session.resolve(&scan.table_name) {
-                names.insert(name);
-            }
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(name) = session.resolve(&scan.table_name)
+        {
+            names.insert(name);
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(names.into_iter().collect())
 }
-

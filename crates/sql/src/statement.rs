@@ -131,7 +131,11 @@ pub(crate) enum Custom {
 
 /// Recognises the custom statements; `None` for anything else.
 pub(crate) fn parse_custom(sql: &str, default_zone: &str) -> Result<Option<Custom>> {
-    let first = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
     if !matches!(first.as_str(), "COPY" | "VACUUM" | "OPTIMIZE") {
         return Ok(None);
     }
@@ -165,9 +169,13 @@ pub(crate) fn parse_custom(sql: &str, default_zone: &str) -> Result<Option<Custo
                     if key == "," {
                         continue;
                     }
-                    let mut value = it.next().ok_or_else(|| Error::Syntax(format!("COPY option {key} needs a value")))?;
+                    let mut value = it
+                        .next()
+                        .ok_or_else(|| Error::Syntax(format!("COPY option {key} needs a value")))?;
                     if value == "=" {
-                        value = it.next().ok_or_else(|| Error::Syntax(format!("COPY option {key} needs a value")))?;
+                        value = it.next().ok_or_else(|| {
+                            Error::Syntax(format!("COPY option {key} needs a value"))
+                        })?;
                     }
                     let value = value.trim_start_matches('\'').to_string();
                     match key.to_ascii_uppercase().as_str() {
@@ -181,7 +189,9 @@ pub(crate) fn parse_custom(sql: &str, default_zone: &str) -> Result<Option<Custo
                         }
                         "MAX_REJECT_RATIO" => {
                             max_reject_ratio = Some(value.parse().map_err(|_| {
-                                Error::Syntax("MAX_REJECT_RATIO expects a number such as 0.01".into())
+                                Error::Syntax(
+                                    "MAX_REJECT_RATIO expects a number such as 0.01".into(),
+                                )
                             })?)
                         }
                         other => return Err(Error::Syntax(format!("unknown COPY option {other}"))),
@@ -191,7 +201,12 @@ pub(crate) fn parse_custom(sql: &str, default_zone: &str) -> Result<Option<Custo
             if let Some(extra) = it.next() {
                 return Err(Error::Syntax(format!("unexpected '{extra}' after COPY")));
             }
-            Ok(Some(Custom::CopyFrom { table, path, format, max_reject_ratio }))
+            Ok(Some(Custom::CopyFrom {
+                table,
+                path,
+                format,
+                max_reject_ratio,
+            }))
         }
         "VACUUM" => {
             let table = table_name(it.next(), default_zone)?;
@@ -200,10 +215,9 @@ pub(crate) fn parse_custom(sql: &str, default_zone: &str) -> Result<Option<Custo
             while let Some(word) = it.next() {
                 match word.to_ascii_uppercase().as_str() {
                     "RETAIN" => {
-                        let hours = it
-                            .next()
-                            .and_then(|h| h.parse().ok())
-                            .ok_or_else(|| Error::Syntax("RETAIN expects a number of hours".into()))?;
+                        let hours = it.next().and_then(|h| h.parse().ok()).ok_or_else(|| {
+                            Error::Syntax("RETAIN expects a number of hours".into())
+                        })?;
                         if !is(it.next(), "HOURS") {
                             return Err(Error::Syntax("expected RETAIN <n> HOURS".into()));
                         }
@@ -213,7 +227,11 @@ pub(crate) fn parse_custom(sql: &str, default_zone: &str) -> Result<Option<Custo
                     other => return Err(Error::Syntax(format!("unexpected '{other}' in VACUUM"))),
                 }
             }
-            Ok(Some(Custom::Vacuum { table, retain_hours, dry_run }))
+            Ok(Some(Custom::Vacuum {
+                table,
+                retain_hours,
+                dry_run,
+            }))
         }
         _ => {
             let table = table_name(it.next(), default_zone)?;
@@ -248,7 +266,11 @@ mod tests {
 
     #[test]
     fn parses_custom_statements() {
-        let copy = parse_custom("COPY raw.t FROM '/tmp/a b.csv' (FORMAT csv, HEADER true)", "raw").unwrap();
+        let copy = parse_custom(
+            "COPY raw.t FROM '/tmp/a b.csv' (FORMAT csv, HEADER true)",
+            "raw",
+        )
+        .unwrap();
         assert_eq!(
             copy,
             Some(Custom::CopyFrom {
@@ -261,11 +283,18 @@ mod tests {
         assert_eq!(parse_custom("COPY raw.t TO 'x.csv'", "raw").unwrap(), None);
         assert_eq!(
             parse_custom("vacuum raw.t retain 0 hours dry run", "raw").unwrap(),
-            Some(Custom::Vacuum { table: "raw.t".parse().unwrap(), retain_hours: Some(0), dry_run: true })
+            Some(Custom::Vacuum {
+                table: "raw.t".parse().unwrap(),
+                retain_hours: Some(0),
+                dry_run: true
+            })
         );
         assert_eq!(
             parse_custom("OPTIMIZE curated.x ZORDER BY (a, b)", "raw").unwrap(),
-            Some(Custom::Optimize { table: "curated.x".parse().unwrap(), zorder: vec!["a".into(), "b".into()] })
+            Some(Custom::Optimize {
+                table: "curated.x".parse().unwrap(),
+                zorder: vec!["a".into(), "b".into()]
+            })
         );
         assert!(parse_custom("OPTIMIZE raw.t please", "raw").is_err());
         assert_eq!(parse_custom("SELECT 1", "raw").unwrap(), None);

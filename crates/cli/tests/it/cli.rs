@@ -10,9 +10,19 @@ fn output_formats() {
     let json = ws.ok(&["sql", "SELECT 1 AS a, 'x' AS b", "--format", "json"]);
     assert_eq!(json.trim(), r#"[{"a":1,"b":"x"}]"#);
     let table = ws.ok(&["sql", "SELECT 1 AS a"]);
-    assert!(table.contains("| a |") && table.contains("(1 row)"), "{table}");
+    assert!(
+        table.contains("| a |") && table.contains("(1 row)"),
+        "{table}"
+    );
     let out = ws.path("r.parquet").to_string_lossy().into_owned();
-    ws.ok(&["sql", "SELECT 42 AS answer", "--format", "parquet", "--output", &out]);
+    ws.ok(&[
+        "sql",
+        "SELECT 42 AS answer",
+        "--format",
+        "parquet",
+        "--output",
+        &out,
+    ]);
     assert!(std::fs::metadata(&out).unwrap().len() > 0);
     let err = ws.fails(&["sql", "SELECT 1", "--format", "parquet"]);
     assert!(err.contains("--output"), "{err}");
@@ -21,7 +31,11 @@ fn output_formats() {
 #[test]
 fn errors_are_one_line_without_backtraces() {
     let ws = Workspace::new();
-    for sql in ["SELECT * FROM raw.missing", "SELEC 1", "SELECT nope FROM (SELECT 1 AS a)"] {
+    for sql in [
+        "SELECT * FROM raw.missing",
+        "SELEC 1",
+        "SELECT nope FROM (SELECT 1 AS a)",
+    ] {
         let err = ws.fails(&["sql", sql]);
         assert_eq!(err.trim().lines().count(), 1, "{sql}: {err}");
         assert!(err.starts_with("error: "), "{err}");
@@ -48,14 +62,31 @@ fn commands_on_a_missing_lake_say_how_to_create_one() {
 fn scripts_run_statement_by_statement() {
     let ws = Workspace::new();
     let out = ws.ok(&["sql", "CREATE TABLE curated.s AS SELECT 1 AS x; INSERT INTO curated.s VALUES (2); SELECT sum(x) AS total FROM curated.s"]);
-    assert!(out.contains("CREATE TABLE 1 rows") && out.contains("INSERT 1") && out.contains("| 3     |"), "{out}");
+    assert!(
+        out.contains("CREATE TABLE 1 rows")
+            && out.contains("INSERT 1")
+            && out.contains("| 3     |"),
+        "{out}"
+    );
 }
 
 #[test]
 fn demo_prints_kpis_and_fills_the_catalog() {
     let ws = Workspace::new();
-    let out = ws.ok(&["demo", "--patients", "400", "--data", &ws.path("demo-data").to_string_lossy()]);
-    for expected in ["Inpatient admissions per month", "30-day readmission rate", "Average length of stay by facility", "St. Mary's Hospital", "Go on with"] {
+    let out = ws.ok(&[
+        "demo",
+        "--patients",
+        "400",
+        "--data",
+        &ws.path("demo-data").to_string_lossy(),
+    ]);
+    for expected in [
+        "Inpatient admissions per month",
+        "30-day readmission rate",
+        "Average length of stay by facility",
+        "St. Mary's Hospital",
+        "Go on with",
+    ] {
         assert!(out.contains(expected), "missing {expected}:\n{out}");
     }
     let tables = ws.ok(&["tables"]);
@@ -65,11 +96,21 @@ fn demo_prints_kpis_and_fills_the_catalog() {
     // Row counts in the catalog match the tables.
     for row in ws.query("SELECT table_name, row_count FROM system.tables") {
         let (name, count) = row.split_once(',').unwrap();
-        assert_eq!(ws.scalar(&format!("SELECT count(*) FROM {name}")), count, "{name}");
+        assert_eq!(
+            ws.scalar(&format!("SELECT count(*) FROM {name}")),
+            count,
+            "{name}"
+        );
     }
     // A second run adds nothing: the same files are skipped.
     let encounters = ws.scalar("SELECT count(*) FROM raw.encounters");
-    let again = ws.ok(&["demo", "--patients", "400", "--data", &ws.path("demo-data").to_string_lossy()]);
+    let again = ws.ok(&[
+        "demo",
+        "--patients",
+        "400",
+        "--data",
+        &ws.path("demo-data").to_string_lossy(),
+    ]);
     assert!(again.contains("already loaded"), "{again}");
     assert_eq!(ws.scalar("SELECT count(*) FROM raw.encounters"), encounters);
 }
@@ -77,16 +118,51 @@ fn demo_prints_kpis_and_fills_the_catalog() {
 #[test]
 fn generator_is_deterministic_and_keeps_ground_truth() {
     let ws = Workspace::new();
-    ws.ok(&["generate", "--patients", "500", "--seed", "9", "--out", &ws.path("a").to_string_lossy()]);
-    ws.ok(&["generate", "--patients", "500", "--seed", "9", "--out", &ws.path("b").to_string_lossy()]);
-    for file in ["patients.csv", "encounters.csv", "labs.csv", "vitals.ndjson", "_truth/person_records.csv", "_truth/readmissions.csv"] {
-        assert_eq!(std::fs::read(ws.path("a").join(file)).unwrap(), std::fs::read(ws.path("b").join(file)).unwrap(), "{file}");
+    ws.ok(&[
+        "generate",
+        "--patients",
+        "500",
+        "--seed",
+        "9",
+        "--out",
+        &ws.path("a").to_string_lossy(),
+    ]);
+    ws.ok(&[
+        "generate",
+        "--patients",
+        "500",
+        "--seed",
+        "9",
+        "--out",
+        &ws.path("b").to_string_lossy(),
+    ]);
+    for file in [
+        "patients.csv",
+        "encounters.csv",
+        "labs.csv",
+        "vitals.ndjson",
+        "_truth/person_records.csv",
+        "_truth/readmissions.csv",
+    ] {
+        assert_eq!(
+            std::fs::read(ws.path("a").join(file)).unwrap(),
+            std::fs::read(ws.path("b").join(file)).unwrap(),
+            "{file}"
+        );
     }
     // About 5% of people are registered in both systems.
-    ws.ok(&["load", &ws.path("a/_truth/person_records.csv").to_string_lossy(), "--into", "raw.truth"]);
+    ws.ok(&[
+        "load",
+        &ws.path("a/_truth/person_records.csv").to_string_lossy(),
+        "--into",
+        "raw.truth",
+    ]);
     let both: f64 = ws
         .scalar("SELECT count(*) FROM (SELECT person_id FROM raw.truth GROUP BY person_id HAVING count(*) > 1)")
         .parse()
         .unwrap();
-    assert!((5.0..=50.0).contains(&both), "{both} of 500 people in two systems");
+    assert!(
+        (5.0..=50.0).contains(&both),
+        "{both} of 500 people in two systems"
+    );
 }

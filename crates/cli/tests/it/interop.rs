@@ -19,7 +19,11 @@ print(json.dumps(out))
 
 fn python() -> Option<String> {
     let python = std::env::var("CARELAKE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python).args(["-c", "import deltalake, pyarrow"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new(&python)
+        .args(["-c", "import deltalake, pyarrow"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     ok.then_some(python)
 }
 
@@ -30,12 +34,22 @@ fn python_deltalake_reads_what_carelake_wrote() {
             std::env::var_os("CARELAKE_REQUIRE_INTEROP").is_none(),
             "CARELAKE_REQUIRE_INTEROP is set but Python cannot import deltalake and pyarrow"
         );
-        eprintln!("SKIPPED python_deltalake_reads_what_carelake_wrote: Python deltalake/pyarrow not installed (scripts/test.sh installs them)");
+        eprintln!(
+            "SKIPPED python_deltalake_reads_what_carelake_wrote: Python deltalake/pyarrow not installed (scripts/test.sh installs them)"
+        );
         return;
     };
     let ws = Workspace::new();
-    ws.ok(&["demo", "--patients", "300", "--data", &ws.path("demo-data").to_string_lossy()]);
-    let tables = ws.query("SELECT table_name, row_count FROM system.tables WHERE kind = 'table' ORDER BY table_name");
+    ws.ok(&[
+        "demo",
+        "--patients",
+        "300",
+        "--data",
+        &ws.path("demo-data").to_string_lossy(),
+    ]);
+    let tables = ws.query(
+        "SELECT table_name, row_count FROM system.tables WHERE kind = 'table' ORDER BY table_name",
+    );
     assert!(tables.len() >= 12, "{tables:?}");
     let mut paths = Vec::new();
     let mut expected = Vec::new();
@@ -43,13 +57,28 @@ fn python_deltalake_reads_what_carelake_wrote() {
         let (name, catalog_count) = row.split_once(',').unwrap();
         let count = ws.scalar(&format!("SELECT count(*) FROM {name}"));
         assert_eq!(count, catalog_count, "{name}: catalog row count");
-        let checksum = ws.scalar(&format!("SELECT coalesce(sum(_source_line), 0) FROM {name}"));
-        let path = ws.path("lake").join(name.replace('.', "/")).to_string_lossy().into_owned();
+        let checksum = ws.scalar(&format!(
+            "SELECT coalesce(sum(_source_line), 0) FROM {name}"
+        ));
+        let path = ws
+            .path("lake")
+            .join(name.replace('.', "/"))
+            .to_string_lossy()
+            .into_owned();
         expected.push((path.clone(), count, checksum));
         paths.push(path);
     }
-    let out = Command::new(python).arg("-c").arg(READER).args(&paths).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(READER)
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for (path, count, checksum) in expected {
         let pair = &seen[&path];

@@ -30,7 +30,11 @@ impl AsyncDB for LakeDb {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
-        let result = self.session.sql(sql).await.map_err(|e| SltError(e.to_string()))?;
+        let result = self
+            .session
+            .sql(sql)
+            .await
+            .map_err(|e| SltError(e.to_string()))?;
         if result.message.is_some() || result.schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }
@@ -49,13 +53,20 @@ impl AsyncDB for LakeDb {
                         .iter()
                         .map(|f| {
                             let s = f.value(row).to_string();
-                            if s.is_empty() { "(empty)".to_string() } else { s }
+                            if s.is_empty() {
+                                "(empty)".to_string()
+                            } else {
+                                s
+                            }
                         })
                         .collect(),
                 );
             }
         }
-        Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; result.schema.fields().len()], rows })
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; result.schema.fields().len()],
+            rows,
+        })
     }
 
     async fn shutdown(&mut self) {}
@@ -68,7 +79,12 @@ impl AsyncDB for LakeDb {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_logic_tests() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "slt")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
     files.sort();
     assert!(!files.is_empty());
     let complete = std::env::var_os("CARELAKE_SLT_COMPLETE").is_some();
@@ -79,15 +95,25 @@ async fn sql_logic_tests() {
         let mut runner = sqllogictest::Runner::new(move || {
             let location = location.clone();
             async move {
-                let lake = Lake::open(&location).await.map_err(|e| SltError(e.to_string()))?;
-                let session = Session::open(lake, Principal::new("slt", vec!["admin".into()])).await.map_err(|e| SltError(e.to_string()))?;
+                let lake = Lake::open(&location)
+                    .await
+                    .map_err(|e| SltError(e.to_string()))?;
+                let session = Session::open(lake, Principal::new("slt", vec!["admin".into()]))
+                    .await
+                    .map_err(|e| SltError(e.to_string()))?;
                 Ok(LakeDb { session })
             }
         });
         runner.with_column_validator(sqllogictest::default_column_validator);
         if complete {
             runner
-                .update_test_file(&file, " ", sqllogictest::default_validator, sqllogictest::default_normalizer, sqllogictest::default_column_validator)
+                .update_test_file(
+                    &file,
+                    " ",
+                    sqllogictest::default_validator,
+                    sqllogictest::default_normalizer,
+                    sqllogictest::default_column_validator,
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         } else if let Err(e) = runner.run_file_async(&file).await {

@@ -13,7 +13,9 @@ pub(crate) struct Workspace {
 impl Workspace {
     /// A new folder with an initialised lake at `lake/`.
     pub(crate) fn new() -> Self {
-        let ws = Self { dir: tempfile::tempdir().expect("temp dir") };
+        let ws = Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
         ws.ok(&["init"]);
         ws
     }
@@ -37,7 +39,10 @@ impl Workspace {
 
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::cargo_bin("carelake").expect("binary");
-        cmd.current_dir(self.dir.path()).env("CARELAKE_LAKE", self.lake()).env_remove("CARELAKE_LOG").args(args);
+        cmd.current_dir(self.dir.path())
+            .env("CARELAKE_LAKE", self.lake())
+            .env_remove("CARELAKE_LOG")
+            .args(args);
         cmd
     }
 
@@ -60,7 +65,11 @@ impl Workspace {
     /// Runs a command that must fail; returns standard error.
     pub(crate) fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "carelake {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "carelake {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 

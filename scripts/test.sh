@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs carelake's whole test suite.
+#
+# The interoperability test reads carelake's tables with an independent Delta reader, the Python
+# `deltalake` package; this script installs it (with pyarrow) into a virtual environment first:
+# $CARELAKE_VENV, or .venv-interop in the project folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="${CARELAKE_VENV:-$PWD/.venv-interop}"
+if ! "$venv/bin/python" -c "import deltalake, pyarrow" >/dev/null 2>&1; then
+  echo "Installing the Python Delta reader for the interoperability test into $venv ..."
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "deltalake==1.6.6" "pyarrow==26.0.1"
+fi
+export CARELAKE_PYTHON="$venv/bin/python"
+export CARELAKE_REQUIRE_INTEROP=1
+
+cargo test --workspace "$@"
