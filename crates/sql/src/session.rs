@@ -630,27 +630,21 @@ impl Session {
             .with_target_alias(target_alias)
             .with_session_state(Arc::new(self.ctx.state()));
         for clause in &merge.clauses {
+            if let MergeAction::Update(update) = &clause.action
+                && update
+                    .assignments
+                    .iter()
+                    .any(|a| !matches!(a.target, AssignmentTarget::ColumnName(_)))
+            {
+                return Err(Error::Unsupported("tuple assignments in MERGE".into()));
+            }
             let predicate = clause.predicate.as_ref().map(ToString::to_string);
             builder = match (&clause.clause_kind, &clause.action) {
                 (MergeClauseKind::Matched, MergeAction::Update(update)) => builder
-                    .when_matched_update(|mut b| {
-                        if let Some(p) = &predicate {
-                            b = b.predicate(p.clone());
-                        }
-                        for a in &update.assignments {
-                            if let AssignmentTarget::ColumnName(c) = &a.target {
-                                b = b.update(last_ident(c), a.value.to_string());
-                            }
-                        }
-                        b
-                    })?,
-                (MergeClauseKind::Matched, MergeAction::Delete { .. }) => builder
-                    .when_matched_delete(|mut b| {
-                        if let Some(p) = &predicate {
-                            b = b.predicate(p.clone());
-                        }
-                        b
-                    })?,
+                    .when_matched_update(|b| merge_update(b, &predicate, &update.assignments))?,
+                (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
+                    builder.when_matched_delete(|b| merge_delete(b, &predicate))?
+                }
                 (
                     MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
                     MergeAction::Insert(insert),
@@ -680,24 +674,12 @@ impl Session {
                     })?
                 }
                 (MergeClauseKind::NotMatchedBySource, MergeAction::Update(update)) => builder
-                    .when_not_matched_by_source_update(|mut b| {
-                        if let Some(p) = &predicate {
-                            b = b.predicate(p.clone());
-                        }
-                        for a in &update.assignments {
-                            if let AssignmentTarget::ColumnName(c) = &a.target {
-                                b = b.update(last_ident(c), a.value.to_string());
-                            }
-                        }
-                        b
+                    .when_not_matched_by_source_update(|b| {
+                        merge_update(b, &predicate, &update.assignments)
                     })?,
-                (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => builder
-                    .when_not_matched_by_source_delete(|mut b| {
-                        if let Some(p) = &predicate {
-                            b = b.predicate(p.clone());
-                        }
-                        b
-                    })?,
+                (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
+                    builder.when_not_matched_by_source_delete(|b| merge_delete(b, &predicate))?
+                }
                 (kind, _) => {
                     return Err(Error::Unsupported(format!(
                         "MERGE clause WHEN {kind} with this action"
@@ -792,6 +774,34 @@ impl Session {
                 )))
             }
         }
+    }
+}
+
+/// Applies a MERGE clause's condition and `SET` list to deltalake's update builder.
+fn merge_update(
+    mut builder: deltalake::operations::merge::UpdateBuilder,
+    predicate: &Option<String>,
+    assignments: &[datafusion::sql::sqlparser::ast::Assignment],
+) -> deltalake::operations::merge::UpdateBuilder {
+    if let Some(p) = predicate {
+        builder = builder.predicate(p.clone());
+    }
+    for assignment in assignments {
+        if let AssignmentTarget::ColumnName(column) = &assignment.target {
+            builder = builder.update(last_ident(column), assignment.value.to_string());
+        }
+    }
+    builder
+}
+
+/// Applies a MERGE clause's condition to deltalake's delete builder.
+fn merge_delete(
+    builder: deltalake::operations::merge::DeleteBuilder,
+    predicate: &Option<String>,
+) -> deltalake::operations::merge::DeleteBuilder {
+    match predicate {
+        Some(p) => builder.predicate(p.clone()),
+        None => builder,
     }
 }
 

@@ -166,3 +166,23 @@ fn generator_is_deterministic_and_keeps_ground_truth() {
         "{both} of 500 people in two systems"
     );
 }
+
+#[test]
+fn the_shell_reads_multi_line_statements() {
+    let ws = Workspace::new();
+    let out = ws
+        .command(&["sql"])
+        .write_stdin("SELECT 40 + 2\n  AS answer;\nSELECT 'second' AS s;\n")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| 42     |") && stdout.contains("| second |"),
+        "{stdout}"
+    );
+}
