@@ -1332,11 +1332,20 @@ impl PartitionStream for ChannelPartition {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let receiver = self.receiver.lock().ok().and_then(|mut r| r.take());
-        let stream = futures::stream::unfold(receiver, |receiver| async move {
+        // The rows of a load can be read once; a second read would silently see nothing.
+        let first: Option<std::result::Result<RecordBatch, DataFusionError>> =
+            receiver.is_none().then(|| {
+                Err(DataFusionError::Internal(
+                    "the load's input stream was already consumed".into(),
+                ))
+            });
+        let failed = futures::stream::iter(first);
+        let rows = futures::stream::unfold(receiver, |receiver| async move {
             let mut receiver = receiver?;
             let item = receiver.recv().await?;
             Some((item, Some(receiver)))
         });
+        let stream = futures::StreamExt::chain(failed, rows);
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             stream,
