@@ -2,16 +2,18 @@
 # Runs carelake's whole test suite.
 #
 # The interoperability test reads carelake's tables with an independent Delta reader, the Python
-# `deltalake` package; this script installs it (with pyarrow) into a virtual environment first:
-# $CARELAKE_VENV, or .venv-interop in the project folder.
+# `deltalake` package, and the S3 test runs against a local S3-compatible server (moto); this
+# script installs both into a virtual environment first: $CARELAKE_VENV, or .venv-interop in the
+# project folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${CARELAKE_VENV:-$PWD/.venv-interop}"
-if ! "$venv/bin/python" -c "import deltalake, pyarrow" >/dev/null 2>&1; then
-  echo "Installing the Python Delta reader for the interoperability test into $venv ..."
+if ! "$venv/bin/python" -c "import deltalake, pyarrow, moto.server, boto3" >/dev/null 2>&1; then
+  echo "Installing the Python Delta reader and the S3 test server into $venv ..."
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "deltalake==1.6.6" "pyarrow==26.0.1"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "deltalake==1.6.6" "pyarrow==26.0.1" "moto[server]>=5,<6"
 fi
 export CARELAKE_PYTHON="$venv/bin/python"
 export CARELAKE_REQUIRE_INTEROP=1

@@ -164,6 +164,8 @@ impl Lake {
             if !Path::new(&path).join("_delta_log").is_dir() {
                 return Ok(None);
             }
+        } else if !self.has_delta_log(url).await? {
+            return Ok(None);
         }
         let mut builder = DeltaTableBuilder::from_url(url.clone())?
             .with_storage_options(self.inner.storage_options.clone());
@@ -225,6 +227,19 @@ impl Lake {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// Whether a Delta log exists under the URL (for object stores, where there are no folders).
+    async fn has_delta_log(&self, url: &Url) -> Result<bool> {
+        let root = self.folder_url("")?;
+        let relative = url.path().strip_prefix(root.path()).unwrap_or(url.path());
+        let log = StorePath::from(format!("{}/_delta_log", relative.trim_matches('/')));
+        let store = self.root_store()?;
+        match store.list_with_delimiter(Some(&log)).await {
+            Ok(listing) => Ok(!listing.objects.is_empty()),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes every file of a table (its data and its log).

@@ -5,5 +5,6 @@ mod cli;
 mod concurrency;
 mod interop;
 mod load;
+mod s3;
 mod slt;
 mod support;
