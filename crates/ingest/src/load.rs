@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use carelake_common::{Principal, TableName, Zone};
-use carelake_lake::{
-    CatalogEvent, Lake, LoadRecord, LoadStatus, TimeTravel, append_batches, row_count,
-};
+use carelake_lake::{CatalogEvent, Lake, LoadRecord, LoadStatus, TimeTravel, append_batches};
 use chrono::Utc;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::provider_as_source;
@@ -556,9 +554,7 @@ impl Loader {
                 .await?;
         }
         self.lake.load_history().record(&history).await?;
-        let mut event = CatalogEvent::table(request.table.clone());
-        event.row_count = row_count(&table);
-        event.table_version = table.version().map(|v| v as i64);
+        let mut event = CatalogEvent::written(request.table.clone(), &table);
         event.source = Some(format!(
             "{} load of {} file(s), last {}",
             format.as_str(),
@@ -635,9 +631,7 @@ impl Loader {
             None => self.lake.delta_handle(&url)?,
         };
         let table = append_batches(table, vec![batch]).await?;
-        let mut event = CatalogEvent::table(name);
-        event.row_count = row_count(&table);
-        event.table_version = table.version().map(|v| v as i64);
+        let mut event = CatalogEvent::written(name, &table);
         if created {
             event.description =
                 Some("Rows rejected by loads, with file, line, reason and raw text".into());

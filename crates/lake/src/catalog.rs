@@ -101,6 +101,16 @@ impl CatalogEvent {
         }
     }
 
+    /// An event that records a committed write: the table's row count and Delta version as of
+    /// `table`, which should be the snapshot the write returned.
+    pub fn written(name: TableName, table: &deltalake::DeltaTable) -> Self {
+        Self {
+            row_count: crate::util::row_count(table),
+            table_version: table.version().map(|v| v as i64),
+            ..Self::table(name)
+        }
+    }
+
     /// An event that defines or replaces a view.
     pub fn view(name: TableName, sql: String, upstream: Vec<TableName>) -> Self {
         Self {

@@ -18,6 +18,7 @@ use datafusion::sql::sqlparser::ast::{
     Statement, TableFactor,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use deltalake::DeltaTable;
 use deltalake::delta_datafusion::DeltaSessionContext;
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::protocol::SaveMode;
@@ -335,7 +336,8 @@ impl Session {
                             .map(|a| a.value(0))
                     })
                     .unwrap_or(0);
-                self.record_write(&name, None, None).await?;
+                let table = self.lake.open_table(&name).await?;
+                self.record_write(&name, &table, None).await?;
                 Ok(QueryResult::message(format!("INSERT {count}")))
             }
             plan => {
@@ -394,19 +396,16 @@ impl Session {
         self.resolve(&reference)
     }
 
-    /// Records a write in the catalog (row count and version; lineage when given).
+    /// Records a write in the catalog (row count and version of the snapshot the write
+    /// returned; lineage when given) and refreshes the session's view of it.
     async fn record_write(
         &self,
         name: &TableName,
+        table: &DeltaTable,
         upstream: Option<Vec<TableName>>,
-        source: Option<String>,
     ) -> Result<()> {
-        let table = self.lake.open_table(name).await?;
-        let mut event = CatalogEvent::table(name.clone());
-        event.row_count = row_count(&table);
-        event.table_version = table.version().map(|v| v as i64);
+        let mut event = CatalogEvent::written(name.clone(), table);
         event.upstream = upstream;
-        event.source = source;
         self.lake.catalog().record(&[event]).await?;
         self.refresh().await
     }
@@ -445,11 +444,9 @@ impl Session {
             write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
         }
         let table = write.await?;
-        let mut event = CatalogEvent::table(name.clone());
+        let mut event = CatalogEvent::written(name.clone(), &table);
         event.owner = Some(self.principal.name.clone());
         event.source = Some("CREATE TABLE".into());
-        event.row_count = row_count(&table);
-        event.table_version = table.version().map(|v| v as i64);
         event.upstream = Some(upstream);
         self.lake.catalog().record(&[event]).await?;
         self.refresh().await?;
@@ -545,8 +542,8 @@ impl Session {
             };
             builder = builder.with_update(last_ident(column), assignment.value.to_string());
         }
-        let (_, metrics) = builder.await?;
-        self.record_write(&name, None, None).await?;
+        let (table, metrics) = builder.await?;
+        self.record_write(&name, &table, None).await?;
         Ok(QueryResult::message(format!(
             "UPDATE {}",
             metrics.num_updated_rows
@@ -574,8 +571,8 @@ impl Session {
         if let Some(selection) = &delete.selection {
             builder = builder.with_predicate(selection.to_string());
         }
-        let (_, metrics) = builder.await?;
-        self.record_write(&name, None, None).await?;
+        let (table, metrics) = builder.await?;
+        self.record_write(&name, &table, None).await?;
         let count = metrics
             .num_deleted_rows
             .map(|n| n.to_string())
@@ -687,7 +684,7 @@ impl Session {
                 }
             };
         }
-        let (_, metrics) = builder.await?;
+        let (table, metrics) = builder.await?;
         let mut upstream = upstream;
         upstream.retain(|t| t != &name);
         let mut known = self
@@ -702,7 +699,7 @@ impl Session {
                 known.push(t);
             }
         }
-        self.record_write(&name, Some(known), None).await?;
+        self.record_write(&name, &table, Some(known)).await?;
         Ok(QueryResult::message(format!(
             "MERGE inserted {}, updated {}, deleted {}",
             metrics.num_target_rows_inserted,
@@ -766,8 +763,8 @@ impl Session {
                 if !zorder.is_empty() {
                     builder = builder.with_type(OptimizeType::ZOrder(zorder));
                 }
-                let (_, metrics) = builder.await?;
-                self.record_write(&name, None, None).await?;
+                let (table, metrics) = builder.await?;
+                self.record_write(&name, &table, None).await?;
                 Ok(QueryResult::message(format!(
                     "OPTIMIZE removed {} file(s), added {}",
                     metrics.num_files_removed, metrics.num_files_added

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::support::Workspace;
+use crate::support::{Workspace, python_with};
 
 const READER: &str = r#"
 import sys, json
@@ -21,26 +21,12 @@ import os
 os._exit(0)
 "#;
 
-fn python() -> Option<String> {
-    let python = std::env::var("CARELAKE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import deltalake, pyarrow"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    ok.then_some(python)
-}
-
 #[test]
 fn python_deltalake_reads_what_carelake_wrote() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var_os("CARELAKE_REQUIRE_INTEROP").is_none(),
-            "CARELAKE_REQUIRE_INTEROP is set but Python cannot import deltalake and pyarrow"
-        );
-        eprintln!(
-            "SKIPPED python_deltalake_reads_what_carelake_wrote: Python deltalake/pyarrow not installed (scripts/test.sh installs them)"
-        );
+    let Some(python) = python_with(
+        "deltalake, pyarrow",
+        "python_deltalake_reads_what_carelake_wrote",
+    ) else {
         return;
     };
     let ws = Workspace::new();

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::Workspace;
+use crate::support::{Workspace, python_with};
 
 struct Server(Child);
 
@@ -17,26 +17,9 @@ impl Drop for Server {
     }
 }
 
-fn python() -> Option<String> {
-    let python = std::env::var("CARELAKE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import moto.server, boto3"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    ok.then_some(python)
-}
-
 #[test]
 fn a_lake_on_s3_compatible_storage() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var_os("CARELAKE_REQUIRE_INTEROP").is_none(),
-            "CARELAKE_REQUIRE_INTEROP is set but Python cannot import moto"
-        );
-        eprintln!(
-            "SKIPPED a_lake_on_s3_compatible_storage: moto is not installed (scripts/test.sh installs it)"
-        );
+    let Some(python) = python_with("moto.server, boto3", "a_lake_on_s3_compatible_storage") else {
         return;
     };
     let port = TcpListener::bind("127.0.0.1:0")

@@ -1,6 +1,6 @@
 //! Shared helpers: a fresh lake folder and running the real `carelake` binary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use assert_cmd::Command;
@@ -87,9 +87,23 @@ impl Workspace {
     }
 }
 
-/// The shared test material beside the project, if present.
-#[allow(dead_code)]
-pub(crate) fn shared_data() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    path.is_dir().then_some(path)
+/// The Python interpreter for tests that need Python packages (`CARELAKE_PYTHON`, else
+/// `python3`), when it can import `modules`. Where it cannot, the test skips with a message,
+/// unless `CARELAKE_REQUIRE_INTEROP` is set (as `scripts/test.sh` does), where it fails.
+pub(crate) fn python_with(modules: &str, test: &str) -> Option<String> {
+    let python = std::env::var("CARELAKE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("CARELAKE_REQUIRE_INTEROP").is_none(),
+        "CARELAKE_REQUIRE_INTEROP is set but {python} cannot import {modules}"
+    );
+    eprintln!("SKIPPED {test}: Python cannot import {modules} (scripts/test.sh installs them)");
+    None
 }
