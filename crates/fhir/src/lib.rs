@@ -1,0 +1,1 @@
+//! carelake fhir (being written)

@@ -1,0 +1,1 @@
+//! carelake hl7 (being written)

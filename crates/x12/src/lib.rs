@@ -1,0 +1,1 @@
+//! carelake x12 (being written)
