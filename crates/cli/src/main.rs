@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use carelake_common::{Principal, TableName};
-use carelake_ingest::{Format, LoadRequest, Loader};
+use carelake_ingest::{ClinicalFormat, ClinicalRequest, Format, LoadRequest, Loader};
 use carelake_lake::{Lake, LoadStatus};
 use carelake_sql::Session;
 use clap::{Parser, Subcommand};
@@ -42,15 +42,19 @@ struct Cli {
 enum Command {
     /// Create a lake (zones raw, curated, analytics and the catalog). Safe to run again.
     Init,
-    /// Load files, folders or globs into a raw table, exactly once per file content.
+    /// Load files, folders or globs into the lake, exactly once per file content.
+    ///
+    /// CSV, NDJSON and Parquet go into the table given with --into. HL7 v2, FHIR R4 and X12
+    /// 837 files go into their own raw tables (raw.hl7_*, raw.fhir_*, raw.x12_*), and FHIR
+    /// resources are flattened into the curated views; their format is told from the content.
     Load {
         /// Files, folders or glob patterns (quote globs).
         #[arg(required = true)]
         inputs: Vec<String>,
-        /// Target table, e.g. raw.claims.
+        /// Target table for tabular files, e.g. raw.claims.
         #[arg(long)]
-        into: String,
-        /// Input format; auto tells it from file names.
+        into: Option<String>,
+        /// Input format: csv, ndjson, parquet, hl7, fhir, x12; auto tells it from the files.
         #[arg(long, default_value = "auto")]
         format: String,
         /// Fail the whole load, committing nothing, when more than this share of rows is
@@ -97,6 +101,13 @@ enum Command {
         /// Where the generated files go.
         #[arg(long, default_value = "./carelake-demo")]
         data: PathBuf,
+    },
+    /// Run carelake's network listeners until interrupted: the MLLP listener for HL7 v2.
+    Serve {
+        /// Take HL7 v2 messages over MLLP on this address (host:port, or a port); without a
+        /// value 127.0.0.1:2575. Use 0.0.0.0:2575 to listen on every interface.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:2575")]
+        mllp: Option<String>,
     },
     /// Benchmarks printing throughput and query times.
     Bench {
@@ -165,6 +176,17 @@ async fn run(cli: Cli) -> Result<()> {
             description,
         } => {
             let lake = Lake::open(&cli.lake).await?;
+            if let Some(clinical) = clinical_format(&inputs, &format, into.is_some())? {
+                let mut request = ClinicalRequest::new(inputs);
+                request.format = Some(clinical);
+                request.progress = progress::LoadProgress::for_terminal();
+                let summary = Loader::new(lake, principal).load_clinical(request).await?;
+                print_clinical_summary(&summary);
+                return Ok(());
+            }
+            let into = into.context(
+                "tabular files need a target table: --into raw.<name> (HL7 v2, FHIR and X12 files go to their own tables)",
+            )?;
             let table: TableName = into.parse()?;
             let mut request = LoadRequest::new(inputs, table);
             request.format = match format.as_str() {
@@ -176,6 +198,31 @@ async fn run(cli: Cli) -> Result<()> {
             request.progress = progress::LoadProgress::for_terminal();
             let summary = Loader::new(lake, principal).load(request).await?;
             print_load_summary(&summary);
+            Ok(())
+        }
+        Command::Serve { mllp } => {
+            let Some(mllp) = mllp else {
+                anyhow::bail!("nothing to serve: pass --mllp [ADDR]");
+            };
+            let addr = parse_listen_addr(&mllp)?;
+            let lake = Lake::open(&cli.lake).await?;
+            let store = carelake_ingest::Hl7Store::open(lake, principal).await?;
+            let known = store.message_count();
+            let config = carelake_server::MllpConfig {
+                addr,
+                ..Default::default()
+            };
+            let server = carelake_server::MllpServer::bind(config, store).await?;
+            let bound = server.local_addr().unwrap_or(addr);
+            println!(
+                "MLLP listener on {bound} ({known} messages already in the lake). Press Ctrl-C to stop."
+            );
+            server
+                .run(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+            println!("MLLP listener stopped.");
             Ok(())
         }
         Command::Sql {
@@ -241,6 +288,69 @@ async fn run(cli: Cli) -> Result<()> {
             data,
         } => demo::run(&cli.lake, patients, seed, &data, principal).await,
         Command::Bench { which } => bench::run(which, principal).await,
+    }
+}
+
+/// A listening address: `host:port`, `:port` or a bare port (on loopback).
+fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr> {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    let text = text.trim();
+    if let Ok(port) = text.trim_start_matches(':').parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.to_socket_addrs()
+        .with_context(|| format!("'{text}' is not a listening address (host:port)"))?
+        .next()
+        .with_context(|| format!("'{text}' resolves to no address"))
+}
+
+/// The clinical format of a load: named with --format, or sniffed from the first file when
+/// no target table is given.
+fn clinical_format(inputs: &[String], format: &str, has_target: bool) -> Result<Option<ClinicalFormat>> {
+    if let Ok(clinical) = format.parse::<ClinicalFormat>() {
+        return Ok(Some(clinical));
+    }
+    if format != "auto" || has_target {
+        return Ok(None);
+    }
+    let files = carelake_ingest::expand_inputs(inputs)?;
+    match files.first() {
+        Some(first) => Ok(ClinicalFormat::sniff(first)?),
+        None => Ok(None),
+    }
+}
+
+fn print_clinical_summary(summary: &carelake_ingest::ClinicalSummary) {
+    let mut loaded = 0;
+    for file in &summary.files {
+        match file.status {
+            LoadStatus::Skipped => println!("Skipped {}: this content was already loaded.", file.path),
+            LoadStatus::Failed => println!("Rejected {}: see raw._rejects for the reason.", file.path),
+            _ => loaded += 1,
+        }
+    }
+    let secs = summary.elapsed.as_secs_f64().max(1e-9);
+    let what = match summary.format {
+        ClinicalFormat::Hl7 => "messages",
+        ClinicalFormat::Fhir => "resources",
+        ClinicalFormat::X12 => "claims",
+    };
+    println!(
+        "Loaded {} {what} from {loaded} file(s) in {secs:.2}s ({:.0} {what}/s, {:.1} MB/s); {} rejected{}, {} already in the lake.",
+        summary.records,
+        summary.records as f64 / secs,
+        summary.bytes as f64 / 1e6 / secs,
+        summary.rejected,
+        if summary.rejected > 0 { " (see raw._rejects)" } else { "" },
+        summary.duplicates,
+    );
+    for table in &summary.tables {
+        println!(
+            "  {:<32} +{} rows (version {})",
+            table.table.to_string(),
+            table.rows_added,
+            table.version.map(|v| v.to_string()).unwrap_or_default()
+        );
     }
 }
 

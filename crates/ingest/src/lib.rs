@@ -15,7 +15,12 @@
 //! content hash is recorded in that same commit as a Delta application transaction, so a file
 //! is loaded at most once even when two processes race to load it.
 
+mod clinical;
+mod columns;
 mod error;
+mod fhir;
+mod hl7;
+mod x12;
 mod format;
 mod infer;
 mod load;
@@ -23,7 +28,11 @@ mod reader;
 mod rows;
 mod value;
 
+pub use clinical::{
+    ClinicalFileOutcome, ClinicalFormat, ClinicalRequest, ClinicalSummary, TableOutcome,
+};
 pub use error::{Error, Result};
+pub use hl7::{Hl7Store, InboundMessage, StoreOutcome};
 pub use format::Format;
 pub use infer::{ColumnType, InferredColumn};
 pub use load::{

@@ -145,8 +145,8 @@ pub struct LoadSummary {
 /// Loads files into raw tables on behalf of a principal.
 #[derive(Debug, Clone)]
 pub struct Loader {
-    lake: Lake,
-    principal: Principal,
+    pub(crate) lake: Lake,
+    pub(crate) principal: Principal,
 }
 
 /// The crawler's findings for one file.
@@ -550,8 +550,15 @@ impl Loader {
         }
 
         if !tally.rejects.is_empty() {
-            self.quarantine(&request.table, load_id, std::mem::take(&mut tally.rejects))
-                .await?;
+            quarantine(
+                &self.lake,
+                &self.principal,
+                &request.table.to_string(),
+                load_id,
+                std::mem::take(&mut tally.rejects),
+                Vec::new(),
+            )
+            .await?;
         }
         self.lake.load_history().record(&history).await?;
         let mut event = CatalogEvent::written(request.table.clone(), &table);
@@ -572,75 +579,92 @@ impl Loader {
         Ok(summary)
     }
 
-    /// Appends rejected rows to `raw._rejects`.
-    async fn quarantine(
-        &self,
-        target: &TableName,
-        load_id: &str,
-        rejects: Vec<(String, Reject)>,
-    ) -> Result<()> {
-        let name = TableName::new(Zone::Raw, REJECTS_TABLE)?;
-        let url = self.lake.table_url(&name)?;
-        let n = rejects.len();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("load_id", DataType::Utf8, true),
-            Field::new("target_table", DataType::Utf8, true),
-            Field::new("source_file", DataType::Utf8, true),
-            Field::new("line", DataType::Int64, true),
-            Field::new("reason", DataType::Utf8, true),
-            Field::new("raw_text", DataType::Utf8, true),
-            Field::new("rejected_at", timestamp_type(), true),
-        ]));
-        let now = Utc::now().timestamp_micros();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(vec![load_id; n])),
-            Arc::new(StringArray::from(vec![target.to_string(); n])),
-            Arc::new(
-                rejects
-                    .iter()
-                    .map(|(f, _)| Some(f.as_str()))
-                    .collect::<StringArray>(),
-            ),
-            Arc::new(
-                rejects
-                    .iter()
-                    .map(|(_, r)| r.line as i64)
-                    .collect::<Vec<_>>()
+}
+
+/// Appends rejected rows to `raw._rejects`; `transactions` (application ids) are recorded in the
+/// same commit.
+pub(crate) async fn quarantine(
+lake: &Lake,
+principal: &Principal,
+target: &str,
+load_id: &str,
+rejects: Vec<(String, Reject)>,
+transactions: Vec<String>,
+) -> Result<()> {
+    let name = TableName::new(Zone::Raw, REJECTS_TABLE)?;
+    let url = lake.table_url(&name)?;
+    let n = rejects.len();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("load_id", DataType::Utf8, true),
+        Field::new("target_table", DataType::Utf8, true),
+        Field::new("source_file", DataType::Utf8, true),
+        Field::new("line", DataType::Int64, true),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("raw_text", DataType::Utf8, true),
+        Field::new("rejected_at", timestamp_type(), true),
+    ]));
+    let now = Utc::now().timestamp_micros();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![load_id; n])),
+        Arc::new(StringArray::from(vec![target; n])),
+        Arc::new(
+            rejects
+                .iter()
+                .map(|(f, _)| Some(f.as_str()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            rejects
+                .iter()
+                .map(|(_, r)| r.line as i64)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect::<Int64Array>(),
+        ),
+        Arc::new(
+            rejects
+                .iter()
+                .map(|(_, r)| Some(r.reason.as_str()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            rejects
+                .iter()
+                .map(|(_, r)| Some(r.raw.as_str()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+    ];
+    let batch = RecordBatch::try_new(schema, columns)?;
+    let existing = lake.load_delta(&url, TimeTravel::Latest).await?;
+    let created = existing.is_none();
+    let table = match existing {
+        Some(t) => t,
+        None => lake.delta_handle(&url)?,
+    };
+    let table = table
+    .write(vec![batch])
+    .with_save_mode(SaveMode::Append)
+    .with_commit_properties(
+        CommitProperties::default()
+            .with_application_transactions(
+                transactions
                     .into_iter()
-                    .collect::<Int64Array>(),
-            ),
-            Arc::new(
-                rejects
-                    .iter()
-                    .map(|(_, r)| Some(r.reason.as_str()))
-                    .collect::<StringArray>(),
-            ),
-            Arc::new(
-                rejects
-                    .iter()
-                    .map(|(_, r)| Some(r.raw.as_str()))
-                    .collect::<StringArray>(),
-            ),
-            Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
-        ];
-        let batch = RecordBatch::try_new(schema, columns)?;
-        let existing = self.lake.load_delta(&url, TimeTravel::Latest).await?;
-        let created = existing.is_none();
-        let table = match existing {
-            Some(t) => t,
-            None => self.lake.delta_handle(&url)?,
-        };
-        let table = append_batches(table, vec![batch]).await?;
-        let mut event = CatalogEvent::written(name, &table);
-        if created {
-            event.description =
-                Some("Rows rejected by loads, with file, line, reason and raw text".into());
-            event.owner = Some(self.principal.name.clone());
-            event.source = Some("carelake loader".into());
-        }
-        self.lake.catalog().record(&[event]).await?;
-        Ok(())
+                    .map(|id| Transaction::new(id, 1))
+                    .collect(),
+            )
+            .with_max_retries(15),
+    )
+    .await?;
+    let mut event = CatalogEvent::written(name, &table);
+    if created {
+        event.description =
+            Some("Rows rejected by loads, with file, line, reason and raw text".into());
+        event.owner = Some(principal.name.clone());
+        event.source = Some("carelake loader".into());
     }
+    lake.catalog().record(&[event]).await?;
+    Ok(())
 }
 
 fn app_id(sha256: &str) -> String {

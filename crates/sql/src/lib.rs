@@ -13,6 +13,7 @@
 //! ```
 
 mod error;
+mod functions;
 mod schema;
 mod session;
 mod statement;

@@ -96,6 +96,7 @@ impl Session {
             ),
         ]);
         let ctx = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
+        crate::functions::register(&ctx);
         let catalog = MemoryCatalogProvider::new();
         let mut zones = HashMap::new();
         for zone in Zone::ALL {

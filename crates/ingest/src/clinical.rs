@@ -1,0 +1,665 @@
+//! Loads of clinical formats — HL7 v2, FHIR R4 and X12 837 — into fixed sets of raw tables.
+//!
+//! Unlike CSV, these formats carry their own structure, so each format declares its tables up
+//! front (see [`crate::hl7`], [`crate::fhir`] and [`crate::x12`]) and a file becomes rows in
+//! several of them. Exactly once holds per table and file: the rows one file gives one table
+//! are committed together with the file's content hash as a Delta application transaction, and
+//! a table that already holds that transaction takes nothing from the file again. Tables are
+//! committed in the format's order, its *ledger* table last (for HL7 the message store), so a
+//! load cut off half-way is completed, never doubled, by loading the same files again.
+//!
+//! A file the format rejects as a whole (a broken X12 envelope) or a message it cannot parse
+//! goes to `raw._rejects` with the reason; a wholly rejected file's hash is recorded there too,
+//! so loading it again does not quarantine it twice.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use carelake_common::{Principal, TableName, Zone};
+use carelake_lake::{CatalogEvent, Lake, LoadRecord, LoadStatus, TimeTravel};
+use chrono::{DateTime, Utc};
+use deltalake::DeltaTable;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use serde_json::Value;
+
+use crate::columns::TableRows;
+use crate::load::{Progress, ProgressEvent, quarantine};
+use crate::reader::{HashingReader, open_decompressed};
+use crate::rows::Reject;
+use crate::{Error, Result};
+
+/// Bytes of input parsed and committed together; larger loads commit in several rounds.
+const ROUND_BYTES: u64 = 512 * 1024 * 1024;
+
+/// A clinical message format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClinicalFormat {
+    /// HL7 v2 messages, single or in FHS/BHS batches.
+    Hl7,
+    /// FHIR R4 Bundles or bulk-export NDJSON.
+    Fhir,
+    /// X12 837 professional and institutional claims.
+    X12,
+}
+
+impl ClinicalFormat {
+    /// The format's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClinicalFormat::Hl7 => "hl7",
+            ClinicalFormat::Fhir => "fhir",
+            ClinicalFormat::X12 => "x12",
+        }
+    }
+
+    /// Tells a clinical format from the start of a file's content: `MSH`/`FHS`/`BHS` is HL7 v2,
+    /// `ISA` is X12, JSON with a `resourceType` is FHIR. `None` for anything else.
+    pub fn sniff(path: &Path) -> Result<Option<Self>> {
+        let mut reader = open_decompressed(path, None)?;
+        let mut head = vec![0u8; 4096];
+        let mut filled = 0;
+        while filled < head.len() {
+            let n = reader
+                .read(&mut head[filled..])
+                .map_err(|source| Error::ReadFile {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        head.truncate(filled);
+        Ok(Self::sniff_bytes(&head))
+    }
+
+    fn sniff_bytes(head: &[u8]) -> Option<Self> {
+        let text = String::from_utf8_lossy(head);
+        let text = text.trim_start_matches('\u{feff}').trim_start();
+        if text.starts_with("MSH") || text.starts_with("FHS") || text.starts_with("BHS") {
+            Some(ClinicalFormat::Hl7)
+        } else if text.starts_with("ISA") {
+            Some(ClinicalFormat::X12)
+        } else if text.starts_with('{') && text.contains("\"resourceType\"") {
+            Some(ClinicalFormat::Fhir)
+        } else {
+            None
+        }
+    }
+}
+
+impl FromStr for ClinicalFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "hl7" | "hl7v2" => Ok(ClinicalFormat::Hl7),
+            "fhir" => Ok(ClinicalFormat::Fhir),
+            "x12" | "837" => Ok(ClinicalFormat::X12),
+            other => Err(format!("unknown clinical format '{other}' (hl7, fhir or x12)")),
+        }
+    }
+}
+
+/// What to load.
+#[derive(Debug, Clone)]
+pub struct ClinicalRequest {
+    /// Files, folders or glob patterns.
+    pub inputs: Vec<String>,
+    /// The format; `None` sniffs it from the first file's content.
+    pub format: Option<ClinicalFormat>,
+    /// Progress callback.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl ClinicalRequest {
+    /// A request for these inputs with the format sniffed from their content.
+    pub fn new(inputs: Vec<String>) -> Self {
+        Self {
+            inputs,
+            format: None,
+            progress: None,
+        }
+    }
+}
+
+/// What a clinical load did to one table.
+#[derive(Debug, Clone)]
+pub struct TableOutcome {
+    /// The table.
+    pub table: TableName,
+    /// Rows added by this load.
+    pub rows_added: u64,
+    /// The table's version after the load.
+    pub version: Option<i64>,
+}
+
+/// What happened to one input file.
+#[derive(Debug, Clone)]
+pub struct ClinicalFileOutcome {
+    /// The file, as given.
+    pub path: String,
+    /// Loaded, skipped (loaded before) or rejected as a whole.
+    pub status: LoadStatus,
+    /// Messages, resources or claims read from it.
+    pub records: u64,
+    /// Messages, resources or claims quarantined.
+    pub rejected: u64,
+    /// Messages already in the lake (resent HL7 messages).
+    pub duplicates: u64,
+    /// Decompressed bytes.
+    pub bytes: u64,
+}
+
+/// The result of a clinical load.
+#[derive(Debug, Clone)]
+pub struct ClinicalSummary {
+    /// Identifier of this load.
+    pub load_id: String,
+    /// The format loaded.
+    pub format: ClinicalFormat,
+    /// Per file.
+    pub files: Vec<ClinicalFileOutcome>,
+    /// Per table, in commit order.
+    pub tables: Vec<TableOutcome>,
+    /// Records (messages, resources, claims) read.
+    pub records: u64,
+    /// Records quarantined.
+    pub rejected: u64,
+    /// Records already in the lake.
+    pub duplicates: u64,
+    /// Decompressed bytes read.
+    pub bytes: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// A table a format writes.
+#[derive(Debug, Clone)]
+pub(crate) struct TableSpec {
+    pub(crate) name: String,
+    pub(crate) description: String,
+}
+
+/// One input file read into memory.
+#[derive(Debug)]
+pub(crate) struct SourceFile {
+    pub(crate) label: String,
+    pub(crate) sha256: String,
+    pub(crate) content: Vec<u8>,
+}
+
+/// What parsing one file produced.
+#[derive(Debug, Default)]
+pub(crate) struct FileParse {
+    /// Records read (messages, resources, claims), including rejected and duplicate ones.
+    pub(crate) records: u64,
+    /// Records already in the lake or earlier in this load.
+    pub(crate) duplicates: u64,
+    /// Rejected records, or the whole file when `whole_file_rejected`.
+    pub(crate) rejects: Vec<Reject>,
+    /// The format refused the file as a whole.
+    pub(crate) whole_file_rejected: bool,
+}
+
+/// Per-round context a parser gets: lineage values.
+#[derive(Debug, Clone)]
+pub(crate) struct RoundContext {
+    pub(crate) load_id: String,
+    pub(crate) loaded_at: i64,
+}
+
+/// A clinical format's parser: turns files into rows of its tables.
+pub(crate) trait ClinicalParser: Send {
+    /// Reads what the parser needs from the lake before a round (e.g. HL7 message keys).
+    fn prepare(&mut self, lake: &Lake) -> impl Future<Output = Result<()>> + Send;
+
+    /// Parses one file, appending rows to `tables` (keyed by table name; the parser creates
+    /// the entries it needs with [`TableRows::new`]).
+    fn parse_file(
+        &mut self,
+        file: &SourceFile,
+        context: &RoundContext,
+        tables: &mut Vec<(TableSpec, TableRows)>,
+    ) -> FileParse;
+
+    /// Orders tables for commit: the ledger table last.
+    fn commit_order(&self, tables: &mut [(TableSpec, Vec<(usize, RecordBatch)>, SchemaRef)]);
+}
+
+impl crate::Loader {
+    /// Loads HL7 v2, FHIR or X12 files into the format's raw tables.
+    pub async fn load_clinical(&self, request: ClinicalRequest) -> Result<ClinicalSummary> {
+        let files = crate::expand_inputs(&request.inputs)?;
+        let format = match request.format {
+            Some(f) => f,
+            None => ClinicalFormat::sniff(&files[0])?.ok_or_else(|| {
+                Error::UnknownFormat(files[0].clone())
+            })?,
+        };
+        match format {
+            ClinicalFormat::Hl7 => {
+                self.run_clinical(format, files, request.progress, crate::hl7::Hl7Parser::default())
+                    .await
+            }
+            ClinicalFormat::Fhir => {
+                let summary = self
+                    .run_clinical(format, files, request.progress, crate::fhir::FhirParser::default())
+                    .await?;
+                crate::fhir::refresh_views(&self.lake, &self.principal, &summary).await?;
+                Ok(summary)
+            }
+            ClinicalFormat::X12 => {
+                self.run_clinical(format, files, request.progress, crate::x12::X12Parser)
+                    .await
+            }
+        }
+    }
+
+    async fn run_clinical<P: ClinicalParser + 'static>(
+        &self,
+        format: ClinicalFormat,
+        files: Vec<PathBuf>,
+        progress: Option<Arc<dyn Progress>>,
+        mut parser: P,
+    ) -> Result<ClinicalSummary> {
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let load_id = uuid::Uuid::new_v4().to_string();
+        tracing::info!(files = files.len(), format = format.as_str(), %load_id, "Clinical load started.");
+        if let Some(p) = &progress {
+            let total: u64 = files
+                .iter()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum();
+            p.event(ProgressEvent::Phase {
+                name: "load",
+                total_bytes: total,
+            });
+        }
+        let mut summary = ClinicalSummary {
+            load_id: load_id.clone(),
+            format,
+            files: Vec::new(),
+            tables: Vec::new(),
+            records: 0,
+            rejected: 0,
+            duplicates: 0,
+            bytes: 0,
+            elapsed: Duration::ZERO,
+        };
+        let context = RoundContext {
+            load_id: load_id.clone(),
+            loaded_at: started_at.timestamp_micros(),
+        };
+        // Rounds of up to ROUND_BYTES of input.
+        let mut rounds: Vec<Vec<PathBuf>> = vec![Vec::new()];
+        let mut round_bytes = 0;
+        for file in files {
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if round_bytes + len > ROUND_BYTES && !rounds.last().is_some_and(Vec::is_empty) {
+                rounds.push(Vec::new());
+                round_bytes = 0;
+            }
+            round_bytes += len;
+            if let Some(round) = rounds.last_mut() {
+                round.push(file);
+            }
+        }
+        let result = async {
+            for round in rounds {
+                parser.prepare(&self.lake).await?;
+                let (returned, outcome) =
+                    read_and_parse(round, parser, context.clone(), progress.clone()).await?;
+                parser = returned;
+                self.commit_round(format, &context, outcome, &mut summary, started_at)
+                    .await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Some(p) = &progress {
+            p.event(ProgressEvent::Done);
+        }
+        result?;
+        summary.elapsed = started.elapsed();
+        tracing::info!(
+            format = format.as_str(),
+            records = summary.records,
+            rejected = summary.rejected,
+            duplicates = summary.duplicates,
+            "Clinical load finished."
+        );
+        Ok(summary)
+    }
+
+    async fn commit_round(
+        &self,
+        format: ClinicalFormat,
+        context: &RoundContext,
+        round: RoundOutcome,
+        summary: &mut ClinicalSummary,
+        started_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let RoundOutcome {
+            files,
+            parses,
+            mut tables,
+        } = round;
+        // Which tables already hold which files.
+        let mut fresh_for: Vec<Vec<bool>> = Vec::new();
+        let mut handles: Vec<(Option<DeltaTable>, TableName)> = Vec::new();
+        for (spec, _, _) in &tables {
+            let name = TableName::new(Zone::Raw, &spec.name)?;
+            let url = self.lake.table_url(&name)?;
+            let existing = self.lake.load_delta(&url, TimeTravel::Latest).await?;
+            let mut fresh = Vec::with_capacity(files.len());
+            for file in &files {
+                let loaded = match &existing {
+                    Some(t) => has_transaction(t, &file.sha256).await?,
+                    None => false,
+                };
+                fresh.push(!loaded);
+            }
+            fresh_for.push(fresh);
+            handles.push((existing, name));
+        }
+        let mut file_loaded = vec![false; files.len()];
+        for ((spec, batches, schema), ((existing, name), fresh)) in tables
+            .iter_mut()
+            .zip(handles.into_iter().zip(fresh_for.iter()))
+        {
+            let mut to_write = Vec::new();
+            let mut txns = Vec::new();
+            for (i, file) in files.iter().enumerate() {
+                if fresh[i] && !parses[i].whole_file_rejected {
+                    txns.push(Transaction::new(app_id(&file.sha256), 1));
+                    file_loaded[i] = true;
+                }
+            }
+            let mut rows = 0u64;
+            for (file_index, batch) in batches.drain(..) {
+                if fresh[file_index] && batch.num_rows() > 0 {
+                    rows += batch.num_rows() as u64;
+                    to_write.push(batch);
+                }
+            }
+            if txns.is_empty() && existing.is_some() {
+                continue;
+            }
+            let created = existing.is_none();
+            let commit = CommitProperties::default()
+                .with_application_transactions(txns)
+                .with_metadata([
+                    ("carelake.operation".to_string(), Value::from("load")),
+                    ("carelake.load_id".to_string(), Value::from(context.load_id.clone())),
+                    ("carelake.format".to_string(), Value::from(format.as_str())),
+                ])
+                .with_max_retries(15);
+            let table = match existing {
+                Some(t) => t,
+                None => self.lake.delta_handle(&self.lake.table_url(&name)?)?,
+            };
+            if to_write.is_empty() {
+                to_write.push(RecordBatch::new_empty(Arc::clone(schema)));
+            }
+            let written = table
+                .write(to_write)
+                .with_save_mode(SaveMode::Append)
+                .with_schema_mode(SchemaMode::Merge)
+                .with_table_name(name.name.clone())
+                .with_commit_properties(commit)
+                .await?;
+            let mut event = CatalogEvent::written(name.clone(), &written);
+            if created {
+                event.description = Some(spec.description.clone());
+                event.owner = Some(self.principal.name.clone());
+                event.upstream = Some(Vec::new());
+            }
+            event.source = Some(format!("{} load", format.as_str()));
+            self.lake.catalog().record(&[event]).await?;
+            match summary.tables.iter_mut().find(|t| t.table == name) {
+                Some(outcome) => {
+                    outcome.rows_added += rows;
+                    outcome.version = written.version();
+                }
+                None => summary.tables.push(TableOutcome {
+                    table: name,
+                    rows_added: rows,
+                    version: written.version(),
+                }),
+            }
+        }
+
+        // Quarantine: bad records of loaded files, and wholly rejected files not seen before.
+        let rejects_name = TableName::new(Zone::Raw, crate::REJECTS_TABLE)?;
+        let rejects_table = self
+            .lake
+            .load_delta(&self.lake.table_url(&rejects_name)?, TimeTravel::Latest)
+            .await?;
+        let mut quarantined = Vec::new();
+        let mut rejected_txns = Vec::new();
+        let mut rejected_before = vec![false; files.len()];
+        for (i, (file, parse)) in files.iter().zip(&parses).enumerate() {
+            if parse.rejects.is_empty() {
+                continue;
+            }
+            if parse.whole_file_rejected {
+                if let Some(t) = &rejects_table
+                    && has_transaction(t, &file.sha256).await?
+                {
+                    rejected_before[i] = true;
+                    continue;
+                }
+                rejected_txns.push(app_id(&file.sha256));
+            } else if !file_loaded[i] {
+                continue;
+            }
+            for reject in &parse.rejects {
+                quarantined.push((file.label.clone(), reject.clone()));
+            }
+        }
+        if !quarantined.is_empty() {
+            let target = format!("raw.{}_*", format.as_str());
+            quarantine(
+                &self.lake,
+                &self.principal,
+                &target,
+                &context.load_id,
+                quarantined,
+                rejected_txns,
+            )
+            .await?;
+        }
+
+        let mut history = Vec::new();
+        for (i, (file, parse)) in files.iter().zip(&parses).enumerate() {
+            let status = if parse.whole_file_rejected {
+                LoadStatus::Failed
+            } else if file_loaded[i] {
+                LoadStatus::Loaded
+            } else {
+                LoadStatus::Skipped
+            };
+            let counted = file_loaded[i] || (parse.whole_file_rejected && !rejected_before[i]);
+            let rejected = parse.rejects.len() as u64;
+            let outcome = ClinicalFileOutcome {
+                path: file.label.clone(),
+                status,
+                records: parse.records,
+                rejected,
+                duplicates: parse.duplicates,
+                bytes: file.content.len() as u64,
+            };
+            if counted {
+                summary.records += parse.records;
+                summary.rejected += rejected;
+                summary.duplicates += parse.duplicates;
+            }
+            summary.bytes += outcome.bytes;
+            history.push(LoadRecord {
+                load_id: context.load_id.clone(),
+                table: format!("raw.{}_*", format.as_str()),
+                source_file: file.label.clone(),
+                content_sha256: file.sha256.clone(),
+                format: format.as_str().to_string(),
+                rows_loaded: if file_loaded[i] {
+                    (parse.records - rejected.min(parse.records)) as i64
+                } else {
+                    0
+                },
+                rows_rejected: rejected as i64,
+                bytes: outcome.bytes as i64,
+                status,
+                principal: self.principal.name.clone(),
+                started_at,
+                finished_at: Utc::now(),
+            });
+            summary.files.push(outcome);
+        }
+        self.lake.load_history().record(&history).await?;
+        Ok(())
+    }
+}
+
+/// The parsed files of one round, with their rows per table.
+#[derive(Debug)]
+struct RoundOutcome {
+    files: Vec<SourceFile>,
+    parses: Vec<FileParse>,
+    /// Per table: spec, batches tagged with the file they came from, schema.
+    tables: Vec<(TableSpec, Vec<(usize, RecordBatch)>, SchemaRef)>,
+}
+
+async fn read_and_parse<P: ClinicalParser + 'static>(
+    paths: Vec<PathBuf>,
+    mut parser: P,
+    context: RoundContext,
+    progress: Option<Arc<dyn Progress>>,
+) -> Result<(P, RoundOutcome)> {
+    tokio::task::spawn_blocking(move || {
+        let mut files = Vec::new();
+        let mut parses = Vec::new();
+        let mut rows: Vec<(TableSpec, TableRows)> = Vec::new();
+        let mut batches: HashMap<String, Vec<(usize, RecordBatch)>> = HashMap::new();
+        for path in &paths {
+            let file = read_file(path, progress.clone())?;
+            let parse = parser.parse_file(&file, &context, &mut rows);
+            for (spec, table) in rows.iter_mut() {
+                if table.len() > 0 {
+                    batches
+                        .entry(spec.name.clone())
+                        .or_default()
+                        .push((files.len(), table.finish()?));
+                }
+            }
+            files.push(file);
+            parses.push(parse);
+        }
+        let mut tables: Vec<(TableSpec, Vec<(usize, RecordBatch)>, SchemaRef)> = rows
+            .into_iter()
+            .map(|(spec, table)| {
+                let b = batches.remove(&spec.name).unwrap_or_default();
+                (spec, b, Arc::clone(table.schema()))
+            })
+            .collect();
+        parser.commit_order(&mut tables);
+        Ok((
+            parser,
+            RoundOutcome {
+                files,
+                parses,
+                tables,
+            },
+        ))
+    })
+    .await
+    .map_err(|e| Error::Worker(e.to_string()))?
+}
+
+fn read_file(path: &Path, progress: Option<Arc<dyn Progress>>) -> Result<SourceFile> {
+    let read_err = |source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = HashingReader::new(open_decompressed(path, progress)?);
+    let mut content = Vec::new();
+    reader.read_to_end(&mut content).map_err(read_err)?;
+    let (sha256, _) = reader.finish().map_err(read_err)?;
+    Ok(SourceFile {
+        label: path.display().to_string(),
+        sha256,
+        content,
+    })
+}
+
+/// Whether `table` holds the load transaction of the file with this content hash.
+pub(crate) async fn has_transaction(table: &DeltaTable, sha256: &str) -> Result<bool> {
+    Ok(table
+        .snapshot()?
+        .transaction_version(table.log_store().as_ref(), app_id(sha256))
+        .await?
+        .is_some())
+}
+
+pub(crate) fn app_id(sha256: &str) -> String {
+    format!("carelake-load:{sha256}")
+}
+
+/// Finds the entry for `spec` in `tables`, creating it with `columns` when absent; returns its
+/// index.
+pub(crate) fn table_index(
+    tables: &mut Vec<(TableSpec, TableRows)>,
+    name: &str,
+    description: &str,
+    columns: &[crate::columns::ColumnSpec],
+) -> usize {
+    if let Some(i) = tables.iter().position(|(s, _)| s.name == name) {
+        return i;
+    }
+    tables.push((
+        TableSpec {
+            name: name.to_string(),
+            description: description.to_string(),
+        },
+        TableRows::new(columns),
+    ));
+    tables.len() - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_formats() {
+        assert_eq!(
+            ClinicalFormat::sniff_bytes(b"\xef\xbb\xbfMSH|^~\\&|"),
+            Some(ClinicalFormat::Hl7)
+        );
+        assert_eq!(
+            ClinicalFormat::sniff_bytes(b"FHS|^~\\&"),
+            Some(ClinicalFormat::Hl7)
+        );
+        assert_eq!(
+            ClinicalFormat::sniff_bytes(b"ISA*00*"),
+            Some(ClinicalFormat::X12)
+        );
+        assert_eq!(
+            ClinicalFormat::sniff_bytes(b"{\"resourceType\":\"Bundle\"}"),
+            Some(ClinicalFormat::Fhir)
+        );
+        assert_eq!(ClinicalFormat::sniff_bytes(b"a,b,c\n1,2,3"), None);
+    }
+}

@@ -1,0 +1,23 @@
+//! carelake's network listeners. Today: the MLLP listener that takes HL7 v2 messages from
+//! interface engines and EHRs over TCP, stores each durably in the lake exactly once and only
+//! then acknowledges it.
+//!
+//! ```no_run
+//! # async fn run() -> carelake_server::Result<()> {
+//! use carelake_common::Principal;
+//! use carelake_ingest::Hl7Store;
+//! use carelake_lake::Lake;
+//! use carelake_server::{MllpConfig, MllpServer};
+//!
+//! let lake = Lake::open("./carelake-data").await?;
+//! let store = Hl7Store::open(lake, Principal::local_admin()).await?;
+//! let server = MllpServer::bind(MllpConfig::default(), store).await?;
+//! server.run(std::future::pending()).await
+//! # }
+//! ```
+
+mod error;
+mod mllp;
+
+pub use error::{Error, Result};
+pub use mllp::{MllpConfig, MllpServer};

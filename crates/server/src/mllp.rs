@@ -1,0 +1,294 @@
+//! The MLLP listener: HL7 v2 over TCP with Minimal Lower Layer Protocol framing
+//! (`0x0B` message `0x1C 0x0D`).
+//!
+//! Every connection is read frame by frame. A frame is handed to one writer task, which groups
+//! the messages that arrive from all connections within a short window and stores them in a
+//! single Delta commit ([`Hl7Store::store`]); only when that commit has succeeded does each
+//! connection get its `AA` acknowledgement. A resent message (same MSH-10 from the same
+//! sending application and facility) is acknowledged again but stored once. A message that
+//! cannot be parsed gets `AR` with the reason and is quarantined; a storage failure gets `AE`,
+//! telling the sender to resend.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use carelake_hl7::mllp::FrameDecoder;
+use carelake_hl7::{AckCode, Message};
+use carelake_ingest::{Hl7Store, InboundMessage, StoreOutcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Error, Result};
+
+/// The IANA-registered port for HL7 over MLLP.
+pub const DEFAULT_MLLP_PORT: u16 = 2575;
+
+/// How the MLLP listener runs.
+#[derive(Debug, Clone)]
+pub struct MllpConfig {
+    /// Address to listen on. The default is loopback: listening on every interface must be asked
+    /// for, since MLLP carries patient data in clear text.
+    pub addr: SocketAddr,
+    /// Largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// How long the writer waits for more messages before committing a group.
+    pub group_window: Duration,
+    /// Most messages in one commit.
+    pub max_group: usize,
+    /// A connection silent for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for MllpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_MLLP_PORT)),
+            max_message_bytes: 16 * 1024 * 1024,
+            group_window: Duration::from_millis(10),
+            max_group: 1000,
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A message waiting for the writer, with the way back to its connection.
+#[derive(Debug)]
+struct Submission {
+    message: InboundMessage,
+    reply: oneshot::Sender<std::result::Result<StoreOutcome, String>>,
+}
+
+/// A bound MLLP listener.
+#[derive(Debug)]
+pub struct MllpServer {
+    listener: TcpListener,
+    config: MllpConfig,
+    store: Hl7Store,
+}
+
+impl MllpServer {
+    /// Binds the listener. The store has already loaded the keys of the messages in the lake.
+    pub async fn bind(config: MllpConfig, store: Hl7Store) -> Result<Self> {
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.addr.to_string(),
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            config,
+            store,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` completes; messages already received are stored and
+    /// acknowledged before it returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let MllpServer {
+            listener,
+            config,
+            store,
+        } = self;
+        let (tx, rx) = mpsc::channel::<Submission>(config.max_group * 4);
+        let writer = tokio::spawn(write_groups(store, rx, config.clone()));
+        tracing::info!(addr = %config.addr, "MLLP listener ready.");
+        tokio::pin!(shutdown);
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    match accepted {
+                        Ok((stream, peer)) => {
+                            let tx = tx.clone();
+                            let config = config.clone();
+                            connections.spawn(async move {
+                                if let Err(e) = serve_connection(stream, peer, tx, &config).await {
+                                    tracing::warn!(%peer, error = %e, "MLLP connection ended with an error.");
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            // Out of file descriptors and the like: wait a little, go on.
+                            tracing::warn!(error = %e, "Accepting an MLLP connection failed.");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        tracing::info!("MLLP listener stopping.");
+        drop(listener);
+        connections.abort_all();
+        drop(tx);
+        writer
+            .await
+            .map_err(|e| Error::Accept(std::io::Error::other(e.to_string())))?;
+        Ok(())
+    }
+}
+
+/// Reads frames from one connection and answers each with its ACK, in order.
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Submission>,
+    config: &MllpConfig,
+) -> std::io::Result<()> {
+    tracing::debug!(%peer, "MLLP connection opened.");
+    let _ = stream.set_nodelay(true);
+    let mut decoder = FrameDecoder::new(config.max_message_bytes);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = match tokio::time::timeout(config.idle_timeout, stream.read(&mut buffer)).await {
+            Ok(read) => read?,
+            Err(_) => {
+                tracing::debug!(%peer, "MLLP connection idle; closing.");
+                return Ok(());
+            }
+        };
+        if n == 0 {
+            tracing::debug!(%peer, "MLLP connection closed by the peer.");
+            return Ok(());
+        }
+        decoder.push(&buffer[..n]);
+        while let Some(frame) = decoder.next_frame() {
+            let ack = match frame {
+                Ok(bytes) => handle_frame(bytes, peer, &tx).await,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "Bad MLLP frame.");
+                    carelake_hl7::ack_for_unparseable(
+                        AckCode::AR,
+                        &e.to_string(),
+                        &control_id(),
+                        chrono::Utc::now().naive_utc(),
+                    )
+                }
+            };
+            stream
+                .write_all(&carelake_hl7::mllp::frame(ack.as_bytes()))
+                .await?;
+        }
+    }
+}
+
+/// Stores one message and builds its ACK.
+async fn handle_frame(bytes: Vec<u8>, peer: SocketAddr, tx: &mpsc::Sender<Submission>) -> String {
+    let text = decode_text(bytes);
+    let now = chrono::Utc::now().naive_utc();
+    let (reply, answer) = oneshot::channel();
+    let submission = Submission {
+        message: InboundMessage {
+            text,
+            peer: peer.to_string(),
+        },
+        reply,
+    };
+    let outcome = if tx.send(submission).await.is_err() {
+        Err("the listener is shutting down".to_string())
+    } else {
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the writer stopped".to_string()))
+    };
+    // The message text went to the writer; parse our own view of it for the ACK.
+    let text = match &outcome {
+        Ok(StoreOutcome::Stored { text } | StoreOutcome::Duplicate { text }) => Some(text),
+        Ok(StoreOutcome::Rejected { text, .. }) => Some(text),
+        Err(_) => None,
+    };
+    let parsed = text.and_then(|t| Message::parse(t).ok());
+    let (code, note) = match &outcome {
+        Ok(StoreOutcome::Stored { .. }) => (AckCode::AA, None),
+        Ok(StoreOutcome::Duplicate { .. }) => (AckCode::AA, Some("duplicate: already stored")),
+        Ok(StoreOutcome::Rejected { reason, .. }) => (AckCode::AR, Some(reason.as_str())),
+        Err(reason) => (AckCode::AE, Some(reason.as_str())),
+    };
+    match &parsed {
+        Some(message) => carelake_hl7::ack(message, code, note, &control_id(), now),
+        None => carelake_hl7::ack_for_unparseable(
+            if matches!(code, AckCode::AA) {
+                AckCode::AE
+            } else {
+                code
+            },
+            note.unwrap_or("the message could not be parsed"),
+            &control_id(),
+            now,
+        ),
+    }
+}
+
+/// Message text: UTF-8 when valid, else Latin-1 (HL7's other common character set).
+fn decode_text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
+    }
+}
+
+/// A fresh control id for an ACK.
+fn control_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "CL{}{:06}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        NEXT.fetch_add(1, Ordering::Relaxed) % 1_000_000
+    )
+}
+
+/// The writer: groups submissions and stores each group in one commit.
+async fn write_groups(mut store: Hl7Store, mut rx: mpsc::Receiver<Submission>, config: MllpConfig) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        let deadline = tokio::time::Instant::now() + config.group_window;
+        while group.len() < config.max_group {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(next)) => group.push(next),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let (messages, replies): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|s| (s.message, s.reply)).unzip();
+        let count = messages.len();
+        match store.store(messages).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(messages = count, error = %e, "Storing MLLP messages failed; answering AE.");
+                let reason = format!("storage failed, resend later: {e}");
+                for reply in replies {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latin1_text_is_decoded() {
+        assert_eq!(decode_text(b"MSH|caf\xe9".to_vec()), "MSH|café");
+        assert_eq!(decode_text("MSH|café".as_bytes().to_vec()), "MSH|café");
+    }
+
+    #[test]
+    fn control_ids_differ() {
+        assert_ne!(control_id(), control_id());
+    }
+}
