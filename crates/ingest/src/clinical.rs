@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use carelake_common::{Principal, TableName, Zone};
+use carelake_common::{TableName, Zone};
 use carelake_lake::{CatalogEvent, Lake, LoadRecord, LoadStatus, TimeTravel};
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
@@ -141,7 +141,7 @@ pub struct TableOutcome {
     /// Rows added by this load.
     pub rows_added: u64,
     /// The table's version after the load.
-    pub version: Option<i64>,
+    pub version: Option<u64>,
 }
 
 /// What happened to one input file.
@@ -252,17 +252,7 @@ impl crate::Loader {
                 self.run_clinical(format, files, request.progress, crate::hl7::Hl7Parser::default())
                     .await
             }
-            ClinicalFormat::Fhir => {
-                let summary = self
-                    .run_clinical(format, files, request.progress, crate::fhir::FhirParser::default())
-                    .await?;
-                crate::fhir::refresh_views(&self.lake, &self.principal, &summary).await?;
-                Ok(summary)
-            }
-            ClinicalFormat::X12 => {
-                self.run_clinical(format, files, request.progress, crate::x12::X12Parser)
-                    .await
-            }
+            ClinicalFormat::Fhir | ClinicalFormat::X12 => Err(Error::UnknownFormat(files[0].clone())),
         }
     }
 

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::clinical::{ClinicalParser, FileParse, RoundContext, SourceFile, TableSpec, table_index};
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
-use crate::{Error, Result};
+use crate::Result;
 
 /// The message store.
 pub(crate) const MESSAGES: &str = "hl7_messages";

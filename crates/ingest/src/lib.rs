@@ -18,9 +18,7 @@
 mod clinical;
 mod columns;
 mod error;
-mod fhir;
 mod hl7;
-mod x12;
 mod format;
 mod infer;
 mod load;

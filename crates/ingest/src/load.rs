@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use carelake_common::{Principal, TableName, Zone};
-use carelake_lake::{CatalogEvent, Lake, LoadRecord, LoadStatus, TimeTravel, append_batches};
+use carelake_lake::{CatalogEvent, Lake, LoadRecord, LoadStatus, TimeTravel};
 use chrono::Utc;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::provider_as_source;

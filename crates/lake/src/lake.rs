@@ -260,6 +260,47 @@ impl Lake {
         Ok(())
     }
 
+    /// Writes a small file under the lake's `_carelake/` folder (e.g. a FHIR ViewDefinition),
+    /// replacing any file of that name.
+    pub async fn put_system_file(&self, relative: &str, content: Vec<u8>) -> Result<()> {
+        let store = self.root_store()?;
+        let path = StorePath::from(format!("{SYSTEM_FOLDER}/{}", relative.trim_matches('/')));
+        store.put(&path, content.into()).await?;
+        Ok(())
+    }
+
+    /// The files directly under `_carelake/<folder>/`, as (file name, content), by name.
+    pub async fn system_files(&self, folder: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let store = self.root_store()?;
+        let prefix = StorePath::from(format!("{SYSTEM_FOLDER}/{}", folder.trim_matches('/')));
+        let listing = match store.list_with_delimiter(Some(&prefix)).await {
+            Ok(listing) => listing,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut files = Vec::new();
+        for object in listing.objects {
+            let Some(name) = object.location.filename().map(str::to_string) else {
+                continue;
+            };
+            let bytes = store.get(&object.location).await?.bytes().await?;
+            files.push((name, bytes.to_vec()));
+        }
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(files)
+    }
+
+    /// Deletes a file under `_carelake/`; `false` when there was none.
+    pub async fn delete_system_file(&self, relative: &str) -> Result<bool> {
+        let store = self.root_store()?;
+        let path = StorePath::from(format!("{SYSTEM_FOLDER}/{}", relative.trim_matches('/')));
+        match store.delete(&path).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// An object store rooted at the lake root.
     fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
         let url = self.folder_url("")?;

@@ -20,4 +20,4 @@ mod error;
 mod mllp;
 
 pub use error::{Error, Result};
-pub use mllp::{MllpConfig, MllpServer};
+pub use mllp::{DEFAULT_MLLP_PORT, MllpConfig, MllpServer};

@@ -5,7 +5,6 @@
 //!   `'OBX[2]-5'` (value of the second OBX). NULL when the field is empty or absent, or when the
 //!   message cannot be parsed.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
@@ -59,10 +58,6 @@ fn strings(array: &ArrayRef) -> Result<ArrayRef> {
 }
 
 impl ScalarUDFImpl for Hl7Field {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn name(&self) -> &str {
         "hl7_field"
     }
