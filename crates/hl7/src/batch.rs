@@ -37,17 +37,17 @@ fn count_of(segment: &str) -> Option<usize> {
 }
 
 /// Splits a file's text into messages, checking the batch and file wrappers. Accepts a single
-/// message, messages one after another, or FHS/BHS wrappers; a trailer may be missing at the
-/// end of the file. Rejects segments outside any message, nested or repeated headers, and
-/// BTS/FTS counts that do not match.
+/// message, messages one after another, or FHS/BHS wrappers; like python-hl7, a missing header
+/// or trailer is tolerated (the batch or file is then implicit). Rejects segments outside any
+/// message, a batch header inside an open batch, a second file header, segments after the file
+/// trailer, and BTS/FTS counts that do not match.
 pub fn split_batch<'a>(text: &'a str) -> Result<Batch<'a>> {
     let body = text.strip_prefix('\u{feff}').unwrap_or(text);
     let offset = text.len() - body.len();
     let mut batch = Batch::default();
-    // State.
-    let mut in_file = false;
     let mut file_done = false;
-    let mut in_batch = false;
+    let mut batch_open = false;
+    // Messages since the last batch boundary (explicit or implicit batch).
     let mut batch_messages = 0usize;
     let mut batches_in_file = 0usize;
     let mut current: Option<(usize, usize, usize)> = None; // (start, end, line)
@@ -74,63 +74,64 @@ pub fn split_batch<'a>(text: &'a str) -> Result<Batch<'a>> {
         }
         match name {
             "FHS" => {
-                if line != 1 || in_file {
+                if line != 1 {
                     return Err(bad(line, "a file header (FHS) must come first, once"));
                 }
-                in_file = true;
                 batch.file_header = true;
             }
             "BHS" => {
-                if in_batch {
-                    return Err(bad(line, "a batch header (BHS) inside a batch that was not closed with BTS"));
-                }
-                if current.is_some() && !in_file {
-                    return Err(bad(line, "a batch header (BHS) after messages outside a batch"));
-                }
                 close(&mut current, &mut batch);
-                in_batch = true;
+                if batch_open {
+                    return Err(bad(
+                        line,
+                        "a batch header (BHS) inside a batch that was not closed with BTS",
+                    ));
+                }
+                if batch_messages > 0 {
+                    // Messages before this header formed an implicit batch.
+                    batches_in_file += 1;
+                }
+                batch_open = true;
                 batch_messages = 0;
-                batches_in_file += 1;
                 batch.batches += 1;
             }
             "BTS" => {
                 close(&mut current, &mut batch);
-                if in_batch {
-                    if let Some(n) = count_of(segment)
-                        && n != batch_messages
-                    {
-                        return Err(bad(line, &format!("the batch trailer (BTS) counts {n} messages, the batch has {batch_messages}")));
-                    }
-                } else if batch.batches > 0 || in_file {
-                    return Err(bad(line, "a batch trailer (BTS) without its batch header (BHS)"));
-                } else if let Some(n) = count_of(segment)
-                    && n != batch.messages.len()
+                if let Some(n) = count_of(segment)
+                    && n != batch_messages
                 {
-                    return Err(bad(line, &format!("the batch trailer (BTS) counts {n} messages, the file has {}", batch.messages.len())));
+                    return Err(bad(
+                        line,
+                        &format!(
+                            "the batch trailer (BTS) counts {n} messages, the batch has {batch_messages}"
+                        ),
+                    ));
                 }
-                in_batch = false;
+                batches_in_file += 1;
+                batch_open = false;
+                batch_messages = 0;
             }
             "FTS" => {
                 close(&mut current, &mut batch);
-                if !in_file {
-                    return Err(bad(line, "a file trailer (FTS) without a file header (FHS)"));
-                }
-                if in_batch {
-                    return Err(bad(line, "a file trailer (FTS) inside a batch that was not closed with BTS"));
+                if batch_open || batch_messages > 0 {
+                    batches_in_file += 1;
                 }
                 if let Some(n) = count_of(segment)
                     && n != batches_in_file
                 {
-                    return Err(bad(line, &format!("the file trailer (FTS) counts {n} batches, the file has {batches_in_file}")));
+                    return Err(bad(
+                        line,
+                        &format!(
+                            "the file trailer (FTS) counts {n} batches, the file has {batches_in_file}"
+                        ),
+                    ));
                 }
                 file_done = true;
             }
             "MSH" => {
                 close(&mut current, &mut batch);
                 current = Some((start, end, line));
-                if in_batch {
-                    batch_messages += 1;
-                }
+                batch_messages += 1;
             }
             _ => match &mut current {
                 Some((_, message_end, _)) => *message_end = end,
@@ -173,7 +174,8 @@ mod tests {
             (format!("FHS|^~\\&\rBHS|^~\\&\r{MSG}FHS|^~\\&\rBTS|1\rFTS|1"), "must come first"),
             (format!("BHS|^~\\&\r{MSG}BTS|3"), "counts 3 messages"),
             (format!("FHS|^~\\&\rBHS|^~\\&\r{MSG}BTS|1\rFTS|2"), "counts 2 batches"),
-            (format!("FHS|^~\\&\r{MSG}FTS|0\r{MSG}"), "after the file trailer"),
+            (format!("FHS|^~\\&\r{MSG}FTS|1\r{MSG}"), "after the file trailer"),
+            (format!("{MSG}FHS|^~\\&\r"), "must come first"),
             ("\r\n".to_string(), "no HL7 message"),
         ];
         for (text, expected) in cases {

@@ -202,14 +202,27 @@ fn table_specs() -> [(&'static str, &'static str, &'static [ColumnSpec]); 6] {
     ]
 }
 
-/// The 128-bit key of a message: sender and control id.
+/// The 128-bit key of a message: sender, control id, message type and the content after MSH.
+/// A resend (same MSH-10 from the same sender, whatever its MSH-7) has the same key; a control
+/// id a sender reused for a different message does not, so that message is kept.
 type MessageKey = [u8; 16];
 
-fn message_key(application: &str, facility: &str, control_id: &str) -> MessageKey {
+fn message_key(message: &Message<'_>) -> MessageKey {
+    let header = message.header();
     let mut hasher = Sha256::new();
-    for part in [application, facility, control_id] {
+    for part in [
+        header.sending_application.as_deref().unwrap_or(""),
+        header.sending_facility.as_deref().unwrap_or(""),
+        header.control_id.as_deref().unwrap_or(""),
+        header.message_type.as_deref().unwrap_or(""),
+        header.trigger_event.as_deref().unwrap_or(""),
+    ] {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
+    }
+    for segment in message.segments().skip(1) {
+        hasher.update(segment.text().trim_end().as_bytes());
+        hasher.update(b"\r");
     }
     let digest = hasher.finalize();
     let mut key = [0u8; 16];
@@ -227,27 +240,19 @@ async fn load_keys(lake: &Lake) -> Result<HashSet<MessageKey>> {
     table.update_datafusion_session(&ctx.state())?;
     let batches = ctx
         .read_table(table.table_provider().await?)?
-        .select_columns(&["sending_application", "sending_facility", "control_id"])?
+        .select_columns(&["raw_text"])?
         .collect()
         .await?;
     for batch in batches {
-        let columns: Vec<_> = (0..3)
-            .map(|i| arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8))
-            .collect::<std::result::Result<_, _>>()?;
-        let [app, facility, control] = [
-            columns[0].as_string::<i32>(),
-            columns[1].as_string::<i32>(),
-            columns[2].as_string::<i32>(),
-        ];
+        let text = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
+        let text = text.as_string::<i32>();
         for row in 0..batch.num_rows() {
-            let get = |a: &arrow::array::StringArray| {
-                if a.is_null(row) {
-                    String::new()
-                } else {
-                    a.value(row).to_string()
-                }
-            };
-            keys.insert(message_key(&get(app), &get(facility), &get(control)));
+            if text.is_null(row) {
+                continue;
+            }
+            if let Ok(message) = Message::parse(text.value(row)) {
+                keys.insert(message_key(&message));
+            }
         }
     }
     Ok(keys)
@@ -461,12 +466,7 @@ impl<'t> Hl7Rows<'t> {
 }
 
 fn key_of(message: &Message<'_>) -> MessageKey {
-    let header = message.header();
-    message_key(
-        header.sending_application.as_deref().unwrap_or(""),
-        header.sending_facility.as_deref().unwrap_or(""),
-        header.control_id.as_deref().unwrap_or(""),
-    )
+    message_key(message)
 }
 
 /// The file loader's HL7 parser.

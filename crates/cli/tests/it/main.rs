@@ -2,6 +2,8 @@
 //! binary, bad input, concurrent writers and interoperability with an independent Delta reader.
 
 mod cli;
+mod hl7;
+mod mllp;
 mod concurrency;
 mod interop;
 mod load;

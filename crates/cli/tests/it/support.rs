@@ -107,3 +107,14 @@ pub(crate) fn python_with(modules: &str, test: &str) -> Option<String> {
     eprintln!("SKIPPED {test}: Python cannot import {modules} (scripts/test.sh installs them)");
     None
 }
+
+/// `../shared/data/<sub>` beside the project, or `None` with a message (the test then skips).
+pub(crate) fn shared_data(sub: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")).join(sub);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: {} is absent (shared test data)", dir.display());
+        None
+    }
+}

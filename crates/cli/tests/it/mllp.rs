@@ -1,0 +1,174 @@
+//! The MLLP listener on the real binary: concurrent clients get ACKs only for stored messages,
+//! resends are stored once, and everything ACKed is in the lake exactly once after a crash and
+//! restart.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{Workspace, python_with};
+
+/// A running `carelake serve --mllp` process.
+struct Listener {
+    child: Child,
+    port: u16,
+}
+
+impl Listener {
+    fn start(ws: &Workspace) -> Self {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("carelake"))
+            .args(["serve", "--mllp", "127.0.0.1:0"])
+            .env("CARELAKE_LAKE", ws.lake())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the listener");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("ready line");
+        let port = line
+            .split_whitespace()
+            .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Self { child, port }
+    }
+
+    /// Kills the process without letting it shut down (a crash).
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn message(sender: &str, id: u32) -> String {
+    format!(
+        "MSH|^~\\&|{sender}|HOSP|LAKE|HOSP|20240101120000||ORU^R01^ORU_R01|{sender}-{id}|P|2.5.1\rPID|1||{id}^^^HOSP^MR||Doe^Jane\rOBR|1|||2345-7^Glucose^LN\rOBX|1|NM|2345-7^Glucose^LN||{}|mg/dL|70-99|N|||F\r",
+        90 + id % 50
+    )
+}
+
+/// Sends framed messages one at a time on one connection; returns each ACK's MSA-1 and MSA-2.
+fn send_all(port: u16, messages: &[String]) -> Vec<(String, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut acks = Vec::new();
+    for m in messages {
+        let mut frame = vec![0x0b];
+        frame.extend_from_slice(m.as_bytes());
+        frame.extend_from_slice(&[0x1c, 0x0d]);
+        stream.write_all(&frame).expect("send");
+        let mut ack = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            stream.read_exact(&mut byte).expect("read ack");
+            if byte[0] == 0x1c {
+                stream.read_exact(&mut byte).expect("read ack end");
+                break;
+            }
+            if byte[0] != 0x0b {
+                ack.push(byte[0]);
+            }
+        }
+        let text = String::from_utf8(ack).expect("utf-8 ack");
+        let msa = text
+            .split('\r')
+            .find(|s| s.starts_with("MSA"))
+            .unwrap_or_else(|| panic!("no MSA in {text:?}"))
+            .to_string();
+        let fields: Vec<&str> = msa.split('|').collect();
+        acks.push((
+            fields.get(1).unwrap_or(&"").to_string(),
+            fields.get(2).unwrap_or(&"").to_string(),
+        ));
+    }
+    acks
+}
+
+#[test]
+fn concurrent_clients_resends_and_a_crash() {
+    let ws = Workspace::new();
+    let listener = Listener::start(&ws);
+    let port = listener.port;
+    // Four senders at once, 25 messages each, each resending its 5th message.
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let sender = format!("S{t}");
+                let mut messages: Vec<String> = (1..=25).map(|i| message(&sender, i)).collect();
+                messages.insert(10, message(&sender, 5));
+                let acks = send_all(port, &messages);
+                for (code, _) in &acks {
+                    assert_eq!(code, "AA");
+                }
+                assert_eq!(acks[10].1, format!("{sender}-5"));
+                acks.len()
+            })
+        })
+        .collect();
+    let sent: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(sent, 104);
+    // Garbage is refused with AR and a reason.
+    let acks = send_all(port, &["PID|1||x".to_string()]);
+    assert_eq!(acks[0].0, "AR");
+
+    // A crash, then a restart: everything ACKed is there once; resending it all adds nothing.
+    listener.kill();
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "100");
+    assert_eq!(
+        ws.scalar("SELECT count(DISTINCT sending_application || control_id) FROM raw.hl7_messages"),
+        "100"
+    );
+    let listener = Listener::start(&ws);
+    let again: Vec<String> = (1..=25).map(|i| message("S0", i)).collect();
+    let acks = send_all(listener.port, &again);
+    assert!(acks.iter().all(|(code, _)| code == "AA"));
+    let acks = send_all(listener.port, &[message("S9", 1)]);
+    assert_eq!(acks[0].0, "AA");
+    drop(listener);
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "101");
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_observations"), "101");
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM raw.hl7_messages WHERE transport = 'mllp' AND _source_file LIKE 'mllp://127.0.0.1:%'"),
+        "101"
+    );
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw._rejects"), "1");
+}
+
+#[test]
+fn a_python_client_gets_acks() {
+    let Some(python) = python_with("socket", "a_python_client_gets_acks") else {
+        return;
+    };
+    let ws = Workspace::new();
+    let listener = Listener::start(&ws);
+    let script = r#"
+import socket, sys
+port = int(sys.argv[1])
+msg = "MSH|^~\\&|PY|HOSP|LAKE|HOSP|20240101120000||ADT^A04|PY-1|P|2.5\rPID|1||42^^^HOSP^MR||Roe^Ann\r"
+s = socket.create_connection(("127.0.0.1", port), timeout=60)
+s.sendall(b"\x0b" + msg.encode() + b"\x1c\x0d")
+ack = b""
+while not ack.endswith(b"\x1c\x0d"):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    ack += chunk
+print(ack.decode().split("\r")[1])
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, &listener.port.to_string()])
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("MSA|AA|PY-1"), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    drop(listener);
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "1");
+}
