@@ -44,9 +44,9 @@ enum Command {
     Init,
     /// Load files, folders or globs into the lake, exactly once per file content.
     ///
-    /// CSV, NDJSON and Parquet go into the table given with --into. HL7 v2, FHIR R4 and X12
-    /// 837 files go into their own raw tables (raw.hl7_*, raw.fhir_*, raw.x12_*), and FHIR
-    /// resources are flattened into the curated views; their format is told from the content.
+    /// CSV, NDJSON and Parquet go into the table given with --into. HL7 v2 files go into their
+    /// own raw tables (raw.hl7_messages and the typed raw.hl7_* tables); their format is told
+    /// from the content.
     Load {
         /// Files, folders or glob patterns (quote globs).
         #[arg(required = true)]
@@ -54,7 +54,7 @@ enum Command {
         /// Target table for tabular files, e.g. raw.claims.
         #[arg(long)]
         into: Option<String>,
-        /// Input format: csv, ndjson, parquet, hl7, fhir, x12; auto tells it from the files.
+        /// Input format: csv, ndjson, parquet, hl7; auto tells it from the files.
         #[arg(long, default_value = "auto")]
         format: String,
         /// Fail the whole load, committing nothing, when more than this share of rows is
@@ -185,7 +185,7 @@ async fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let into = into.context(
-                "tabular files need a target table: --into raw.<name> (HL7 v2, FHIR and X12 files go to their own tables)",
+                "tabular files need a target table: --into raw.<name> (HL7 v2 files go to their own tables)",
             )?;
             let table: TableName = into.parse()?;
             let mut request = LoadRequest::new(inputs, table);
@@ -306,7 +306,11 @@ fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr> {
 
 /// The clinical format of a load: named with --format, or sniffed from the first file when
 /// no target table is given.
-fn clinical_format(inputs: &[String], format: &str, has_target: bool) -> Result<Option<ClinicalFormat>> {
+fn clinical_format(
+    inputs: &[String],
+    format: &str,
+    has_target: bool,
+) -> Result<Option<ClinicalFormat>> {
     if let Ok(clinical) = format.parse::<ClinicalFormat>() {
         return Ok(Some(clinical));
     }
@@ -324,16 +328,18 @@ fn print_clinical_summary(summary: &carelake_ingest::ClinicalSummary) {
     let mut loaded = 0;
     for file in &summary.files {
         match file.status {
-            LoadStatus::Skipped => println!("Skipped {}: this content was already loaded.", file.path),
-            LoadStatus::Failed => println!("Rejected {}: see raw._rejects for the reason.", file.path),
+            LoadStatus::Skipped => {
+                println!("Skipped {}: this content was already loaded.", file.path)
+            }
+            LoadStatus::Failed => {
+                println!("Rejected {}: see raw._rejects for the reason.", file.path)
+            }
             _ => loaded += 1,
         }
     }
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
     let what = match summary.format {
         ClinicalFormat::Hl7 => "messages",
-        ClinicalFormat::Fhir => "resources",
-        ClinicalFormat::X12 => "claims",
     };
     println!(
         "Loaded {} {what} from {loaded} file(s) in {secs:.2}s ({:.0} {what}/s, {:.1} MB/s); {} rejected{}, {} already in the lake.",
@@ -341,7 +347,11 @@ fn print_clinical_summary(summary: &carelake_ingest::ClinicalSummary) {
         summary.records as f64 / secs,
         summary.bytes as f64 / 1e6 / secs,
         summary.rejected,
-        if summary.rejected > 0 { " (see raw._rejects)" } else { "" },
+        if summary.rejected > 0 {
+            " (see raw._rejects)"
+        } else {
+            ""
+        },
         summary.duplicates,
     );
     for table in &summary.tables {

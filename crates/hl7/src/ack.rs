@@ -57,7 +57,12 @@ pub fn ack(
 
 /// An ACK for bytes that could not be parsed as a message: default delimiters, no original
 /// control id.
-pub fn ack_for_unparseable(code: AckCode, text: &str, control_id: &str, now: NaiveDateTime) -> String {
+pub fn ack_for_unparseable(
+    code: AckCode,
+    text: &str,
+    control_id: &str,
+    now: NaiveDateTime,
+) -> String {
     build(
         &Delimiters::default(),
         ["CARELAKE", "", "", ""],
@@ -88,14 +93,27 @@ fn build(
     let f = d.field as char;
     let c = d.component as char;
     let mut encoding = String::new();
-    for b in [Some(d.component), Some(d.repetition), d.escape, Some(d.subcomponent)]
-        .into_iter()
-        .flatten()
+    for b in [
+        Some(d.component),
+        Some(d.repetition),
+        d.escape,
+        Some(d.subcomponent),
+    ]
+    .into_iter()
+    .flatten()
     {
         encoding.push(b as char);
     }
-    let send_app = if send_app.is_empty() { "CARELAKE" } else { send_app };
-    let processing = if processing.is_empty() { "P" } else { processing };
+    let send_app = if send_app.is_empty() {
+        "CARELAKE"
+    } else {
+        send_app
+    };
+    let processing = if processing.is_empty() {
+        "P"
+    } else {
+        processing
+    };
     let version = if version.is_empty() { "2.5.1" } else { version };
     let escaped = text.map(|t| encode_escapes(&t.chars().take(80).collect::<String>(), d));
     let mut out = format!(
@@ -127,8 +145,12 @@ mod tests {
 
     #[test]
     fn ack_swaps_sender_and_keeps_delimiters() {
-        let m = Message::parse("MSH#$*@!#EHR#HOSP#CL#LAKE#20240101##ADT$A01#C42#P#2.3\rPID#1").unwrap();
-        let now = chrono::NaiveDate::from_ymd_opt(2024, 1, 2).unwrap().and_hms_opt(3, 4, 5).unwrap();
+        let m =
+            Message::parse("MSH#$*@!#EHR#HOSP#CL#LAKE#20240101##ADT$A01#C42#P#2.3\rPID#1").unwrap();
+        let now = chrono::NaiveDate::from_ymd_opt(2024, 1, 2)
+            .unwrap()
+            .and_hms_opt(3, 4, 5)
+            .unwrap();
         let ack_text = ack(&m, AckCode::AE, Some("disk # full"), "A1", now);
         let a = Message::parse(&ack_text).unwrap();
         assert_eq!(a.get("MSH-3").as_deref(), Some("CL"));
@@ -139,6 +161,9 @@ mod tests {
         assert_eq!(a.get("MSA-3").as_deref(), Some("disk # full"));
         assert_eq!(a.get("ERR-8").as_deref(), Some("disk # full"));
         let ar = ack_for_unparseable(AckCode::AR, "no MSH", "A2", now);
-        assert_eq!(Message::parse(&ar).unwrap().get("MSA-1").as_deref(), Some("AR"));
+        assert_eq!(
+            Message::parse(&ar).unwrap().get("MSA-1").as_deref(),
+            Some("AR")
+        );
     }
 }

@@ -136,7 +136,10 @@ pub fn split_batch<'a>(text: &'a str) -> Result<Batch<'a>> {
             _ => match &mut current {
                 Some((_, message_end, _)) => *message_end = end,
                 None => {
-                    return Err(bad(line, "a segment outside any message (no MSH before it)"));
+                    return Err(bad(
+                        line,
+                        "a segment outside any message (no MSH before it)",
+                    ));
                 }
             },
         }
@@ -169,12 +172,24 @@ mod tests {
     #[test]
     fn rejects_broken_wrappers() {
         let cases = [
-            (format!("BHS|^~\\&\rEVN|A04\rBTS|1"), "outside any message"),
-            (format!("BHS|^~\\&\r{MSG}BHS|^~\\&\r{MSG}BTS|1"), "not closed"),
-            (format!("FHS|^~\\&\rBHS|^~\\&\r{MSG}FHS|^~\\&\rBTS|1\rFTS|1"), "must come first"),
+            ("BHS|^~\\&\rEVN|A04\rBTS|1".to_string(), "outside any message"),
+            (
+                format!("BHS|^~\\&\r{MSG}BHS|^~\\&\r{MSG}BTS|1"),
+                "not closed",
+            ),
+            (
+                format!("FHS|^~\\&\rBHS|^~\\&\r{MSG}FHS|^~\\&\rBTS|1\rFTS|1"),
+                "must come first",
+            ),
             (format!("BHS|^~\\&\r{MSG}BTS|3"), "counts 3 messages"),
-            (format!("FHS|^~\\&\rBHS|^~\\&\r{MSG}BTS|1\rFTS|2"), "counts 2 batches"),
-            (format!("FHS|^~\\&\r{MSG}FTS|1\r{MSG}"), "after the file trailer"),
+            (
+                format!("FHS|^~\\&\rBHS|^~\\&\r{MSG}BTS|1\rFTS|2"),
+                "counts 2 batches",
+            ),
+            (
+                format!("FHS|^~\\&\r{MSG}FTS|1\r{MSG}"),
+                "after the file trailer",
+            ),
             (format!("{MSG}FHS|^~\\&\r"), "must come first"),
             ("\r\n".to_string(), "no HL7 message"),
         ];

@@ -43,8 +43,12 @@ pub fn decode_escapes<'t>(raw: &'t str, delimiters: &Delimiters) -> Cow<'t, str>
                     out.push('\n');
                 }
             }
-            _ if code.starts_with(".in") || code.starts_with(".ti") || code == ".fi" || code == ".nf" || code == ".ce" => {}
-            _ if code.len() > 1 && code.len() % 2 == 1 && code.starts_with('X') => {
+            _ if code.starts_with(".in")
+                || code.starts_with(".ti")
+                || code == ".fi"
+                || code == ".nf"
+                || code == ".ce" => {}
+            _ if code.len() > 1 && !code.len().is_multiple_of(2) && code.starts_with('X') => {
                 match hex_bytes(&code[1..]) {
                     Some(decoded) => match String::from_utf8(decoded) {
                         Ok(text) => out.push_str(&text),
@@ -62,7 +66,7 @@ pub fn decode_escapes<'t>(raw: &'t str, delimiters: &Delimiters) -> Cow<'t, str>
 }
 
 fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
@@ -105,12 +109,18 @@ mod tests {
     #[test]
     fn decodes_standard_escapes() {
         let d = Delimiters::default();
-        assert_eq!(decode_escapes("a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f", &d), "a|b^c&d~e\\f");
+        assert_eq!(
+            decode_escapes("a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f", &d),
+            "a|b^c&d~e\\f"
+        );
         assert_eq!(decode_escapes("line\\.br\\next", &d), "line\nnext");
         assert_eq!(decode_escapes("\\H\\bold\\N\\", &d), "bold");
         assert_eq!(decode_escapes("caf\\XC3A9\\", &d), "café");
         assert_eq!(decode_escapes("caf\\XE9\\", &d), "café");
-        assert_eq!(decode_escapes("odd \\Zcustom\\ kept", &d), "odd \\Zcustom\\ kept");
+        assert_eq!(
+            decode_escapes("odd \\Zcustom\\ kept", &d),
+            "odd \\Zcustom\\ kept"
+        );
         assert_eq!(decode_escapes("unterminated \\F", &d), "unterminated \\F");
         assert!(matches!(decode_escapes("plain", &d), Cow::Borrowed(_)));
     }

@@ -361,7 +361,9 @@ impl<'a> Message<'a> {
                         .filter_map(|r| {
                             // Coded values: their text, else their code.
                             if matches!(value_type.as_deref(), Some("CE" | "CWE" | "CNE")) {
-                                segment.value(5, r, 2, 0).or_else(|| segment.value(5, r, 1, 0))
+                                segment
+                                    .value(5, r, 2, 0)
+                                    .or_else(|| segment.value(5, r, 1, 0))
                             } else {
                                 segment.value(5, r, 0, 0)
                             }
@@ -455,12 +457,18 @@ impl<'a> Message<'a> {
             event_type: text(evn, 1, 0).or_else(|| header.trigger_event.clone()),
             event_time: time(evn, 2),
             identifiers: identifiers(pid, 3),
-            family_name: pid.and_then(|p| p.value(5, 1, 1, 1)).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
+            family_name: pid
+                .and_then(|p| p.value(5, 1, 1, 1))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             given_name: text(pid, 5, 2),
             middle_name: text(pid, 5, 3),
             birth_date: date(pid, 7),
             sex: text(pid, 8, 0),
-            street: pid.and_then(|p| p.value(11, 1, 1, 1)).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
+            street: pid
+                .and_then(|p| p.value(11, 1, 1, 1))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             city: text(pid, 11, 3),
             state: text(pid, 11, 4),
             postal_code: text(pid, 11, 5),
@@ -474,9 +482,15 @@ impl<'a> Message<'a> {
             point_of_care: text(pv1, 3, 1),
             room: text(pv1, 3, 2),
             bed: text(pv1, 3, 3),
-            facility: pv1.and_then(|p| p.value(3, 1, 4, 1)).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
+            facility: pv1
+                .and_then(|p| p.value(3, 1, 4, 1))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             attending_id: text(pv1, 7, 1),
-            attending_family_name: pv1.and_then(|p| p.value(7, 1, 2, 1)).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
+            attending_family_name: pv1
+                .and_then(|p| p.value(7, 1, 2, 1))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             attending_given_name: text(pv1, 7, 3),
             admit_type: text(pv1, 4, 1),
             hospital_service: text(pv1, 10, 1),
@@ -508,10 +522,16 @@ IN1|1|PLAN1|PAY01|Acme Health|||||Group X|||20240101|20241231||HMO|Roe^Ann|SEL||
         let m = Message::parse(ORU).unwrap();
         let e = m.extract();
         assert_eq!(e.header.message_type.as_deref(), Some("ORU"));
-        assert_eq!(e.header.message_time.unwrap().to_string(), "2024-01-02 13:00:00");
+        assert_eq!(
+            e.header.message_time.unwrap().to_string(),
+            "2024-01-02 13:00:00"
+        );
         let p = e.patient.unwrap();
         assert_eq!(p.identifiers[0].id, "555");
-        assert_eq!(p.identifiers[0].assigning_authority.as_deref(), Some("HOSP"));
+        assert_eq!(
+            p.identifiers[0].assigning_authority.as_deref(),
+            Some("HOSP")
+        );
         assert_eq!(p.visit_number.as_deref(), Some("V9"));
         assert_eq!(e.observations.len(), 3);
         let chol = &e.observations[0];
@@ -519,10 +539,19 @@ IN1|1|PLAN1|PAY01|Acme Health|||||Group X|||20240101|20241231||HMO|Roe^Ann|SEL||
         assert_eq!(chol.units.as_deref(), Some("mg/dL"));
         assert_eq!(chol.abnormal_flags.as_deref(), Some("H"));
         assert_eq!(chol.service_code.as_deref(), Some("24331-1"));
-        assert_eq!(chol.observation_time.unwrap().to_string(), "2024-01-02 07:00:00");
+        assert_eq!(
+            chol.observation_time.unwrap().to_string(),
+            "2024-01-02 07:00:00"
+        );
         let hdl = &e.observations[1];
-        assert_eq!((hdl.comparator.as_deref(), hdl.value_numeric), (Some(">"), Some(60.0)));
-        assert_eq!(hdl.observation_time.unwrap().to_string(), "2024-01-02 07:15:00");
+        assert_eq!(
+            (hdl.comparator.as_deref(), hdl.value_numeric),
+            (Some(">"), Some(60.0))
+        );
+        assert_eq!(
+            hdl.observation_time.unwrap().to_string(),
+            "2024-01-02 07:15:00"
+        );
         assert_eq!(e.observations[2].value_text.as_deref(), Some("Group A"));
         assert_eq!(e.diagnoses[0].code.as_deref(), Some("E78.5"));
         assert_eq!(e.diagnoses[0].diagnosis_type.as_deref(), Some("F"));
@@ -530,6 +559,9 @@ IN1|1|PLAN1|PAY01|Acme Health|||||Group X|||20240101|20241231||HMO|Roe^Ann|SEL||
         assert_eq!(e.allergies[0].severity.as_deref(), Some("SV"));
         assert_eq!(e.insurance[0].company_name.as_deref(), Some("Acme Health"));
         assert_eq!(e.insurance[0].policy_number.as_deref(), Some("POL123"));
-        assert_eq!(e.insurance[0].effective_date.unwrap().to_string(), "2024-01-01");
+        assert_eq!(
+            e.insurance[0].effective_date.unwrap().to_string(),
+            "2024-01-01"
+        );
     }
 }

@@ -144,7 +144,11 @@ impl<'a> Message<'a> {
         let (first_start, first_end) = ranges.next().ok_or(Error::Empty)?;
         let first = &text[first_start..first_end];
         if !first.starts_with("MSH") {
-            let found: String = first.chars().take(3).filter(|c| c.is_ascii_alphanumeric()).collect();
+            let found: String = first
+                .chars()
+                .take(3)
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect();
             return Err(Error::MissingHeader { found });
         }
         let delimiters = Delimiters::from_header(first)?;
@@ -201,7 +205,10 @@ impl<'a> Message<'a> {
 
     /// Every segment in order.
     pub fn segments(&self) -> impl Iterator<Item = Segment<'_, 'a>> + '_ {
-        (0..self.segments.len()).map(move |i| Segment { message: self, index: i })
+        (0..self.segments.len()).map(move |i| Segment {
+            message: self,
+            index: i,
+        })
     }
 
     /// The segments with this name, in order.
@@ -223,7 +230,12 @@ impl<'a> Message<'a> {
     pub fn get(&self, path: &str) -> Option<Cow<'a, str>> {
         let path = FieldPath::parse(path).ok()?;
         let segment = self.segment(&path.segment, path.occurrence)?;
-        segment.value(path.field, path.repetition, path.component, path.subcomponent)
+        segment.value(
+            path.field,
+            path.repetition,
+            path.component,
+            path.subcomponent,
+        )
     }
 
     /// Every repetition of a field by path (the repetition in the path is ignored).
@@ -311,7 +323,9 @@ impl<'m, 'a> Segment<'m, 'a> {
         match self.field(n) {
             None | Some("") => 0,
             Some(_) if self.is_header() && n <= 2 => 1,
-            Some(f) => memchr::memchr_iter(self.message.delimiters.repetition, f.as_bytes()).count() + 1,
+            Some(f) => {
+                memchr::memchr_iter(self.message.delimiters.repetition, f.as_bytes()).count() + 1
+            }
         }
     }
 
@@ -400,7 +414,8 @@ mod tests {
 
     #[test]
     fn custom_delimiters_and_line_endings() {
-        let text = "MSH#$*@!#A#B#C#D#20240101##ADT$A08#X1#P#2.3\nPID#1##77$$$H$MR##Roe$Ann*Mary\r\n";
+        let text =
+            "MSH#$*@!#A#B#C#D#20240101##ADT$A08#X1#P#2.3\nPID#1##77$$$H$MR##Roe$Ann*Mary\r\n";
         let m = Message::parse(text).unwrap();
         assert_eq!(m.delimiters().component, b'$');
         assert_eq!(m.get("MSH-9.2").as_deref(), Some("A08"));
@@ -411,9 +426,15 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_message() {
         assert!(matches!(Message::parse(""), Err(Error::Empty)));
-        assert!(matches!(Message::parse("PID|1"), Err(Error::MissingHeader { .. })));
+        assert!(matches!(
+            Message::parse("PID|1"),
+            Err(Error::MissingHeader { .. })
+        ));
         assert!(matches!(Message::parse("MSH|"), Err(Error::ShortHeader)));
-        assert!(matches!(Message::parse("MSH|^^\\&|"), Err(Error::Delimiters(_))));
+        assert!(matches!(
+            Message::parse("MSH|^^\\&|"),
+            Err(Error::Delimiters(_))
+        ));
         assert!(matches!(
             Message::parse("MSH|^~\\&|A\rpid|1"),
             Err(Error::SegmentName { index: 2 })

@@ -106,7 +106,8 @@ impl FrameDecoder {
     fn finish_frame(&mut self) {
         self.in_frame = false;
         if self.pending_error {
-            self.ready.push_back(Err(FrameError::TooLarge { limit: self.max }));
+            self.ready
+                .push_back(Err(FrameError::TooLarge { limit: self.max }));
         } else {
             self.ready.push_back(Ok(std::mem::take(&mut self.buffer)));
         }

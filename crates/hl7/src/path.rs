@@ -34,7 +34,11 @@ impl FieldPath {
             None => (head, 1),
         };
         let name = segment.as_bytes();
-        if name.len() != 3 || !name.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        if name.len() != 3
+            || !name
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let mut parts = rest.split('.');
@@ -46,8 +50,16 @@ impl FieldPath {
             ),
             None => (number(field_part, path)?, 1),
         };
-        let component = parts.next().map(|c| number(c, path)).transpose()?.unwrap_or(0);
-        let subcomponent = parts.next().map(|c| number(c, path)).transpose()?.unwrap_or(0);
+        let component = parts
+            .next()
+            .map(|c| number(c, path))
+            .transpose()?
+            .unwrap_or(0);
+        let subcomponent = parts
+            .next()
+            .map(|c| number(c, path))
+            .transpose()?
+            .unwrap_or(0);
         if parts.next().is_some() {
             return Err(bad());
         }
@@ -75,11 +87,26 @@ mod tests {
     fn parses_paths() {
         let p = FieldPath::parse("OBX[2]-5(3).1.2").unwrap();
         assert_eq!(
-            (p.segment.as_str(), p.occurrence, p.field, p.repetition, p.component, p.subcomponent),
+            (
+                p.segment.as_str(),
+                p.occurrence,
+                p.field,
+                p.repetition,
+                p.component,
+                p.subcomponent
+            ),
             ("OBX", 2, 5, 3, 1, 2)
         );
         assert!(FieldPath::parse("PID-5").is_ok());
-        for bad in ["PID", "pid-5", "PID-0", "PID-x", "PID-5.1.2.3", "PID[0]-1", "PID-3(1"] {
+        for bad in [
+            "PID",
+            "pid-5",
+            "PID-0",
+            "PID-x",
+            "PID-5.1.2.3",
+            "PID[0]-1",
+            "PID-3(1",
+        ] {
             assert!(FieldPath::parse(bad).is_err(), "{bad}");
         }
     }

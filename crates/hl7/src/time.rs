@@ -16,8 +16,16 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
     let date_part = text.get(..8.min(text.len()))?;
     let year = digits(date_part, 0, 4)? as i32;
-    let month = if date_part.len() >= 6 { digits(date_part, 4, 2)? } else { 1 };
-    let day = if date_part.len() >= 8 { digits(date_part, 6, 2)? } else { 1 };
+    let month = if date_part.len() >= 6 {
+        digits(date_part, 4, 2)?
+    } else {
+        1
+    };
+    let day = if date_part.len() >= 8 {
+        digits(date_part, 6, 2)?
+    } else {
+        1
+    };
     NaiveDate::from_ymd_opt(year, month, day)
 }
 
@@ -35,7 +43,11 @@ pub fn parse_dtm(text: &str) -> Option<NaiveDateTime> {
         Some((m, f)) => (m, Some(f)),
         None => (value, None),
     };
-    if main.len() < 4 || main.len() > 14 || main.len() % 2 != 0 || !main.bytes().all(|b| b.is_ascii_digit()) {
+    if main.len() < 4
+        || main.len() > 14
+        || !main.len().is_multiple_of(2)
+        || !main.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let date = parse_date(main)?;
@@ -73,15 +85,33 @@ mod tests {
         assert_eq!(t("2024").as_deref(), Some("2024-01-01 00:00:00"));
         assert_eq!(t("20240315").as_deref(), Some("2024-03-15 00:00:00"));
         assert_eq!(t("202403151230").as_deref(), Some("2024-03-15 12:30:00"));
-        assert_eq!(t("20240315123045.12").as_deref(), Some("2024-03-15 12:30:45.120"));
-        assert_eq!(t("20240315123045-0500").as_deref(), Some("2024-03-15 17:30:45"));
-        assert_eq!(t("20240315123045+0100").as_deref(), Some("2024-03-15 11:30:45"));
-        assert_eq!(t("20240315123045^S").as_deref(), Some("2024-03-15 12:30:45"));
+        assert_eq!(
+            t("20240315123045.12").as_deref(),
+            Some("2024-03-15 12:30:45.120")
+        );
+        assert_eq!(
+            t("20240315123045-0500").as_deref(),
+            Some("2024-03-15 17:30:45")
+        );
+        assert_eq!(
+            t("20240315123045+0100").as_deref(),
+            Some("2024-03-15 11:30:45")
+        );
+        assert_eq!(
+            t("20240315123045^S").as_deref(),
+            Some("2024-03-15 12:30:45")
+        );
         assert_eq!(t("2024031"), None);
         assert_eq!(t("20241315"), None);
         assert_eq!(t("garbage"), None);
         assert_eq!(t(""), None);
-        assert_eq!(parse_date("19800101").map(|d| d.to_string()).as_deref(), Some("1980-01-01"));
-        assert_eq!(parse_date("198001").map(|d| d.to_string()).as_deref(), Some("1980-01-01"));
+        assert_eq!(
+            parse_date("19800101").map(|d| d.to_string()).as_deref(),
+            Some("1980-01-01")
+        );
+        assert_eq!(
+            parse_date("198001").map(|d| d.to_string()).as_deref(),
+            Some("1980-01-01")
+        );
     }
 }

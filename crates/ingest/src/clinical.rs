@@ -1,4 +1,4 @@
-//! Loads of clinical formats — HL7 v2, FHIR R4 and X12 837 — into fixed sets of raw tables.
+//! Loads of clinical message formats into fixed sets of raw tables. Today: HL7 v2.
 //!
 //! Unlike CSV, these formats carry their own structure, so each format declares its tables up
 //! front (see [`crate::hl7`], [`crate::fhir`] and [`crate::x12`]) and a file becomes rows in
@@ -8,7 +8,7 @@
 //! committed in the format's order, its *ledger* table last (for HL7 the message store), so a
 //! load cut off half-way is completed, never doubled, by loading the same files again.
 //!
-//! A file the format rejects as a whole (a broken X12 envelope) or a message it cannot parse
+//! A file the format rejects as a whole (a broken HL7 batch) or a message it cannot parse
 //! goes to `raw._rejects` with the reason; a wholly rejected file's hash is recorded there too,
 //! so loading it again does not quarantine it twice.
 
@@ -45,10 +45,6 @@ const ROUND_BYTES: u64 = 512 * 1024 * 1024;
 pub enum ClinicalFormat {
     /// HL7 v2 messages, single or in FHS/BHS batches.
     Hl7,
-    /// FHIR R4 Bundles or bulk-export NDJSON.
-    Fhir,
-    /// X12 837 professional and institutional claims.
-    X12,
 }
 
 impl ClinicalFormat {
@@ -56,13 +52,11 @@ impl ClinicalFormat {
     pub fn as_str(self) -> &'static str {
         match self {
             ClinicalFormat::Hl7 => "hl7",
-            ClinicalFormat::Fhir => "fhir",
-            ClinicalFormat::X12 => "x12",
         }
     }
 
-    /// Tells a clinical format from the start of a file's content: `MSH`/`FHS`/`BHS` is HL7 v2,
-    /// `ISA` is X12, JSON with a `resourceType` is FHIR. `None` for anything else.
+    /// Tells a clinical format from the start of a file's content: `MSH`/`FHS`/`BHS` is HL7 v2.
+    /// `None` for anything else.
     pub fn sniff(path: &Path) -> Result<Option<Self>> {
         let mut reader = open_decompressed(path, None)?;
         let mut head = vec![0u8; 4096];
@@ -88,10 +82,6 @@ impl ClinicalFormat {
         let text = text.trim_start_matches('\u{feff}').trim_start();
         if text.starts_with("MSH") || text.starts_with("FHS") || text.starts_with("BHS") {
             Some(ClinicalFormat::Hl7)
-        } else if text.starts_with("ISA") {
-            Some(ClinicalFormat::X12)
-        } else if text.starts_with('{') && text.contains("\"resourceType\"") {
-            Some(ClinicalFormat::Fhir)
         } else {
             None
         }
@@ -104,9 +94,7 @@ impl FromStr for ClinicalFormat {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
             "hl7" | "hl7v2" => Ok(ClinicalFormat::Hl7),
-            "fhir" => Ok(ClinicalFormat::Fhir),
-            "x12" | "837" => Ok(ClinicalFormat::X12),
-            other => Err(format!("unknown clinical format '{other}' (hl7, fhir or x12)")),
+            other => Err(format!("unknown clinical format '{other}' (hl7)")),
         }
     }
 }
@@ -191,6 +179,10 @@ pub(crate) struct TableSpec {
     pub(crate) description: String,
 }
 
+/// A table's spec, its batches tagged with the index of the file they came from, and its
+/// schema.
+pub(crate) type TableBatches = (TableSpec, Vec<(usize, RecordBatch)>, SchemaRef);
+
 /// One input file read into memory.
 #[derive(Debug)]
 pub(crate) struct SourceFile {
@@ -234,25 +226,28 @@ pub(crate) trait ClinicalParser: Send {
     ) -> FileParse;
 
     /// Orders tables for commit: the ledger table last.
-    fn commit_order(&self, tables: &mut [(TableSpec, Vec<(usize, RecordBatch)>, SchemaRef)]);
+    fn commit_order(&self, tables: &mut [TableBatches]);
 }
 
 impl crate::Loader {
-    /// Loads HL7 v2, FHIR or X12 files into the format's raw tables.
+    /// Loads clinical message files (HL7 v2) into the format's raw tables.
     pub async fn load_clinical(&self, request: ClinicalRequest) -> Result<ClinicalSummary> {
         let files = crate::expand_inputs(&request.inputs)?;
         let format = match request.format {
             Some(f) => f,
-            None => ClinicalFormat::sniff(&files[0])?.ok_or_else(|| {
-                Error::UnknownFormat(files[0].clone())
-            })?,
+            None => ClinicalFormat::sniff(&files[0])?
+                .ok_or_else(|| Error::UnknownFormat(files[0].clone()))?,
         };
         match format {
             ClinicalFormat::Hl7 => {
-                self.run_clinical(format, files, request.progress, crate::hl7::Hl7Parser::default())
-                    .await
+                self.run_clinical(
+                    format,
+                    files,
+                    request.progress,
+                    crate::hl7::Hl7Parser::default(),
+                )
+                .await
             }
-            ClinicalFormat::Fhir | ClinicalFormat::X12 => Err(Error::UnknownFormat(files[0].clone())),
         }
     }
 
@@ -393,7 +388,10 @@ impl crate::Loader {
                 .with_application_transactions(txns)
                 .with_metadata([
                     ("carelake.operation".to_string(), Value::from("load")),
-                    ("carelake.load_id".to_string(), Value::from(context.load_id.clone())),
+                    (
+                        "carelake.load_id".to_string(),
+                        Value::from(context.load_id.clone()),
+                    ),
                     ("carelake.format".to_string(), Value::from(format.as_str())),
                 ])
                 .with_max_retries(15);
@@ -529,7 +527,7 @@ struct RoundOutcome {
     files: Vec<SourceFile>,
     parses: Vec<FileParse>,
     /// Per table: spec, batches tagged with the file they came from, schema.
-    tables: Vec<(TableSpec, Vec<(usize, RecordBatch)>, SchemaRef)>,
+    tables: Vec<TableBatches>,
 }
 
 async fn read_and_parse<P: ClinicalParser + 'static>(
@@ -557,7 +555,7 @@ async fn read_and_parse<P: ClinicalParser + 'static>(
             files.push(file);
             parses.push(parse);
         }
-        let mut tables: Vec<(TableSpec, Vec<(usize, RecordBatch)>, SchemaRef)> = rows
+        let mut tables: Vec<TableBatches> = rows
             .into_iter()
             .map(|(spec, table)| {
                 let b = batches.remove(&spec.name).unwrap_or_default();
@@ -642,14 +640,7 @@ mod tests {
             ClinicalFormat::sniff_bytes(b"FHS|^~\\&"),
             Some(ClinicalFormat::Hl7)
         );
-        assert_eq!(
-            ClinicalFormat::sniff_bytes(b"ISA*00*"),
-            Some(ClinicalFormat::X12)
-        );
-        assert_eq!(
-            ClinicalFormat::sniff_bytes(b"{\"resourceType\":\"Bundle\"}"),
-            Some(ClinicalFormat::Fhir)
-        );
+        assert_eq!(ClinicalFormat::sniff_bytes(b"ISA*00*"), None);
         assert_eq!(ClinicalFormat::sniff_bytes(b"a,b,c\n1,2,3"), None);
     }
 }

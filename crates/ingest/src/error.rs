@@ -61,9 +61,6 @@ pub enum Error {
     /// A name was invalid.
     #[error(transparent)]
     Name(#[from] carelake_common::Error),
-    /// A FHIR ViewDefinition could not be read.
-    #[error("FHIR view {name}: {reason}")]
-    FhirView { name: String, reason: String },
     /// A worker thread failed.
     #[error("load worker failed: {0}")]
     Worker(String),

@@ -28,10 +28,12 @@ use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use sha2::{Digest, Sha256};
 
-use crate::clinical::{ClinicalParser, FileParse, RoundContext, SourceFile, TableSpec, table_index};
+use crate::Result;
+use crate::clinical::{
+    ClinicalParser, FileParse, RoundContext, SourceFile, TableBatches, TableSpec, table_index,
+};
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
-use crate::Result;
 
 /// The message store.
 pub(crate) const MESSAGES: &str = "hl7_messages";
@@ -530,7 +532,7 @@ impl ClinicalParser for Hl7Parser {
         parse
     }
 
-    fn commit_order(&self, tables: &mut [(TableSpec, Vec<(usize, RecordBatch)>, arrow::datatypes::SchemaRef)]) {
+    fn commit_order(&self, tables: &mut [TableBatches]) {
         // The message store is the ledger: last.
         tables.sort_by_key(|(spec, _, _)| spec.name == MESSAGES);
     }
@@ -756,7 +758,12 @@ impl Hl7Store {
             if behind >= self.sequence {
                 continue;
             }
-            tracing::warn!(table = name, from = behind + 1, to = self.sequence, "Catching up a typed HL7 table from the message store.");
+            tracing::warn!(
+                table = name,
+                from = behind + 1,
+                to = self.sequence,
+                "Catching up a typed HL7 table from the message store."
+            );
             let ctx = SessionContext::new();
             messages.update_datafusion_session(&ctx.state())?;
             let batches = ctx
@@ -775,9 +782,12 @@ impl Hl7Store {
             {
                 let mut rows = Hl7Rows::new(&mut tables);
                 for batch in &batches {
-                    let text = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
-                    let source = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Utf8)?;
-                    let load = arrow::compute::cast(batch.column(2), &arrow::datatypes::DataType::Utf8)?;
+                    let text =
+                        arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
+                    let source =
+                        arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Utf8)?;
+                    let load =
+                        arrow::compute::cast(batch.column(2), &arrow::datatypes::DataType::Utf8)?;
                     let (text, source, load) = (
                         text.as_string::<i32>(),
                         source.as_string::<i32>(),

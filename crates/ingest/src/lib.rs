@@ -18,8 +18,8 @@
 mod clinical;
 mod columns;
 mod error;
-mod hl7;
 mod format;
+mod hl7;
 mod infer;
 mod load;
 mod reader;
@@ -30,8 +30,8 @@ pub use clinical::{
     ClinicalFileOutcome, ClinicalFormat, ClinicalRequest, ClinicalSummary, TableOutcome,
 };
 pub use error::{Error, Result};
-pub use hl7::{Hl7Store, InboundMessage, StoreOutcome};
 pub use format::Format;
+pub use hl7::{Hl7Store, InboundMessage, StoreOutcome};
 pub use infer::{ColumnType, InferredColumn};
 pub use load::{
     FileOutcome, LINEAGE_COLUMNS, LoadRequest, LoadSummary, Loader, Progress, ProgressEvent,

@@ -578,18 +578,17 @@ impl Loader {
         self.lake.catalog().record(&[event]).await?;
         Ok(summary)
     }
-
 }
 
 /// Appends rejected rows to `raw._rejects`; `transactions` (application ids) are recorded in the
 /// same commit.
 pub(crate) async fn quarantine(
-lake: &Lake,
-principal: &Principal,
-target: &str,
-load_id: &str,
-rejects: Vec<(String, Reject)>,
-transactions: Vec<String>,
+    lake: &Lake,
+    principal: &Principal,
+    target: &str,
+    load_id: &str,
+    rejects: Vec<(String, Reject)>,
+    transactions: Vec<String>,
 ) -> Result<()> {
     let name = TableName::new(Zone::Raw, REJECTS_TABLE)?;
     let url = lake.table_url(&name)?;
@@ -643,19 +642,19 @@ transactions: Vec<String>,
         None => lake.delta_handle(&url)?,
     };
     let table = table
-    .write(vec![batch])
-    .with_save_mode(SaveMode::Append)
-    .with_commit_properties(
-        CommitProperties::default()
-            .with_application_transactions(
-                transactions
-                    .into_iter()
-                    .map(|id| Transaction::new(id, 1))
-                    .collect(),
-            )
-            .with_max_retries(15),
-    )
-    .await?;
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Append)
+        .with_commit_properties(
+            CommitProperties::default()
+                .with_application_transactions(
+                    transactions
+                        .into_iter()
+                        .map(|id| Transaction::new(id, 1))
+                        .collect(),
+                )
+                .with_max_retries(15),
+        )
+        .await?;
     let mut event = CatalogEvent::written(name, &table);
     if created {
         event.description =

@@ -72,7 +72,9 @@ impl ScalarUDFImpl for Hl7Field {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let [message, path] = args.args.as_slice() else {
-            return exec_err!("hl7_field takes two arguments: the message and a path like 'PID-5.1'");
+            return exec_err!(
+                "hl7_field takes two arguments: the message and a path like 'PID-5.1'"
+            );
         };
         // The common case: a constant path over a column of messages.
         if let ColumnarValue::Scalar(scalar) = path {
@@ -86,12 +88,16 @@ impl ScalarUDFImpl for Hl7Field {
                 return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
             };
             if !carelake_hl7::is_valid_path(&path) {
-                return exec_err!("hl7_field: '{path}' is not a field path like PID-5.1, PID-3(2).1 or OBX[2]-5");
+                return exec_err!(
+                    "hl7_field: '{path}' is not a field path like PID-5.1, PID-3(2).1 or OBX[2]-5"
+                );
             }
             return match message {
                 ColumnarValue::Scalar(m) => {
                     let text = match m {
-                        ScalarValue::Utf8(t) | ScalarValue::Utf8View(t) | ScalarValue::LargeUtf8(t) => {
+                        ScalarValue::Utf8(t)
+                        | ScalarValue::Utf8View(t)
+                        | ScalarValue::LargeUtf8(t) => {
                             t.as_deref().and_then(|t| field_of(t, &path))
                         }
                         _ => None,

@@ -10,17 +10,36 @@ fn microsoft_samples_load_once_with_typed_tables() {
     let ws = Workspace::new();
     let dir = dir.to_string_lossy().into_owned();
     let out = ws.ok(&["load", &dir]);
-    assert!(out.contains("Loaded 139 messages from 139 file(s)"), "{out}");
+    assert!(
+        out.contains("Loaded 139 messages from 139 file(s)"),
+        "{out}"
+    );
     assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "139");
-    let events: u64 = ws.scalar("SELECT count(*) FROM raw.hl7_patient_events").parse().unwrap();
-    let observations: u64 = ws.scalar("SELECT count(*) FROM raw.hl7_observations").parse().unwrap();
-    assert!(events > 100 && observations > 100, "{events} {observations}");
+    let events: u64 = ws
+        .scalar("SELECT count(*) FROM raw.hl7_patient_events")
+        .parse()
+        .unwrap();
+    let observations: u64 = ws
+        .scalar("SELECT count(*) FROM raw.hl7_observations")
+        .parse()
+        .unwrap();
+    assert!(
+        events > 100 && observations > 100,
+        "{events} {observations}"
+    );
     // Every message type arrived, with its header fields.
     assert_eq!(
-        ws.scalar("SELECT count(*) FROM raw.hl7_messages WHERE message_type IS NULL OR control_id IS NULL"),
+        ws.scalar(
+            "SELECT count(*) FROM raw.hl7_messages WHERE message_type IS NULL OR control_id IS NULL"
+        ),
         "0"
     );
-    assert!(ws.scalar("SELECT count(DISTINCT message_type) FROM raw.hl7_messages").parse::<u64>().unwrap() >= 10);
+    assert!(
+        ws.scalar("SELECT count(DISTINCT message_type) FROM raw.hl7_messages")
+            .parse::<u64>()
+            .unwrap()
+            >= 10
+    );
     // The field-path function agrees with the typed columns.
     assert_eq!(
         ws.scalar("SELECT count(*) FROM raw.hl7_messages WHERE hl7_field(raw_text, 'MSH-10') <> control_id"),
@@ -68,7 +87,10 @@ fn resent_messages_are_stored_once_and_bad_files_quarantined() {
     );
     let first = ws.write("in/a.hl7", first);
     let out = ws.ok(&["load", &first]);
-    assert!(out.contains("Loaded 3 messages") && out.contains("1 already in the lake"), "{out}");
+    assert!(
+        out.contains("Loaded 3 messages") && out.contains("1 already in the lake"),
+        "{out}"
+    );
     let second = ws.write("in/b.hl7", format!("{}{}", message("1"), message("3")));
     ws.ok(&["load", &second]);
     assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "3");
@@ -76,7 +98,10 @@ fn resent_messages_are_stored_once_and_bad_files_quarantined() {
         ws.scalar("SELECT string_agg(control_id, '-' ORDER BY control_id) FROM raw.hl7_messages"),
         "1-2-3"
     );
-    assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_patient_events"), "3");
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM raw.hl7_patient_events"),
+        "3"
+    );
     assert_eq!(
         ws.scalar("SELECT CAST(admit_time AS VARCHAR) || ' ' || visit_number FROM raw.hl7_patient_events WHERE control_id = '1'"),
         "2024-01-01T11:00:00Z V1"
@@ -87,7 +112,10 @@ fn resent_messages_are_stored_once_and_bad_files_quarantined() {
     );
 
     // A broken batch is rejected whole, once, with its reason.
-    let bad = ws.write("in/bad.hl7", format!("BHS|^~\\&\rEVN|A04\r{}BTS|1\r", message("9")));
+    let bad = ws.write(
+        "in/bad.hl7",
+        format!("BHS|^~\\&\rEVN|A04\r{}BTS|1\r", message("9")),
+    );
     let out = ws.ok(&["load", &bad]);
     assert!(out.contains("Rejected"), "{out}");
     ws.ok(&["load", &bad]);
@@ -97,7 +125,10 @@ fn resent_messages_are_stored_once_and_bad_files_quarantined() {
     );
     assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "3");
     // A message that is not HL7 inside a good file is quarantined; the rest load.
-    let mixed = ws.write("in/mixed.hl7", format!("{}MSH|^^\\&|bad delimiters\r", message("4")));
+    let mixed = ws.write(
+        "in/mixed.hl7",
+        format!("{}MSH|^^\\&|bad delimiters\r", message("4")),
+    );
     ws.ok(&["load", &mixed]);
     assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "4");
     assert_eq!(
@@ -131,7 +162,9 @@ fn python_hl7_bad_samples_are_quarantined_with_reasons() {
     }
     assert_eq!((bad, good), (6, 15));
     assert_eq!(
-        ws.scalar("SELECT count(*) FROM raw._rejects WHERE reason LIKE 'HL7 file rejected: line %'"),
+        ws.scalar(
+            "SELECT count(*) FROM raw._rejects WHERE reason LIKE 'HL7 file rejected: line %'"
+        ),
         "6"
     );
 }

@@ -2,11 +2,11 @@
 //! binary, bad input, concurrent writers and interoperability with an independent Delta reader.
 
 mod cli;
-mod hl7;
-mod mllp;
 mod concurrency;
+mod hl7;
 mod interop;
 mod load;
+mod mllp;
 mod s3;
 mod slt;
 mod support;

@@ -26,7 +26,9 @@ impl Listener {
             .expect("start the listener");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("ready line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ready line");
         let port = line
             .split_whitespace()
             .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
@@ -58,7 +60,9 @@ fn message(sender: &str, id: u32) -> String {
 /// Sends framed messages one at a time on one connection; returns each ACK's MSA-1 and MSA-2.
 fn send_all(port: u16, messages: &[String]) -> Vec<(String, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut acks = Vec::new();
     for m in messages {
         let mut frame = vec![0x0b];
@@ -134,7 +138,10 @@ fn concurrent_clients_resends_and_a_crash() {
     assert_eq!(acks[0].0, "AA");
     drop(listener);
     assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "101");
-    assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_observations"), "101");
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM raw.hl7_observations"),
+        "101"
+    );
     assert_eq!(
         ws.scalar("SELECT count(*) FROM raw.hl7_messages WHERE transport = 'mllp' AND _source_file LIKE 'mllp://127.0.0.1:%'"),
         "101"
@@ -168,7 +175,11 @@ print(ack.decode().split("\r")[1])
         .output()
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("MSA|AA|PY-1"), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.starts_with("MSA|AA|PY-1"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(listener);
     assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "1");
 }

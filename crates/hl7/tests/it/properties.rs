@@ -14,7 +14,13 @@ fn exercise(text: &str) {
         for s in m.segments() {
             let _ = s.components();
         }
-        let _ = carelake_hl7::ack(&m, carelake_hl7::AckCode::AA, Some(text), "1", chrono::NaiveDateTime::default());
+        let _ = carelake_hl7::ack(
+            &m,
+            carelake_hl7::AckCode::AA,
+            Some(text),
+            "1",
+            chrono::NaiveDateTime::default(),
+        );
     }
     let _ = decode_escapes(text, &Delimiters::default());
 }

@@ -25,9 +25,14 @@ fn every_microsoft_sample_parses_and_extracts() {
         let text = read(&path);
         let batch = split_batch(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for item in batch.messages {
-            let message = Message::parse(item.text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let message =
+                Message::parse(item.text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let extracted = message.extract();
-            assert!(extracted.header.control_id.is_some() || extracted.header.message_type.is_some(), "{}", path.display());
+            assert!(
+                extracted.header.control_id.is_some() || extracted.header.message_type.is_some(),
+                "{}",
+                path.display()
+            );
             observations += extracted.observations.len();
             identifiers += extracted.patient.map_or(0, |p| p.identifiers.len());
             messages += 1;
@@ -35,7 +40,9 @@ fn every_microsoft_sample_parses_and_extracts() {
     }
     assert_eq!(files, 139);
     assert_eq!(messages, 139);
-    eprintln!("{messages} messages, {observations} observations, {identifiers} patient identifiers");
+    eprintln!(
+        "{messages} messages, {observations} observations, {identifiers} patient identifiers"
+    );
     assert!(observations > 100, "{observations}");
     assert!(identifiers > 139, "{identifiers}");
 }

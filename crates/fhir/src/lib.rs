@@ -1,1 +1,0 @@
-//! carelake fhir (being written)

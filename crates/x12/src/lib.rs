@@ -1,1 +1,0 @@
-//! carelake x12 (being written)
