@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use carelake_hl7::Message;
 
 fn main() {
-    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/hl7v2/microsoft-fhir-converter"));
+    let dir = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/hl7v2/microsoft-fhir-converter"
+    ));
     let Ok(entries) = std::fs::read_dir(dir) else {
         eprintln!("skipped: {} is absent (shared test data)", dir.display());
         return;
@@ -26,7 +29,11 @@ fn main() {
         .collect();
     messages.sort();
     let bytes: usize = messages.iter().map(String::len).sum();
-    println!("{} messages, {:.1} KB each on average", messages.len(), bytes as f64 / messages.len() as f64 / 1e3);
+    println!(
+        "{} messages, {:.1} KB each on average",
+        messages.len(),
+        bytes as f64 / messages.len() as f64 / 1e3
+    );
 
     let run = |name: &str, work: &dyn Fn(&str) -> usize| {
         let mut rounds = 0u64;

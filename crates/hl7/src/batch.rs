@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn rejects_broken_wrappers() {
         let cases = [
-            ("BHS|^~\\&\rEVN|A04\rBTS|1".to_string(), "outside any message"),
+            (
+                "BHS|^~\\&\rEVN|A04\rBTS|1".to_string(),
+                "outside any message",
+            ),
             (
                 format!("BHS|^~\\&\r{MSG}BHS|^~\\&\r{MSG}BTS|1"),
                 "not closed",
