@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod fhir;
 mod output;
 mod progress;
 mod repl;
@@ -44,9 +45,10 @@ enum Command {
     Init,
     /// Load files, folders or globs into the lake, exactly once per file content.
     ///
-    /// CSV, NDJSON and Parquet go into the table given with --into. HL7 v2 files go into their
-    /// own raw tables (raw.hl7_messages and the typed raw.hl7_* tables); their format is told
-    /// from the content.
+    /// CSV, NDJSON and Parquet go into the table given with --into. Clinical files go into
+    /// their own raw tables, their format told from the content: HL7 v2 into raw.hl7_messages
+    /// and the typed raw.hl7_* tables; FHIR Bundles and bulk NDJSON into raw.fhir_<type>,
+    /// flattened by the SQL-on-FHIR views into curated.fhir_*.
     Load {
         /// Files, folders or glob patterns (quote globs).
         #[arg(required = true)]
@@ -54,7 +56,7 @@ enum Command {
         /// Target table for tabular files, e.g. raw.claims.
         #[arg(long)]
         into: Option<String>,
-        /// Input format: csv, ndjson, parquet, hl7; auto tells it from the files.
+        /// Input format: csv, ndjson, parquet, hl7, fhir; auto tells it from the files.
         #[arg(long, default_value = "auto")]
         format: String,
         /// Fail the whole load, committing nothing, when more than this share of rows is
@@ -108,6 +110,11 @@ enum Command {
         /// value 127.0.0.1:2575. Use 0.0.0.0:2575 to listen on every interface.
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:2575")]
         mllp: Option<String>,
+    },
+    /// FHIR: list, add and refresh the SQL-on-FHIR views; run the conformance suite.
+    Fhir {
+        #[command(subcommand)]
+        which: fhir::FhirCommand,
     },
     /// Benchmarks printing throughput and query times.
     Bench {
@@ -178,14 +185,16 @@ async fn run(cli: Cli) -> Result<()> {
             let lake = Lake::open(&cli.lake).await?;
             if let Some(clinical) = clinical_format(&inputs, &format, into.is_some())? {
                 let mut request = ClinicalRequest::new(inputs);
-                request.format = Some(clinical);
+                // Told from the content unless given: then files of no clinical format are
+                // left out rather than rejected.
+                request.format = (format != "auto").then_some(clinical);
                 request.progress = progress::LoadProgress::for_terminal();
                 let summary = Loader::new(lake, principal).load_clinical(request).await?;
                 print_clinical_summary(&summary);
                 return Ok(());
             }
             let into = into.context(
-                "tabular files need a target table: --into raw.<name> (HL7 v2 files go to their own tables)",
+                "tabular files need a target table: --into raw.<name> (HL7 v2 and FHIR files go to their own tables)",
             )?;
             let table: TableName = into.parse()?;
             let mut request = LoadRequest::new(inputs, table);
@@ -200,6 +209,7 @@ async fn run(cli: Cli) -> Result<()> {
             print_load_summary(&summary);
             Ok(())
         }
+        Command::Fhir { which } => fhir::run(&cli.lake, principal, which).await,
         Command::Serve { mllp } => {
             let Some(mllp) = mllp else {
                 anyhow::bail!("nothing to serve: pass --mllp [ADDR]");
@@ -318,10 +328,7 @@ fn clinical_format(
         return Ok(None);
     }
     let files = carelake_ingest::expand_inputs(inputs)?;
-    match files.first() {
-        Some(first) => Ok(ClinicalFormat::sniff(first)?),
-        None => Ok(None),
-    }
+    Ok(ClinicalFormat::sniff_first(&files)?)
 }
 
 fn print_clinical_summary(summary: &carelake_ingest::ClinicalSummary) {
@@ -337,9 +344,17 @@ fn print_clinical_summary(summary: &carelake_ingest::ClinicalSummary) {
             _ => loaded += 1,
         }
     }
+    if !summary.ignored.is_empty() {
+        println!(
+            "Ignored {} file(s) of no clinical format: {}",
+            summary.ignored.len(),
+            summary.ignored.join(", ")
+        );
+    }
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
     let what = match summary.format {
         ClinicalFormat::Hl7 => "messages",
+        ClinicalFormat::Fhir => "resources",
     };
     println!(
         "Loaded {} {what} from {loaded} file(s) in {secs:.2}s ({:.0} {what}/s, {:.1} MB/s); {} rejected{}, {} already in the lake.",

@@ -45,6 +45,8 @@ const ROUND_BYTES: u64 = 512 * 1024 * 1024;
 pub enum ClinicalFormat {
     /// HL7 v2 messages, single or in FHS/BHS batches.
     Hl7,
+    /// FHIR R4 JSON: Bundles, single resources, or bulk-export NDJSON.
+    Fhir,
 }
 
 impl ClinicalFormat {
@@ -52,11 +54,24 @@ impl ClinicalFormat {
     pub fn as_str(self) -> &'static str {
         match self {
             ClinicalFormat::Hl7 => "hl7",
+            ClinicalFormat::Fhir => "fhir",
         }
     }
 
-    /// Tells a clinical format from the start of a file's content: `MSH`/`FHS`/`BHS` is HL7 v2.
-    /// `None` for anything else.
+    /// Tells a clinical format from the start of a file's content: `MSH`/`FHS`/`BHS` is HL7 v2;
+    /// a JSON object with a `resourceType` before its first line ends (a Bundle, a resource or
+    /// an NDJSON line) is FHIR. `None` for anything else.
+    /// The format of the first file, in order, that has one.
+    pub fn sniff_first(paths: &[PathBuf]) -> Result<Option<Self>> {
+        for path in paths {
+            if let Some(format) = Self::sniff(path)? {
+                return Ok(Some(format));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The clinical format of one file, from its first 4 KB.
     pub fn sniff(path: &Path) -> Result<Option<Self>> {
         let mut reader = open_decompressed(path, None)?;
         let mut head = vec![0u8; 4096];
@@ -81,10 +96,15 @@ impl ClinicalFormat {
         let text = String::from_utf8_lossy(head);
         let text = text.trim_start_matches('\u{feff}').trim_start();
         if text.starts_with("MSH") || text.starts_with("FHS") || text.starts_with("BHS") {
-            Some(ClinicalFormat::Hl7)
-        } else {
-            None
+            return Some(ClinicalFormat::Hl7);
         }
+        if text.starts_with('{') {
+            // FHIR writers put `resourceType` first, or near it; look in the first 4 KB.
+            if text.contains("\"resourceType\"") {
+                return Some(ClinicalFormat::Fhir);
+            }
+        }
+        None
     }
 }
 
@@ -94,7 +114,8 @@ impl FromStr for ClinicalFormat {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
             "hl7" | "hl7v2" => Ok(ClinicalFormat::Hl7),
-            other => Err(format!("unknown clinical format '{other}' (hl7)")),
+            "fhir" | "ndjson-fhir" => Ok(ClinicalFormat::Fhir),
+            other => Err(format!("unknown clinical format '{other}' (hl7, fhir)")),
         }
     }
 }
@@ -170,6 +191,9 @@ pub struct ClinicalSummary {
     pub bytes: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Files left out because their content is of no clinical format (a README beside the
+    /// data), when the format was told from the content.
+    pub ignored: Vec<String>,
 }
 
 /// A table a format writes.
@@ -230,15 +254,49 @@ pub(crate) trait ClinicalParser: Send {
 }
 
 impl crate::Loader {
-    /// Loads clinical message files (HL7 v2) into the format's raw tables.
+    /// Loads clinical message files (HL7 v2, FHIR) into the format's raw tables. A FHIR load
+    /// then refreshes the SQL-on-FHIR views over the resource types it added to.
     pub async fn load_clinical(&self, request: ClinicalRequest) -> Result<ClinicalSummary> {
-        let files = crate::expand_inputs(&request.inputs)?;
+        let mut files = crate::expand_inputs(&request.inputs)?;
+        let mut ignored = Vec::new();
         let format = match request.format {
             Some(f) => f,
-            None => ClinicalFormat::sniff(&files[0])?
-                .ok_or_else(|| Error::UnknownFormat(files[0].clone()))?,
+            None => {
+                // Told from the content; files of no clinical format (a README or LICENSE
+                // beside the data) are left out and listed.
+                let mut sniffed = Vec::with_capacity(files.len());
+                for file in &files {
+                    sniffed.push(ClinicalFormat::sniff(file)?);
+                }
+                let format = sniffed
+                    .iter()
+                    .flatten()
+                    .next()
+                    .copied()
+                    .ok_or_else(|| Error::UnknownFormat(files[0].clone()))?;
+                if let Some((i, other)) = sniffed
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, s)| s.filter(|s| *s != format).map(|s| (i, s)))
+                {
+                    return Err(Error::MixedClinicalFormats(
+                        format!("{} ({})", files[0].display(), format.as_str()),
+                        format!("{} ({})", files[i].display(), other.as_str()),
+                    ));
+                }
+                let mut kept = Vec::with_capacity(files.len());
+                for (file, sniff) in files.into_iter().zip(sniffed) {
+                    if sniff.is_some() {
+                        kept.push(file);
+                    } else {
+                        ignored.push(file.display().to_string());
+                    }
+                }
+                files = kept;
+                format
+            }
         };
-        match format {
+        let mut summary = match format {
             ClinicalFormat::Hl7 => {
                 self.run_clinical(
                     format,
@@ -246,9 +304,18 @@ impl crate::Loader {
                     request.progress,
                     crate::hl7::Hl7Parser::default(),
                 )
-                .await
+                .await?
             }
-        }
+            ClinicalFormat::Fhir => {
+                let summary = self
+                    .run_clinical(format, files, request.progress, crate::fhir::FhirParser)
+                    .await?;
+                crate::fhir::refresh_views(&self.lake, &self.principal, &summary).await?;
+                summary
+            }
+        };
+        summary.ignored = ignored;
+        Ok(summary)
     }
 
     async fn run_clinical<P: ClinicalParser + 'static>(
@@ -283,6 +350,7 @@ impl crate::Loader {
             duplicates: 0,
             bytes: 0,
             elapsed: Duration::ZERO,
+            ignored: Vec::new(),
         };
         let context = RoundContext {
             load_id: load_id.clone(),
@@ -641,6 +709,15 @@ mod tests {
             Some(ClinicalFormat::Hl7)
         );
         assert_eq!(ClinicalFormat::sniff_bytes(b"ISA*00*"), None);
+        assert_eq!(
+            ClinicalFormat::sniff_bytes(br#"{"resourceType":"Bundle","type":"batch"}"#),
+            Some(ClinicalFormat::Fhir)
+        );
+        assert_eq!(
+            ClinicalFormat::sniff_bytes(b"  {\"id\": 1, \"resourceType\": \"Patient\"}\n{"),
+            Some(ClinicalFormat::Fhir)
+        );
+        assert_eq!(ClinicalFormat::sniff_bytes(br#"{"a": 1}"#), None);
         assert_eq!(ClinicalFormat::sniff_bytes(b"a,b,c\n1,2,3"), None);
     }
 }

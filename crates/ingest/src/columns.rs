@@ -1,12 +1,12 @@
-//! Fixed-schema Arrow tables filled row by row: the clinical formats (HL7 v2) know
+//! Fixed-schema Arrow tables filled row by row: the clinical formats (HL7 v2, FHIR) know
 //! their columns up front, so each table is declared once as a list of [`ColumnSpec`]s and rows
 //! are pushed field by field in that order. The lineage columns are appended to every table.
 
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, Date32Builder, Float64Builder, Int64Builder, ListBuilder, RecordBatch,
-    StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
+    ListBuilder, RecordBatch, StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -21,6 +21,7 @@ pub(crate) enum Kind {
     Text,
     Int,
     Float,
+    Bool,
     Date,
     /// Timestamp in microseconds, UTC.
     Timestamp,
@@ -54,6 +55,7 @@ fn data_type(kind: Kind) -> DataType {
         Kind::Text => DataType::Utf8,
         Kind::Int => DataType::Int64,
         Kind::Float => DataType::Float64,
+        Kind::Bool => DataType::Boolean,
         Kind::Date => DataType::Date32,
         Kind::Timestamp => timestamp_type(),
         Kind::TextList => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
@@ -82,6 +84,7 @@ enum Builder {
     Text(StringBuilder),
     Int(Int64Builder),
     Float(Float64Builder),
+    Bool(BooleanBuilder),
     Date(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder),
     TextList(ListBuilder<StringBuilder>),
@@ -94,6 +97,7 @@ impl Builder {
             Kind::Text => Builder::Text(StringBuilder::new()),
             Kind::Int => Builder::Int(Int64Builder::new()),
             Kind::Float => Builder::Float(Float64Builder::new()),
+            Kind::Bool => Builder::Bool(BooleanBuilder::new()),
             Kind::Date => Builder::Date(Date32Builder::new()),
             Kind::Timestamp => {
                 Builder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
@@ -118,6 +122,7 @@ impl Builder {
             Builder::Text(b) => Arc::new(b.finish()),
             Builder::Int(b) => Arc::new(b.finish()),
             Builder::Float(b) => Arc::new(b.finish()),
+            Builder::Bool(b) => Arc::new(b.finish()),
             Builder::Date(b) => Arc::new(b.finish()),
             Builder::Timestamp(b) => Arc::new(b.finish()),
             Builder::TextList(b) => Arc::new(b.finish()),
@@ -130,6 +135,7 @@ impl Builder {
             Builder::Text(_) => "text",
             Builder::Int(_) => "int",
             Builder::Float(_) => "float",
+            Builder::Bool(_) => "bool",
             Builder::Date(_) => "date",
             Builder::Timestamp(_) => "timestamp",
             Builder::TextList(_) => "text list",
@@ -249,6 +255,15 @@ impl Row<'_> {
         match builder {
             Builder::Float(b) => b.append_option(value.filter(|v| v.is_finite())),
             other => Self::mismatch(name, other, "float"),
+        }
+        self
+    }
+
+    pub(crate) fn bool(&mut self, value: Option<bool>) -> &mut Self {
+        let (builder, name) = self.next_builder();
+        match builder {
+            Builder::Bool(b) => b.append_option(value),
+            other => Self::mismatch(name, other, "bool"),
         }
         self
     }

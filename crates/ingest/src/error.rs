@@ -18,6 +18,9 @@ pub enum Error {
     /// Files of different formats in one load.
     #[error("one load takes files of one format; found {0} and {1}")]
     MixedFormats(&'static str, &'static str),
+    /// Clinical files of different formats in one load.
+    #[error("one load takes files of one format; found {0} and {1}")]
+    MixedClinicalFormats(String, String),
     /// A bad glob pattern.
     #[error("invalid pattern {pattern}: {reason}")]
     Pattern { pattern: String, reason: String },
@@ -61,6 +64,14 @@ pub enum Error {
     /// A name was invalid.
     #[error(transparent)]
     Name(#[from] carelake_common::Error),
+    /// A FHIR ViewDefinition could not be read or used.
+    #[error("FHIR view {name}: {reason}")]
+    FhirView {
+        /// The view (or its file).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A worker thread failed.
     #[error("load worker failed: {0}")]
     Worker(String),

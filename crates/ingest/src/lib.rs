@@ -18,6 +18,7 @@
 mod clinical;
 mod columns;
 mod error;
+mod fhir;
 mod format;
 mod hl7;
 mod infer;
@@ -30,6 +31,10 @@ pub use clinical::{
     ClinicalFileOutcome, ClinicalFormat, ClinicalRequest, ClinicalSummary, TableOutcome,
 };
 pub use error::{Error, Result};
+pub use fhir::{
+    add_view as add_fhir_view, materialize as materialize_fhir_view,
+    refresh_all_views as refresh_fhir_views, views as fhir_views,
+};
 pub use format::Format;
 pub use hl7::{Hl7Store, InboundMessage, StoreOutcome};
 pub use infer::{ColumnType, InferredColumn};

@@ -3,6 +3,7 @@
 
 mod cli;
 mod concurrency;
+mod fhir;
 mod hl7;
 mod interop;
 mod load;
