@@ -16,9 +16,11 @@
 //! println!("{} encounters", summary.encounters);
 //! ```
 
+mod clinical;
 mod error;
 mod reference;
 mod writer;
 
+pub use clinical::ClinicalCounts;
 pub use error::{Error, Result};
 pub use writer::{GenerateSummary, GeneratorConfig, generate};

@@ -6,6 +6,10 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::clinical::{
+    ClaimLineRecord, ClaimRecord, ClinicalCounts, ClinicalWriters, EncounterRecord, LabRecord,
+    PersonRecord,
+};
 use crate::reference::*;
 use crate::{Error, Result};
 
@@ -49,6 +53,8 @@ pub struct GenerateSummary {
     pub rows: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// What was written in the clinical formats (HL7 v2, FHIR, X12 837P).
+    pub clinical: ClinicalCounts,
 }
 
 /// Data covers these two years.
@@ -75,6 +81,7 @@ struct Outputs {
     notes: BufWriter<File>,
     truth_people: csv::Writer<BufWriter<File>>,
     truth_readmissions: csv::Writer<BufWriter<File>>,
+    clinical: ClinicalWriters,
 }
 
 fn create(dir: &Path, name: &str) -> Result<BufWriter<File>> {
@@ -90,7 +97,7 @@ fn csv_file(dir: &Path, name: &str, header: &[&str]) -> Result<csv::Writer<BufWr
 }
 
 impl Outputs {
-    fn open(dir: &Path) -> Result<Self> {
+    fn open(dir: &Path, sent: NaiveDateTime) -> Result<Self> {
         let truth = dir.join("_truth");
         for d in [dir, truth.as_path()] {
             std::fs::create_dir_all(d).map_err(|source| Error::Write {
@@ -235,10 +242,11 @@ impl Outputs {
                     "days_after_discharge",
                 ],
             )?,
+            clinical: ClinicalWriters::open(dir, sent)?,
         })
     }
 
-    fn finish(mut self) -> Result<u64> {
+    fn finish(mut self) -> Result<(u64, ClinicalCounts)> {
         let wrap = |path: &Path| {
             let path = path.to_path_buf();
             move |source| Error::Write { path, source }
@@ -261,15 +269,22 @@ impl Outputs {
         }
         self.vitals.flush().map_err(wrap(&self.dir))?;
         self.notes.flush().map_err(wrap(&self.dir))?;
+        let counts = self.clinical.finish()?;
         let mut bytes = 0;
-        for dir in [self.dir.clone(), self.dir.join("_truth")] {
+        for dir in [
+            self.dir.clone(),
+            self.dir.join("_truth"),
+            self.dir.join("hl7"),
+            self.dir.join("fhir"),
+            self.dir.join("x12"),
+        ] {
             for entry in std::fs::read_dir(&dir).map_err(wrap(&dir))?.flatten() {
                 if entry.path().is_file() {
                     bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
                 }
             }
         }
-        Ok(bytes)
+        Ok((bytes, counts))
     }
 }
 
@@ -421,9 +436,12 @@ fn phone(rng: &mut ChaCha8Rng, area: &str) -> String {
 
 /// Generates the data set into `config.out`.
 pub fn generate(config: &GeneratorConfig) -> Result<GenerateSummary> {
-    let mut out = Outputs::open(&config.out)?;
     let mut summary = GenerateSummary::default();
     let start = NaiveDate::from_ymd_opt(START.0, START.1, START.2).expect("valid start date");
+    let sent = (start + Duration::days(DAYS))
+        .and_hms_opt(2, 0, 0)
+        .expect("valid time");
+    let mut out = Outputs::open(&config.out, sent)?;
 
     // Reference tables.
     for (id, name, kind, system, city) in FACILITIES {
@@ -477,7 +495,7 @@ pub fn generate(config: &GeneratorConfig) -> Result<GenerateSummary> {
         )?;
     }
     summary.people = config.patients;
-    summary.bytes = out.finish()?;
+    (summary.bytes, summary.clinical) = out.finish()?;
     Ok(summary)
 }
 
@@ -581,7 +599,7 @@ fn generate_person(
             (person * multiplier + 12_345) % 100_000_007
         );
         let updated = start + Duration::days(rng.random_range(0..DAYS / 2));
-        write_patient(out, system, &mrn, id, PAYERS[payer].0, &member_id, updated)?;
+        write_patient(out, system, &mrn, id, payer, &member_id, updated, 1)?;
         summary.patient_records += 1;
         // A late update: the person moved or changed phone.
         if rng.random_bool(0.03) {
@@ -593,9 +611,10 @@ fn generate_person(
                 system,
                 &mrn,
                 &moved,
-                PAYERS[payer].0,
+                payer,
                 &member_id,
                 updated + Duration::days(rng.random_range(30..300)),
+                2,
             )?;
             summary.patient_records += 1;
         }
@@ -770,6 +789,7 @@ fn generate_person(
         }
 
         // Diagnoses: the reason, then chronic conditions.
+        let mut encounter_diagnoses: Vec<(&str, &str)> = vec![stay.reason];
         let mut seq = 1;
         out.diagnoses.write_record([
             system,
@@ -790,6 +810,7 @@ fn generate_person(
                     CHRONIC[*c].1,
                     "false",
                 ])?;
+                encounter_diagnoses.push(CHRONIC[*c]);
             }
         }
         summary.diagnoses += seq as u64;
@@ -834,6 +855,7 @@ fn generate_person(
         let claim_id = format!("CLM{:010}", *encounter_seq);
         let mut total = 0.0;
         let mut line_no = 0;
+        let mut claim_lines: Vec<ClaimLineRecord> = Vec::new();
         let mut i = 0;
         while i < cpts.len() {
             let code = cpts[i];
@@ -861,6 +883,7 @@ fn generate_person(
                 &units.to_string(),
                 &format!("{charge:.2}"),
             ])?;
+            claim_lines.push(ClaimLineRecord { cpt, units, charge });
             i += units;
         }
         if stay.class == "inpatient" {
@@ -889,8 +912,35 @@ fn generate_person(
             status,
         ])?;
         summary.claims += 1;
+        let identity = systems
+            .iter()
+            .find(|(s, _)| *s == system)
+            .map_or(&identity, |(_, id)| id);
+        let person_updated = start.and_hms_opt(9, 0, 0).expect("valid time");
+        let person = person_record(system, mrn, identity, payer, &member_id, person_updated);
+        let facility_npi = npi(0x00FA_C000 + stay.facility as u64);
+        out.clinical.claim(
+            &person,
+            &ClaimRecord {
+                claim_id: &claim_id,
+                billing_npi: &facility_npi,
+                rendering_npi: &attending,
+                facility_name: FACILITIES[stay.facility].1,
+                total,
+                service_from: stay.admit.date(),
+                service_to: stay.discharge.date(),
+                place_of_service: match stay.class {
+                    "inpatient" => "21",
+                    "emergency" => "23",
+                    _ => "11",
+                },
+                lines: claim_lines,
+            },
+            &encounter_diagnoses,
+        )?;
 
         // Labs.
+        let mut lab_records: Vec<LabRecord> = Vec::new();
         let lab_count = match stay.class {
             "inpatient" => 6 + rng.random_range(0..6),
             "emergency" => 3 + rng.random_range(0..3),
@@ -931,11 +981,37 @@ fn generate_person(
                 &ts(collected),
             ];
             out.labs.write_record(record)?;
+            lab_records.push(LabRecord {
+                loinc,
+                name,
+                value,
+                unit,
+                low,
+                high,
+                flag,
+                collected,
+            });
             summary.labs += 1;
             if rng.random_bool(DUPLICATE_ROW_SHARE) {
                 out.labs.write_record(record)?;
             }
         }
+
+        out.clinical.encounter(
+            &person,
+            &EncounterRecord {
+                encounter_id: &encounter_id,
+                facility_id: FACILITIES[stay.facility].0,
+                facility_name: FACILITIES[stay.facility].1,
+                class: stay.class,
+                admit: stay.admit,
+                discharge: stay.discharge,
+                attending_npi: &attending,
+                disposition,
+                diagnoses: &encounter_diagnoses,
+            },
+            &lab_records,
+        )?;
 
         // Device vitals every eight hours of a stay (once for an ED visit).
         if stay.class != "outpatient" {
@@ -999,15 +1075,51 @@ fn generate_person(
     Ok(())
 }
 
+fn person_record<'a>(
+    system: &'a str,
+    mrn: &'a str,
+    id: &'a Identity,
+    payer: usize,
+    member_id: &'a str,
+    updated: NaiveDateTime,
+) -> PersonRecord<'a> {
+    let (city, state, ..) = CITIES[id.city];
+    PersonRecord {
+        system,
+        mrn,
+        first: &id.first,
+        last: &id.last,
+        sex: id.sex,
+        birth: id.birth,
+        street: &id.street,
+        city,
+        state,
+        zip: &id.zip,
+        phone: &id.phone,
+        payer_id: PAYERS[payer].0,
+        payer_name: PAYERS[payer].1,
+        member_id,
+        updated,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn write_patient(
     out: &mut Outputs,
     system: &str,
     mrn: &str,
     id: &Identity,
-    payer: &str,
+    payer_index: usize,
     member_id: &str,
     updated: NaiveDate,
+    version: u32,
 ) -> Result<()> {
+    let payer = PAYERS[payer_index].0;
+    let updated_at = updated.and_hms_opt(9, 0, 0).expect("valid time");
+    out.clinical.person(
+        &person_record(system, mrn, id, payer_index, member_id, updated_at),
+        version,
+    )?;
     let (city, state, ..) = CITIES[id.city];
     out.patients.write_record([
         system,
