@@ -48,7 +48,8 @@ enum Command {
     /// CSV, NDJSON and Parquet go into the table given with --into. Clinical files go into
     /// their own raw tables, their format told from the content: HL7 v2 into raw.hl7_messages
     /// and the typed raw.hl7_* tables; FHIR Bundles and bulk NDJSON into raw.fhir_<type>,
-    /// flattened by the SQL-on-FHIR views into curated.fhir_*.
+    /// flattened by the SQL-on-FHIR views into curated.fhir_*; X12 837 claims into raw.x12_claims
+    /// and raw.x12_claim_lines.
     Load {
         /// Files, folders or glob patterns (quote globs).
         #[arg(required = true)]
@@ -56,7 +57,7 @@ enum Command {
         /// Target table for tabular files, e.g. raw.claims.
         #[arg(long)]
         into: Option<String>,
-        /// Input format: csv, ndjson, parquet, hl7, fhir; auto tells it from the files.
+        /// Input format: csv, ndjson, parquet, hl7, fhir, x12; auto tells it from the files.
         #[arg(long, default_value = "auto")]
         format: String,
         /// Fail the whole load, committing nothing, when more than this share of rows is
@@ -194,7 +195,7 @@ async fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let into = into.context(
-                "tabular files need a target table: --into raw.<name> (HL7 v2 and FHIR files go to their own tables)",
+                "tabular files need a target table: --into raw.<name> (HL7 v2, FHIR and X12 files go to their own tables)",
             )?;
             let table: TableName = into.parse()?;
             let mut request = LoadRequest::new(inputs, table);
@@ -355,6 +356,7 @@ fn print_clinical_summary(summary: &carelake_ingest::ClinicalSummary) {
     let what = match summary.format {
         ClinicalFormat::Hl7 => "messages",
         ClinicalFormat::Fhir => "resources",
+        ClinicalFormat::X12 => "claims",
     };
     println!(
         "Loaded {} {what} from {loaded} file(s) in {secs:.2}s ({:.0} {what}/s, {:.1} MB/s); {} rejected{}, {} already in the lake.",

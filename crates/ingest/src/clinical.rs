@@ -47,6 +47,8 @@ pub enum ClinicalFormat {
     Hl7,
     /// FHIR R4 JSON: Bundles, single resources, or bulk-export NDJSON.
     Fhir,
+    /// X12 837 claims (professional and institutional).
+    X12,
 }
 
 impl ClinicalFormat {
@@ -55,6 +57,7 @@ impl ClinicalFormat {
         match self {
             ClinicalFormat::Hl7 => "hl7",
             ClinicalFormat::Fhir => "fhir",
+            ClinicalFormat::X12 => "x12",
         }
     }
 
@@ -98,6 +101,11 @@ impl ClinicalFormat {
         if text.starts_with("MSH") || text.starts_with("FHS") || text.starts_with("BHS") {
             return Some(ClinicalFormat::Hl7);
         }
+        // X12 starts with ISA; a file starting with a GS or ST segment is X12 that lost its
+        // interchange header, and is loaded so that the parser can refuse it with the reason.
+        if carelake_x12::sniff(head) || text.starts_with("GS*") || text.starts_with("ST*837*") {
+            return Some(ClinicalFormat::X12);
+        }
         if text.starts_with('{') {
             // FHIR writers put `resourceType` first, or near it; look in the first 4 KB.
             if text.contains("\"resourceType\"") {
@@ -115,7 +123,10 @@ impl FromStr for ClinicalFormat {
         match s.to_ascii_lowercase().as_str() {
             "hl7" | "hl7v2" => Ok(ClinicalFormat::Hl7),
             "fhir" | "ndjson-fhir" => Ok(ClinicalFormat::Fhir),
-            other => Err(format!("unknown clinical format '{other}' (hl7, fhir)")),
+            "x12" | "837" => Ok(ClinicalFormat::X12),
+            other => Err(format!(
+                "unknown clinical format '{other}' (hl7, fhir, x12)"
+            )),
         }
     }
 }
@@ -254,7 +265,7 @@ pub(crate) trait ClinicalParser: Send {
 }
 
 impl crate::Loader {
-    /// Loads clinical message files (HL7 v2, FHIR) into the format's raw tables. A FHIR load
+    /// Loads clinical message files (HL7 v2, FHIR, X12 837) into the format's raw tables. A FHIR load
     /// then refreshes the SQL-on-FHIR views over the resource types it added to.
     pub async fn load_clinical(&self, request: ClinicalRequest) -> Result<ClinicalSummary> {
         let mut files = crate::expand_inputs(&request.inputs)?;
@@ -312,6 +323,10 @@ impl crate::Loader {
                     .await?;
                 crate::fhir::refresh_views(&self.lake, &self.principal, &summary).await?;
                 summary
+            }
+            ClinicalFormat::X12 => {
+                self.run_clinical(format, files, request.progress, crate::x12::X12Parser)
+                    .await?
             }
         };
         summary.ignored = ignored;
@@ -673,6 +688,19 @@ pub(crate) fn app_id(sha256: &str) -> String {
     format!("carelake-load:{sha256}")
 }
 
+/// At most 64 KB of a rejected input, for the quarantine table.
+pub(crate) fn clip(text: &str) -> String {
+    const MAX: usize = 64 * 1024;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut cut = MAX;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text[..cut].to_string()
+}
+
 /// Finds the entry for `spec` in `tables`, creating it with `columns` when absent; returns its
 /// index.
 pub(crate) fn table_index(
@@ -708,7 +736,11 @@ mod tests {
             ClinicalFormat::sniff_bytes(b"FHS|^~\\&"),
             Some(ClinicalFormat::Hl7)
         );
-        assert_eq!(ClinicalFormat::sniff_bytes(b"ISA*00*"), None);
+        assert_eq!(
+            ClinicalFormat::sniff_bytes(b"ISA*00*"),
+            Some(ClinicalFormat::X12)
+        );
+        assert_eq!(ClinicalFormat::sniff_bytes(b"ISAAC,NEWTON"), None);
         assert_eq!(
             ClinicalFormat::sniff_bytes(br#"{"resourceType":"Bundle","type":"batch"}"#),
             Some(ClinicalFormat::Fhir)

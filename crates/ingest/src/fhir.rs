@@ -27,7 +27,8 @@ use deltalake::protocol::SaveMode;
 use serde_json::Value;
 
 use crate::clinical::{
-    ClinicalParser, ClinicalSummary, FileParse, RoundContext, SourceFile, TableSpec, table_index,
+    ClinicalParser, ClinicalSummary, FileParse, RoundContext, SourceFile, TableSpec, clip,
+    table_index,
 };
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
@@ -240,18 +241,6 @@ impl FhirParser {
             });
         }
     }
-}
-
-fn clip(text: &str) -> String {
-    const MAX: usize = 64 * 1024;
-    if text.len() <= MAX {
-        return text.to_string();
-    }
-    let mut cut = MAX;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text[..cut].to_string()
 }
 
 /// Every ViewDefinition in force: the shipped defaults, then the lake's own (which replace a

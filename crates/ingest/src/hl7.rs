@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Result;
 use crate::clinical::{
-    ClinicalParser, FileParse, RoundContext, SourceFile, TableBatches, TableSpec, table_index,
+    ClinicalParser, FileParse, RoundContext, SourceFile, TableBatches, TableSpec, clip, table_index,
 };
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
@@ -536,18 +536,6 @@ impl ClinicalParser for Hl7Parser {
         // The message store is the ledger: last.
         tables.sort_by_key(|(spec, _, _)| spec.name == MESSAGES);
     }
-}
-
-fn clip(text: &str) -> String {
-    const MAX: usize = 64 * 1024;
-    if text.len() <= MAX {
-        return text.to_string();
-    }
-    let mut cut = MAX;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text[..cut].to_string()
 }
 
 /// A message received over the network.

@@ -26,6 +26,7 @@ mod load;
 mod reader;
 mod rows;
 mod value;
+mod x12;
 
 pub use clinical::{
     ClinicalFileOutcome, ClinicalFormat, ClinicalRequest, ClinicalSummary, TableOutcome,

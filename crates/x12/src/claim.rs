@@ -913,7 +913,9 @@ pub fn parse_837(input: &[u8]) -> Result<Interchange837> {
                                 i = end + 1;
                             }
                             _ => {
-                                return Err(seg.error("expected ST or GE inside a functional group"));
+                                return Err(
+                                    seg.error("expected ST or GE inside a functional group")
+                                );
                             }
                         }
                     }

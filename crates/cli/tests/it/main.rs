@@ -11,3 +11,4 @@ mod mllp;
 mod s3;
 mod slt;
 mod support;
+mod x12;
