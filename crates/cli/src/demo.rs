@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use carelake_common::{Principal, TableName};
-use carelake_ingest::{LoadRequest, Loader};
+use carelake_ingest::{ClinicalRequest, LoadRequest, Loader};
 use carelake_lake::Lake;
 use carelake_sql::Session;
 
@@ -149,6 +149,64 @@ pub(crate) async fn load_generated(
     Ok((rows, bytes, secs))
 }
 
+/// The generated clinical feeds: folder, what it is.
+const CLINICAL_FEEDS: &[(&str, &str)] = &[
+    ("hl7", "HL7 v2 ADT/ORU feed of the MERIDIAN EHR"),
+    ("fhir", "FHIR R4 bulk export of the CASCADE EHR"),
+    ("x12", "X12 837P claims"),
+];
+
+/// Loads the generated HL7 v2, FHIR and X12 files into their raw tables (and the FHIR views).
+pub(crate) async fn load_clinical_feeds(
+    lake: &Lake,
+    dir: &Path,
+    principal: &Principal,
+    quiet: bool,
+) -> Result<()> {
+    let loader = Loader::new(lake.clone(), principal.clone());
+    for (folder, what) in CLINICAL_FEEDS {
+        let path = dir.join(folder);
+        if !path.is_dir() {
+            continue;
+        }
+        let summary = loader
+            .load_clinical(ClinicalRequest::new(vec![
+                path.to_string_lossy().into_owned(),
+            ]))
+            .await
+            .with_context(|| format!("loading the {what}"))?;
+        if !quiet {
+            let tables: Vec<String> = summary
+                .tables
+                .iter()
+                .filter(|t| t.rows_added > 0)
+                .map(|t| t.table.to_string())
+                .collect();
+            println!(
+                "  {what:<42} {:>8} {} in {:.2}s{}{}",
+                summary.records,
+                match summary.format {
+                    carelake_ingest::ClinicalFormat::Hl7 => "messages",
+                    carelake_ingest::ClinicalFormat::Fhir => "resources",
+                    carelake_ingest::ClinicalFormat::X12 => "claims",
+                },
+                summary.elapsed.as_secs_f64(),
+                if summary.rejected > 0 {
+                    format!(" ({} rejected)", summary.rejected)
+                } else {
+                    String::new()
+                },
+                if tables.is_empty() {
+                    " (already loaded)".to_string()
+                } else {
+                    format!(" -> {} tables", tables.len())
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(
     lake_location: &str,
     patients: u64,
@@ -175,6 +233,10 @@ pub(crate) async fn run(
         started.elapsed().as_secs_f64(),
         data.display()
     );
+    println!(
+        "   and {} HL7 v2 messages, {} FHIR resources, {} X12 837P claims",
+        summary.clinical.hl7_messages, summary.clinical.fhir_resources, summary.clinical.x12_claims
+    );
     let lake = Lake::init(lake_location).await?;
     println!("2. Lake ready at {}", lake.display_location());
     println!("3. Loading into the raw zone (Delta tables, exactly once per file):");
@@ -186,6 +248,8 @@ pub(crate) async fn run(
             rows as f64 / secs.max(1e-9)
         );
     }
+    println!("   Clinical feeds (the same patients and encounters as the hospitals send them):");
+    load_clinical_feeds(&lake, data, &principal, false).await?;
     println!("\n4. Hospital KPIs");
     let session = Session::open(lake, principal).await?;
     for (title, sql) in KPI_QUERIES {

@@ -102,6 +102,39 @@ fn demo_prints_kpis_and_fills_the_catalog() {
             "{name}"
         );
     }
+    // The clinical feeds carry the same truth as the flat files, and none of them is refused.
+    if !ws
+        .query("SELECT table_name FROM system.tables WHERE table_name = 'raw._rejects'")
+        .is_empty()
+    {
+        assert_eq!(
+            ws.scalar(
+                "SELECT count(*) FROM raw._rejects WHERE source_file LIKE '%/hl7/%' \
+                 OR source_file LIKE '%/fhir/%' OR source_file LIKE '%/x12/%'"
+            ),
+            "0"
+        );
+    }
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM raw.hl7_messages WHERE trigger_event = 'A03'"),
+        ws.scalar("SELECT count(DISTINCT encounter_id) FROM raw.encounters WHERE source_system = 'MERIDIAN'")
+    );
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM curated.fhir_encounter"),
+        ws.scalar("SELECT count(DISTINCT encounter_id) FROM raw.encounters WHERE source_system = 'CASCADE'")
+    );
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM curated.fhir_patient"),
+        ws.scalar("SELECT count(DISTINCT mrn) FROM raw.patients WHERE source_system = 'CASCADE'")
+    );
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM raw.x12_claims"),
+        ws.scalar("SELECT count(*) FROM raw.claims")
+    );
+    assert_eq!(
+        ws.scalar("SELECT CAST(round(sum(total_charge), 0) AS BIGINT) FROM raw.x12_claims"),
+        ws.scalar("SELECT CAST(round(sum(total_charge), 0) AS BIGINT) FROM raw.claims")
+    );
     // A second run adds nothing: the same files are skipped.
     let encounters = ws.scalar("SELECT count(*) FROM raw.encounters");
     let again = ws.ok(&[
@@ -113,6 +146,7 @@ fn demo_prints_kpis_and_fills_the_catalog() {
     ]);
     assert!(again.contains("already loaded"), "{again}");
     assert_eq!(ws.scalar("SELECT count(*) FROM raw.encounters"), encounters);
+    assert!(again.contains("(already loaded)"), "{again}");
 }
 
 #[test]
