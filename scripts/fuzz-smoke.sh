@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Fuzz smoke: builds every cargo-fuzz target (crates/*/fuzz) and runs each for a short time
+# (CARELAKE_FUZZ_SECONDS, default 10). A crash fails the run and leaves the input under
+# crates/<crate>/fuzz/artifacts/. For a real campaign run a target for hours:
+#   cd crates/hl7 && RUSTC_BOOTSTRAP=1 cargo fuzz run parse_hl7
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cache="${CARELAKE_CI_CACHE:-$HOME/.cache/carelake}"
+tools="$cache/tools"
+export PATH="$tools/bin:$PATH"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz into $tools"
+    cargo install cargo-fuzz --locked --version 0.13.2 --root "$tools" --quiet
+fi
+# cargo-fuzz passes nightly -Z flags (sanitizer, coverage); on the stable toolchain
+# RUSTC_BOOTSTRAP=1 lets rustc accept them.
+export RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_DIR="$cache/fuzz-target"
+seconds="${CARELAKE_FUZZ_SECONDS:-10}"
+
+for dir in crates/*/fuzz; do
+    crate_dir="$(dirname "$dir")"
+    for target in $(cd "$crate_dir" && cargo fuzz list); do
+        echo "== fuzz $crate_dir $target (${seconds}s)"
+        # pipefail: a crash fails the pipe, the subshell and the script.
+        (cd "$crate_dir" && cargo fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -n 4)
+    done
+done
+echo "fuzz smoke: every target ran without a crash"
