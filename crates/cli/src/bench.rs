@@ -1,4 +1,5 @@
-//! Benchmarks: load throughput on a claims CSV and KPI query times on generated data.
+//! Benchmarks: load throughput on a claims CSV, parse and load throughput of the clinical feeds
+//! (HL7 v2, FHIR, X12), and KPI query times on generated data.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -6,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use carelake_common::{Principal, TableName};
-use carelake_ingest::{LoadRequest, Loader};
+use carelake_ingest::{ClinicalFormat, ClinicalRequest, LoadRequest, Loader};
 use carelake_lake::Lake;
 use carelake_sql::Session;
 use clap::Subcommand;
@@ -20,6 +21,16 @@ pub(crate) enum BenchCommand {
         /// Rows in the claims file.
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
+        /// Working folder (a fresh one under the system temp folder by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Generate the HL7 v2, FHIR and X12 feeds of a synthetic network; time parsing alone and
+    /// the load into Delta for each.
+    Clinical {
+        /// Patients to generate.
+        #[arg(long, default_value_t = 20_000)]
+        patients: u64,
         /// Working folder (a fresh one under the system temp folder by default).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -119,6 +130,7 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             std::fs::remove_dir_all(&dir).ok();
             Ok(())
         }
+        BenchCommand::Clinical { patients, dir } => clinical(patients, dir, principal).await,
         BenchCommand::Query {
             patients,
             runs,
@@ -165,4 +177,93 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             Ok(())
         }
     }
+}
+
+/// Parses a generated feed without writing anything; returns records parsed.
+fn parse_only(format: ClinicalFormat, files: &[PathBuf]) -> Result<u64> {
+    let views = carelake_fhir::default_views();
+    let mut records = 0u64;
+    for file in files {
+        let bytes = std::fs::read(file)?;
+        match format {
+            ClinicalFormat::Hl7 => {
+                let text = String::from_utf8_lossy(&bytes);
+                let batch = carelake_hl7::split_batch(&text)?;
+                for item in batch.messages {
+                    let message = carelake_hl7::Message::parse(item.text)?;
+                    std::hint::black_box(message.extract());
+                    records += 1;
+                }
+            }
+            ClinicalFormat::Fhir => {
+                for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let resource = carelake_fhir::read_ndjson_line(std::str::from_utf8(line)?)?;
+                    let kind = resource.get("resourceType").and_then(|t| t.as_str());
+                    for view in views.iter().filter(|v| Some(v.resource()) == kind) {
+                        std::hint::black_box(view.evaluate(&resource)?);
+                    }
+                    records += 1;
+                }
+            }
+            ClinicalFormat::X12 => {
+                records += carelake_x12::parse_837(&bytes)?.claims.len() as u64;
+            }
+        }
+    }
+    Ok(records)
+}
+
+async fn clinical(patients: u64, dir: Option<PathBuf>, principal: Principal) -> Result<()> {
+    let dir = work_dir(dir, "clinical")?;
+    let data = dir.join("data");
+    let started = Instant::now();
+    let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig {
+        patients,
+        seed: 42,
+        out: data.clone(),
+    })?;
+    println!(
+        "bench clinical: generated {patients} patients in {:.1}s: {} HL7 v2 messages, {} FHIR resources, {} X12 claims",
+        started.elapsed().as_secs_f64(),
+        summary.clinical.hl7_messages,
+        summary.clinical.fhir_resources,
+        summary.clinical.x12_claims
+    );
+    let lake = Lake::init(&dir.join("lake").to_string_lossy()).await?;
+    let loader = Loader::new(lake, principal);
+    for (folder, format, unit) in [
+        ("hl7", ClinicalFormat::Hl7, "messages"),
+        ("fhir", ClinicalFormat::Fhir, "resources"),
+        ("x12", ClinicalFormat::X12, "claims"),
+    ] {
+        let files =
+            carelake_ingest::expand_inputs(&[data.join(folder).to_string_lossy().into_owned()])?;
+        let bytes: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        let started = Instant::now();
+        let parsed = parse_only(format, &files)?;
+        let parse_secs = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut request =
+            ClinicalRequest::new(vec![data.join(folder).to_string_lossy().into_owned()]);
+        request.format = Some(format);
+        let loaded = loader.load_clinical(request).await?;
+        let load_secs = started.elapsed().as_secs_f64();
+        println!(
+            "bench clinical: {folder:<4} {parsed} {unit}, {:.1} MB: parse {:.0} {unit}/s ({:.1} MB/s); \
+             load into Delta {:.0} {unit}/s ({:.1} MB/s, {} rejected); load/parse time {:.1}x",
+            bytes as f64 / 1e6,
+            parsed as f64 / parse_secs,
+            bytes as f64 / 1e6 / parse_secs,
+            loaded.records as f64 / load_secs,
+            bytes as f64 / 1e6 / load_secs,
+            loaded.rejected,
+            load_secs / parse_secs
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
 }
