@@ -19,3 +19,11 @@ export CARELAKE_PYTHON="$venv/bin/python"
 export CARELAKE_REQUIRE_INTEROP=1
 
 cargo test --workspace "$@"
+
+# The SQL-on-FHIR v2 conformance count, printed; below the recorded floor fails.
+suite="../shared/data/sql-on-fhir-v2/tests"
+if [ -d "$suite" ]; then
+  cargo run --quiet "$@" -p carelake-cli -- fhir conformance "$suite" --min "$(cat crates/fhir/conformance-floor)"
+else
+  echo "SQL-on-FHIR v2 conformance: skipped ($suite is absent)"
+fi

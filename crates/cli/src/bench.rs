@@ -60,6 +60,22 @@ fn work_dir(dir: Option<PathBuf>, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Generates `patients` into `<dir>/data` (seed 42); returns the folder, the summary and when
+/// generation started.
+fn generate_into(
+    dir: &std::path::Path,
+    patients: u64,
+) -> Result<(PathBuf, carelake_generate::GenerateSummary, Instant)> {
+    let data = dir.join("data");
+    let started = Instant::now();
+    let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig {
+        patients,
+        seed: 42,
+        out: data.clone(),
+    })?;
+    Ok((data, summary, started))
+}
+
 /// A claims CSV of `rows` rows, deterministic.
 fn write_claims(path: &std::path::Path, rows: u64) -> Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -137,13 +153,7 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             dir,
         } => {
             let dir = work_dir(dir, "query")?;
-            let data = dir.join("data");
-            let started = Instant::now();
-            let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig {
-                patients,
-                seed: 42,
-                out: data.clone(),
-            })?;
+            let (data, summary, started) = generate_into(&dir, patients)?;
             println!(
                 "bench query: generated {patients} patients, {} rows, {:.1} MB in {:.1}s",
                 summary.rows,
@@ -215,13 +225,7 @@ fn parse_only(format: ClinicalFormat, files: &[PathBuf]) -> Result<u64> {
 
 async fn clinical(patients: u64, dir: Option<PathBuf>, principal: Principal) -> Result<()> {
     let dir = work_dir(dir, "clinical")?;
-    let data = dir.join("data");
-    let started = Instant::now();
-    let summary = carelake_generate::generate(&carelake_generate::GeneratorConfig {
-        patients,
-        seed: 42,
-        out: data.clone(),
-    })?;
+    let (data, summary, started) = generate_into(&dir, patients)?;
     println!(
         "bench clinical: generated {patients} patients in {:.1}s: {} HL7 v2 messages, {} FHIR resources, {} X12 claims",
         started.elapsed().as_secs_f64(),

@@ -249,7 +249,10 @@ pub(crate) struct RoundContext {
 /// A clinical format's parser: turns files into rows of its tables.
 pub(crate) trait ClinicalParser: Send {
     /// Reads what the parser needs from the lake before a round (e.g. HL7 message keys).
-    fn prepare(&mut self, lake: &Lake) -> impl Future<Output = Result<()>> + Send;
+    /// Nothing by default.
+    fn prepare(&mut self, _lake: &Lake) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 
     /// Parses one file, appending rows to `tables` (keyed by table name; the parser creates
     /// the entries it needs with [`TableRows::new`]).

@@ -110,10 +110,6 @@ impl FhirParser {
 }
 
 impl ClinicalParser for FhirParser {
-    async fn prepare(&mut self, _lake: &Lake) -> Result<()> {
-        Ok(())
-    }
-
     fn parse_file(
         &mut self,
         file: &SourceFile,
@@ -368,7 +364,7 @@ impl VersionKey {
 
 /// The newest version of each resource of a type, deletions left out.
 async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Vec<Value>>> {
-    let name = TableName::new(Zone::Raw, &raw_table_of(resource_type))?;
+    let name = TableName::new(Zone::Raw, raw_table_of(resource_type))?;
     let Some(table) = lake
         .load_delta(&lake.table_url(&name)?, TimeTravel::Latest)
         .await?
@@ -584,7 +580,7 @@ pub async fn materialize(lake: &Lake, principal: &Principal, view: &ViewDefiniti
     let mut event = CatalogEvent::written(name.clone(), &written);
     event.upstream = Some(vec![TableName::new(
         Zone::Raw,
-        &raw_table_of(view.resource()),
+        raw_table_of(view.resource()),
     )?]);
     event.source = Some(format!("SQL-on-FHIR view {}", view.name()));
     if created {

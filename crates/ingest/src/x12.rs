@@ -11,7 +11,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use carelake_x12::{Claim, ClaimLine};
 
-use crate::Result;
 use crate::clinical::{
     ClinicalParser, FileParse, RoundContext, SourceFile, TableSpec, clip, table_index,
 };
@@ -188,10 +187,6 @@ fn add_line(rows: &mut TableRows, claim: &Claim, line: &ClaimLine, lineage: &Lin
 }
 
 impl ClinicalParser for X12Parser {
-    async fn prepare(&mut self, _lake: &carelake_lake::Lake) -> Result<()> {
-        Ok(())
-    }
-
     fn parse_file(
         &mut self,
         file: &SourceFile,
