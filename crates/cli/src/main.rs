@@ -47,7 +47,7 @@ enum Command {
     ///
     /// CSV, NDJSON and Parquet go into the table given with --into. Clinical files go into
     /// their own raw tables, their format told from the content: HL7 v2 into raw.hl7_messages
-    /// and the typed raw.hl7_* tables; FHIR Bundles and bulk NDJSON into raw.fhir_<type>,
+    /// and the typed raw.hl7_* tables; FHIR Bundles and bulk NDJSON into raw.fhir_TYPE,
     /// flattened by the SQL-on-FHIR views into curated.fhir_*; X12 837 claims into raw.x12_claims
     /// and raw.x12_claim_lines.
     Load {
