@@ -23,4 +23,4 @@ mod writer;
 
 pub use clinical::ClinicalCounts;
 pub use error::{Error, Result};
-pub use writer::{GenerateSummary, GeneratorConfig, generate};
+pub use writer::{GenerateSummary, GeneratorConfig, generate, generate_people};

@@ -82,6 +82,8 @@ struct Outputs {
     truth_people: csv::Writer<BufWriter<File>>,
     truth_readmissions: csv::Writer<BufWriter<File>>,
     clinical: ClinicalWriters,
+    /// Write the people (patients.csv and their truth) and nothing of their care.
+    people_only: bool,
 }
 
 fn create(dir: &Path, name: &str) -> Result<BufWriter<File>> {
@@ -243,6 +245,7 @@ impl Outputs {
                 ],
             )?,
             clinical: ClinicalWriters::open(dir, sent)?,
+            people_only: false,
         })
     }
 
@@ -436,12 +439,25 @@ fn phone(rng: &mut ChaCha8Rng, area: &str) -> String {
 
 /// Generates the data set into `config.out`.
 pub fn generate(config: &GeneratorConfig) -> Result<GenerateSummary> {
+    generate_into(config, false)
+}
+
+/// Generates only the people: `patients.csv` (every record in every EHR, with the same
+/// identities, typos and moves as [`generate`] gives for the same seed) and
+/// `_truth/person_records.csv`. The other files are left empty. For linkage benchmarks at sizes
+/// where the whole network would be tens of gigabytes.
+pub fn generate_people(config: &GeneratorConfig) -> Result<GenerateSummary> {
+    generate_into(config, true)
+}
+
+fn generate_into(config: &GeneratorConfig, people_only: bool) -> Result<GenerateSummary> {
     let mut summary = GenerateSummary::default();
     let start = NaiveDate::from_ymd_opt(START.0, START.1, START.2).expect("valid start date");
     let sent = (start + Duration::days(DAYS))
         .and_hms_opt(2, 0, 0)
         .expect("valid time");
     let mut out = Outputs::open(&config.out, sent)?;
+    out.people_only = people_only;
 
     // Reference tables.
     for (id, name, kind, system, city) in FACILITIES {
@@ -621,6 +637,9 @@ fn generate_person(
         out.truth_people
             .write_record([*system, mrn.as_str(), person_id.as_str()])?;
         mrns.push((*system, mrn));
+    }
+    if out.people_only {
+        return Ok(());
     }
 
     // Encounters over the two years.
