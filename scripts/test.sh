@@ -18,7 +18,7 @@ fi
 export CARELAKE_PYTHON="$venv/bin/python"
 export CARELAKE_REQUIRE_INTEROP=1
 
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 
 # The SQL-on-FHIR v2 conformance count, printed; below the recorded floor fails.
 suite="../shared/data/sql-on-fhir-v2/tests"

@@ -4,7 +4,9 @@
 mod bench;
 mod demo;
 mod fhir;
+mod link;
 mod output;
+mod pipeline;
 mod progress;
 mod repl;
 
@@ -112,6 +114,18 @@ enum Command {
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:2575")]
         mllp: Option<String>,
     },
+    /// Link person records in CSV files with the master patient index's linker: one file is
+    /// deduplicated, two are linked to each other. Writes pairs.csv (scored pairs to link or
+    /// review), clusters.csv (a person key per record) and model.csv (m, u and weights).
+    Link(link::LinkArgs),
+    /// Run the curation pipeline: SQL models (and the master patient index) in dependency
+    /// order, incremental where they can be; every model recorded in system.runs.
+    Run(pipeline::RunArgs),
+    /// Pipeline projects: copy the default one to change it, or list a project's models.
+    Project {
+        #[command(subcommand)]
+        which: pipeline::ProjectCommand,
+    },
     /// FHIR: list, add and refresh the SQL-on-FHIR views; run the conformance suite.
     Fhir {
         #[command(subcommand)]
@@ -211,6 +225,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Fhir { which } => fhir::run(&cli.lake, principal, which).await,
+        Command::Run(args) => pipeline::run(&cli.lake, principal, args).await,
+        Command::Project { which } => pipeline::project(which),
+        Command::Link(args) => tokio::task::spawn_blocking(move || link::run(args)).await?,
         Command::Serve { mllp } => {
             let Some(mllp) = mllp else {
                 anyhow::bail!("nothing to serve: pass --mllp [ADDR]");

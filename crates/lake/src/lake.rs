@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::catalog::Catalog;
 use crate::history::LoadHistory;
+use crate::runs::RunHistory;
 use crate::{Error, Result};
 
 /// Folder under the lake root holding carelake's own tables.
@@ -113,6 +114,11 @@ impl Lake {
     /// The record of every load into the lake.
     pub fn load_history(&self) -> LoadHistory {
         LoadHistory::new(self.clone())
+    }
+
+    /// The record of every pipeline run.
+    pub fn run_history(&self) -> RunHistory {
+        RunHistory::new(self.clone())
     }
 
     /// URL of a folder inside the lake (no trailing slash, as Delta expects).

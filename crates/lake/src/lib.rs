@@ -15,10 +15,12 @@ mod catalog;
 mod error;
 mod history;
 mod lake;
+mod runs;
 mod util;
 
 pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
 pub use error::{Error, Result};
 pub use history::{LoadHistory, LoadRecord, LoadStatus};
 pub use lake::{Lake, TimeTravel};
+pub use runs::{RunHistory, RunRecord};
 pub use util::{append_batches, read_table, row_count};

@@ -95,10 +95,10 @@ pub fn cluster(
     // Clusters numbered by their lowest record.
     let mut cluster_of = vec![0u32; n];
     let mut index_of_root: HashMap<u32, u32> = HashMap::new();
-    for i in 0..n {
+    for (i, cluster) in cluster_of.iter_mut().enumerate() {
         let root = find(&mut parent, i as u32);
         let next = index_of_root.len() as u32;
-        cluster_of[i] = *index_of_root.entry(root).or_insert(next);
+        *cluster = *index_of_root.entry(root).or_insert(next);
     }
     let clusters = index_of_root.len();
 

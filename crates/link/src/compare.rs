@@ -91,6 +91,29 @@ impl Comparison {
         }
     }
 
+    /// Typical u of the agreeing levels (exact first, the last agreeing level last; the
+    /// disagreeing level takes the rest) between two different people, used where the data
+    /// are too few to say.
+    pub(crate) fn prior_u(&self) -> &'static [f64] {
+        match self.kind {
+            Kind::Name {
+                field: Field::MiddleName,
+                ..
+            } => &[0.02, 0.01, 0.02],
+            Kind::Name { .. } => &[0.005, 0.002, 0.006],
+            Kind::Date => &[0.00004, 0.0008, 0.012],
+            Kind::Identifier(_) => &[0.000001, 0.00002, 0.0002],
+            Kind::Text(Field::City) => &[0.03, 0.002, 0.005],
+            Kind::Text(_) => &[0.001, 0.001, 0.01],
+            Kind::Zip => &[0.005, 0.02],
+            Kind::Phone => &[0.00001, 0.0001],
+            Kind::Exact(Field::Sex) => &[0.5],
+            Kind::Exact(Field::State) => &[0.2],
+            Kind::Exact(Field::StreetNumber) => &[0.01],
+            Kind::Exact(_) => &[0.0001],
+        }
+    }
+
     /// Number of levels including the missing level.
     pub fn level_count(&self) -> usize {
         self.level_labels().len()
@@ -247,6 +270,14 @@ mod tests {
             b.push("s", &i.to_string(), "", row).unwrap();
         }
         b.build().unwrap()
+    }
+
+    #[test]
+    fn typical_u_fits_the_levels() {
+        let r = records(&[["a", "b", "1980-01-01", "1"]]);
+        for c in default_comparisons(&r) {
+            assert_eq!(c.prior_u().len(), c.level_count() - 2, "{}", c.name());
+        }
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::block::LinkMode;
 use crate::compare::Comparison;
 use crate::records::RecordSet;
 
+/// Weight, in record pairs, of the typical u of each level against what the data shows: large
+/// files speak for themselves, a file of a few hundred records leans on the typical values.
+const PRIOR_PAIRS: f64 = 10_000.0;
+
 /// Bits per comparison level in a packed comparison vector.
 pub(crate) const LEVEL_BITS: u32 = 4;
 
@@ -127,21 +131,24 @@ fn value_frequencies(
                 counts.entry(v).or_default()[side] += 1;
                 totals[side] += 1;
             }
-            let u_exact = match mode {
+            // Pairs agreeing exactly, of all pairs with a value on both sides; shrunk towards
+            // the field's typical share so that a small file (where the few true duplicates
+            // are a large share of all pairs) does not make agreement look common.
+            let (same, pairs) = match mode {
                 LinkMode::Dedupe => {
                     let t = totals[0] as f64;
                     let same: f64 = counts
                         .values()
                         .map(|c| c[0] as f64 * (c[0] as f64 - 1.0))
                         .sum();
-                    if t > 1.0 { same / (t * (t - 1.0)) } else { 0.0 }
+                    (same, t * (t - 1.0).max(0.0))
                 }
                 LinkMode::Link => {
-                    let t = totals[0] as f64 * totals[1] as f64;
                     let same: f64 = counts.values().map(|c| c[0] as f64 * c[1] as f64).sum();
-                    if t > 0.0 { same / t } else { 0.0 }
+                    (same, totals[0] as f64 * totals[1] as f64)
                 }
             };
+            let u_exact = (same + PRIOR_PAIRS * c.prior_u()[0]) / (pairs + PRIOR_PAIRS);
             let tf = c.term_frequency.then(|| {
                 let all = (totals[0] + totals[1]).max(1) as f64;
                 (0..n)
@@ -234,18 +241,20 @@ pub(crate) fn estimate_u(
             };
             offset += levels;
             let present: u64 = sampled[1..].iter().sum();
-            let floor = 0.5 / present.max(1) as f64;
-            let exact = u_exact[k].max(floor);
-            let rest: u64 = sampled[2..].iter().sum();
+            let prior = c.prior_u();
+            let exact = u_exact[k];
             let mut u = vec![1.0; levels];
             u[1] = exact;
-            for l in 2..levels {
-                let share = if rest == 0 {
-                    1.0 / (levels - 2) as f64
-                } else {
-                    sampled[l] as f64 / rest as f64
-                };
-                u[l] = ((1.0 - exact) * share).max(floor);
+            // Partial levels: sample counts shrunk towards the typical shares.
+            for l in 2..levels - 1 {
+                u[l] = (sampled[l] as f64 + PRIOR_PAIRS * prior[l - 1])
+                    / (present as f64 + PRIOR_PAIRS);
+            }
+            let partial: f64 = u[2..levels - 1].iter().sum();
+            u[levels - 1] = (1.0 - exact - partial).max(1e-6);
+            let total: f64 = u[1..].iter().sum();
+            for v in &mut u[1..] {
+                *v /= total;
             }
             u
         })

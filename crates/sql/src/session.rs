@@ -255,17 +255,18 @@ impl Session {
             "tables".into(),
             Arc::new(tables),
         )?;
-        if let Some(history) = self
-            .lake
-            .load_delta(&self.lake.load_history().url()?, TimeTravel::Latest)
-            .await?
-        {
-            datafusion::catalog::SchemaProvider::deregister_table(&*self.system, "loads")?;
-            datafusion::catalog::SchemaProvider::register_table(
-                &*self.system,
-                "loads".into(),
-                history.table_provider().await?,
-            )?;
+        for (name, url) in [
+            ("loads", self.lake.load_history().url()?),
+            ("runs", self.lake.run_history().url()?),
+        ] {
+            if let Some(history) = self.lake.load_delta(&url, TimeTravel::Latest).await? {
+                datafusion::catalog::SchemaProvider::deregister_table(&*self.system, name)?;
+                datafusion::catalog::SchemaProvider::register_table(
+                    &*self.system,
+                    name.into(),
+                    history.table_provider().await?,
+                )?;
+            }
         }
         Ok(())
     }
@@ -427,6 +428,58 @@ impl Session {
             return Err(carelake_lake::Error::TableExists(name.to_string()).into());
         }
         let upstream = tables_read(&input, self)?;
+        let rows = self
+            .write_table(
+                &name,
+                existing,
+                input,
+                or_replace,
+                "CREATE TABLE",
+                upstream,
+                None,
+            )
+            .await?;
+        Ok(QueryResult::message(format!("CREATE TABLE {rows} rows")))
+    }
+
+    /// Writes `batches` as the whole content of `name`, creating or replacing the table, and
+    /// records the writer, the tables it was computed from and a description in the catalog.
+    /// For results computed outside SQL, like the master patient index. Returns the rows
+    /// written.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn replace_table(
+        &self,
+        name: &TableName,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        source: &str,
+        upstream: Vec<TableName>,
+        description: Option<String>,
+    ) -> Result<u64> {
+        let memory = MemTable::try_new(schema, vec![batches])?;
+        let input = self
+            .ctx
+            .read_table(Arc::new(memory))?
+            .logical_plan()
+            .clone();
+        let url = self.lake.table_url(name)?;
+        let existing = self.lake.load_delta(&url, TimeTravel::Latest).await?;
+        self.write_table(name, existing, input, true, source, upstream, description)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_table(
+        &self,
+        name: &TableName,
+        existing: Option<deltalake::DeltaTable>,
+        input: LogicalPlan,
+        or_replace: bool,
+        source: &str,
+        upstream: Vec<TableName>,
+        description: Option<String>,
+    ) -> Result<u64> {
+        let url = self.lake.table_url(name)?;
         let handle = match existing {
             Some(t) => t,
             None => self.lake.delta_handle(&url)?,
@@ -447,14 +500,14 @@ impl Session {
         let table = write.await?;
         let mut event = CatalogEvent::written(name.clone(), &table);
         event.owner = Some(self.principal.name.clone());
-        event.source = Some("CREATE TABLE".into());
+        event.source = Some(source.to_string());
         event.upstream = Some(upstream);
+        if description.is_some() {
+            event.description = description;
+        }
         self.lake.catalog().record(&[event]).await?;
         self.refresh().await?;
-        Ok(QueryResult::message(format!(
-            "CREATE TABLE {} rows",
-            row_count(&table).unwrap_or(0)
-        )))
+        Ok(row_count(&table).unwrap_or(0).max(0) as u64)
     }
 
     async fn create_view(

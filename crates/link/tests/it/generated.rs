@@ -173,3 +173,81 @@ fn generated_debug() {
         }
     }
 }
+
+/// A handful of records: too few to estimate u from; the typical values carry it.
+#[test]
+fn a_small_file_links_its_obvious_duplicates() {
+    use carelake_link::Field;
+    let fields = [
+        Field::FirstName,
+        Field::LastName,
+        Field::BirthDate,
+        Field::NationalId,
+        Field::Zip,
+        Field::Phone,
+    ];
+    let mut b = RecordSet::builder(&fields);
+    let rows: [(&str, [&str; 6]); 6] = [
+        (
+            "1",
+            [
+                "William",
+                "Smith",
+                "1980-03-07",
+                "912-70-1234",
+                "97201",
+                "503-555-0101",
+            ],
+        ),
+        (
+            "2",
+            ["Bill", "Smith", "1980-03-07", "", "97201", "503-555-0101"],
+        ),
+        (
+            "3",
+            [
+                "Maria",
+                "Lopez",
+                "1975-11-02",
+                "913-71-2222",
+                "10001",
+                "212-555-0199",
+            ],
+        ),
+        (
+            "4",
+            ["Mario", "Lopes", "1961-01-30", "", "60601", "312-555-0142"],
+        ),
+        (
+            "5",
+            [
+                "Ana",
+                "Ng",
+                "1990-05-05",
+                "914-72-3333",
+                "94110",
+                "415-555-0111",
+            ],
+        ),
+        (
+            "6",
+            ["Wiliam", "Smith", "1980-03-07", "912-70-1234", "", ""],
+        ),
+    ];
+    for (id, values) in &rows {
+        b.push("s", id, "", values).unwrap();
+    }
+    let records = b.build().unwrap();
+    let linkage = link(&records, &LinkConfig::default()).unwrap();
+    let clusters = cluster(
+        &records,
+        linkage.links().map(|p| (p.a, p.b)),
+        &HashMap::new(),
+    );
+    let key = |i: usize| clusters.person_key(i).to_string();
+    assert_eq!(key(0), key(1), "{:?}", linkage.pairs);
+    assert_eq!(key(0), key(5), "{:?}", linkage.pairs);
+    assert_ne!(key(2), key(3));
+    assert_ne!(key(0), key(4));
+    assert_eq!(clusters.len(), 4);
+}

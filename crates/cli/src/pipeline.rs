@@ -1,0 +1,154 @@
+//! `carelake run` and `carelake project init`: the curation pipeline from the command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use carelake_common::Principal;
+use carelake_lake::Lake;
+use carelake_pipeline::{ModelStatus, Project, RunOptions, RunSummary};
+use carelake_sql::Session;
+use clap::{Args, Subcommand};
+
+/// Arguments of `carelake run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The project folder (with models/); without it, the built-in default project.
+    #[arg(long)]
+    project: Option<PathBuf>,
+    /// Models to run: NAME, NAME+ (and what reads it), +NAME (and what it reads). Repeatable.
+    #[arg(long, short = 's')]
+    select: Vec<String>,
+    /// Rebuild every selected model in full, even when nothing it reads changed.
+    #[arg(long)]
+    full_refresh: bool,
+    /// Models running at once.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+}
+
+/// `carelake project …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectCommand {
+    /// Write the default project's models into DIR/models to copy and change.
+    Init {
+        /// The project folder.
+        dir: PathBuf,
+    },
+    /// List a project's models in run order with their targets and materialisations.
+    Show {
+        /// The project folder; without it, the built-in default project.
+        dir: Option<PathBuf>,
+    },
+}
+
+pub(crate) fn load_project(dir: Option<&PathBuf>) -> Result<Project> {
+    Ok(match dir {
+        Some(dir) => Project::load(dir)?,
+        None => Project::default_project()?,
+    })
+}
+
+pub(crate) async fn run(lake: &str, principal: Principal, args: RunArgs) -> Result<()> {
+    let project = Arc::new(load_project(args.project.as_ref())?);
+    let lake = Lake::open(lake).await?;
+    let session = Arc::new(Session::open(lake, principal).await?);
+    let summary = carelake_pipeline::run(
+        session,
+        Arc::clone(&project),
+        &RunOptions {
+            select: args.select,
+            concurrency: args.concurrency,
+            backoff: Duration::from_secs(1),
+            full_refresh: args.full_refresh,
+        },
+    )
+    .await?;
+    print_summary(&project, &summary);
+    if !summary.ok() {
+        anyhow::bail!("the run did not complete: see the failed models above and system.runs");
+    }
+    Ok(())
+}
+
+pub(crate) fn print_summary(project: &Project, summary: &RunSummary) {
+    println!(
+        "Ran {} model(s) of {} in {:.1}s (run {}):",
+        summary.outcomes.len(),
+        project.origin,
+        summary.elapsed.as_secs_f64(),
+        summary.run_id
+    );
+    for o in &summary.outcomes {
+        let status = match o.status {
+            ModelStatus::Success => "ok",
+            ModelStatus::UpToDate => "up to date",
+            ModelStatus::Failed => "FAILED",
+            ModelStatus::Skipped => "skipped",
+        };
+        let rows = match o.status {
+            ModelStatus::Success => format!("{} in, {} rows", o.rows_in, o.rows_out),
+            ModelStatus::UpToDate => format!("{} rows", o.rows_out),
+            _ => String::new(),
+        };
+        println!(
+            "  {:<22} {:<12} {:<11} {:>7.2}s  {rows}",
+            o.model,
+            o.materialization.as_str(),
+            status,
+            o.elapsed.as_secs_f64()
+        );
+        if let Some(error) = &o.error {
+            println!(
+                "      {}{}",
+                error.replace('\n', " "),
+                if o.attempts > 1 {
+                    format!(" (after {} attempts)", o.attempts)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+}
+
+pub(crate) fn project(which: ProjectCommand) -> Result<()> {
+    match which {
+        ProjectCommand::Init { dir } => {
+            let written = Project::write_default(&dir)?;
+            println!(
+                "Wrote {} models into {}. Run them with: carelake run --project {}",
+                written.len(),
+                dir.join("models").display(),
+                dir.display()
+            );
+            Ok(())
+        }
+        ProjectCommand::Show { dir } => {
+            let project = load_project(dir.as_ref())?;
+            let dag = carelake_pipeline::Dag::build(&project)?;
+            println!(
+                "{} ({} models, in run order):",
+                project.origin,
+                project.models.len()
+            );
+            for i in &dag.order {
+                let m = &project.models[*i];
+                let reads: Vec<String> = dag.inputs[*i].iter().map(ToString::to_string).collect();
+                println!(
+                    "  {:<22} {:<12} -> {:<40} reads {}",
+                    m.name,
+                    m.materialization.as_str(),
+                    m.outputs()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    reads.join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
+}

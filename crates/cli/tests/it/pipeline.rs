@@ -1,0 +1,87 @@
+//! `carelake run` on the generated hospital network with the default project: the master
+//! patient index against the generator's truth, the 30-day readmission flags against the
+//! truth, and a rerun that changes nothing.
+
+use std::collections::HashSet;
+
+use crate::support::Workspace;
+
+#[test]
+fn default_project_on_generated_data_matches_the_truth() {
+    let ws = Workspace::new();
+    let data = ws.path("gen").to_string_lossy().into_owned();
+    ws.ok(&[
+        "generate",
+        "--patients",
+        "3000",
+        "--seed",
+        "5",
+        "--out",
+        &data,
+    ]);
+    for table in ["patients", "encounters"] {
+        let file = format!("{data}/{table}.csv");
+        ws.ok(&["load", &file, "--into", &format!("raw.{table}")]);
+    }
+    let out = ws.ok(&["run"]);
+    println!("{out}");
+    assert!(out.contains("Ran 5 model(s)"), "{out}");
+
+    // Persons: one per generated person.
+    let people = std::fs::read_to_string(ws.path("gen/_truth/person_records.csv")).unwrap();
+    let persons: HashSet<&str> = people
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2))
+        .collect();
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM curated.person"),
+        persons.len().to_string()
+    );
+
+    // Readmissions: the flagged index stays against the truth.
+    let truth_text = std::fs::read_to_string(ws.path("gen/_truth/readmissions.csv")).unwrap();
+    let truth: HashSet<String> = truth_text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .map(str::to_string)
+        .collect();
+    let flagged: HashSet<String> = ws
+        .query("SELECT encounter_id FROM analytics.fact_encounter WHERE readmitted_30d")
+        .into_iter()
+        .collect();
+    let correct = flagged.intersection(&truth).count();
+    let index_stays: usize = ws
+        .scalar("SELECT count(*) FROM analytics.fact_encounter WHERE readmitted_30d IS NOT NULL")
+        .parse()
+        .unwrap();
+    println!(
+        "30-day readmissions: {} flagged, {} in the truth, {correct} both; rate {:.2}% (truth {:.2}%) over {index_stays} index stays",
+        flagged.len(),
+        truth.len(),
+        100.0 * flagged.len() as f64 / index_stays as f64,
+        100.0 * truth.len() as f64 / index_stays as f64,
+    );
+    assert_eq!(flagged, truth);
+
+    // Nothing new: nothing runs again.
+    let again = ws.ok(&["run"]);
+    assert_eq!(again.matches("up to date").count(), 5, "{again}");
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM system.runs WHERE status = 'up_to_date'"),
+        "5"
+    );
+}
+
+#[test]
+fn project_init_writes_a_copy_that_runs() {
+    let ws = Workspace::new();
+    let dir = ws.path("proj").to_string_lossy().into_owned();
+    let out = ws.ok(&["project", "init", &dir]);
+    assert!(out.contains("Wrote 5 models"), "{out}");
+    let show = ws.ok(&["project", "show", &dir]);
+    assert!(show.contains("curated.person_xref"), "{show}");
+    let err = ws.fails(&["project", "init", &dir]);
+    assert!(err.contains("not overwriting"), "{err}");
+}

@@ -1,0 +1,3 @@
+-- builtin: mpi
+-- input: curated.patient_records
+-- description: Master patient index: links registrations across systems into persons (curated.person_xref, curated.person, curated.mpi_links, curated.mpi_review).

@@ -1,0 +1,638 @@
+//! Running a project: models in dependency order, in parallel where the graph allows, each with
+//! retries and backoff; a failed model stops only its descendants; every model's outcome goes
+//! to the run history (`system.runs`), which is also the watermark of incremental models.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use carelake_common::TableName;
+use carelake_lake::{EntryKind, RunRecord, TimeTravel};
+use carelake_sql::Session;
+use chrono::Utc;
+use tokio::task::JoinSet;
+
+use crate::dag::Dag;
+use crate::error::{Error, Result};
+use crate::incremental;
+use crate::mpi;
+use crate::project::{Materialization, Model, Project};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Selectors (`model`, `model+`, `+model`); empty runs everything.
+    pub select: Vec<String>,
+    /// Models running at once.
+    pub concurrency: usize,
+    /// Wait before the first retry; doubled for each further retry.
+    pub backoff: Duration,
+    /// Rebuild every selected model in full, even when nothing changed.
+    pub full_refresh: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            select: Vec::new(),
+            concurrency: 2,
+            backoff: Duration::from_secs(1),
+            full_refresh: false,
+        }
+    }
+}
+
+/// What happened to a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelStatus {
+    /// It ran and wrote its result.
+    Success,
+    /// Nothing it reads changed since its last success: nothing was written.
+    UpToDate,
+    /// Every attempt failed.
+    Failed,
+    /// A model it reads failed in this run.
+    Skipped,
+}
+
+impl ModelStatus {
+    /// The status as stored in the run history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelStatus::Success => "success",
+            ModelStatus::UpToDate => "up_to_date",
+            ModelStatus::Failed => "failed",
+            ModelStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// One model's outcome.
+#[derive(Debug, Clone)]
+pub struct ModelOutcome {
+    /// The model.
+    pub model: String,
+    /// What it writes.
+    pub target: String,
+    /// How.
+    pub materialization: Materialization,
+    /// What happened.
+    pub status: ModelStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Rows read (new rows for an incremental model).
+    pub rows_in: u64,
+    /// Rows in the target afterwards.
+    pub rows_out: u64,
+    /// Why it failed or was skipped.
+    pub error: Option<String>,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// A whole run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run's id in `system.runs`.
+    pub run_id: String,
+    /// Per selected model, in run order.
+    pub outcomes: Vec<ModelOutcome>,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+impl RunSummary {
+    /// Whether every selected model succeeded or was up to date.
+    pub fn ok(&self) -> bool {
+        self.outcomes
+            .iter()
+            .all(|o| matches!(o.status, ModelStatus::Success | ModelStatus::UpToDate))
+    }
+}
+
+/// What executing a model produced.
+pub(crate) struct Executed {
+    pub(crate) status: ModelStatus,
+    pub(crate) rows_in: u64,
+    pub(crate) rows_out: u64,
+    pub(crate) upstream_versions: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotSelected,
+    Waiting,
+    Running,
+    Done(ModelStatus),
+}
+
+/// Runs the selected models of `project` against the session's lake.
+pub async fn run(
+    session: Arc<Session>,
+    project: Arc<Project>,
+    options: &RunOptions,
+) -> Result<RunSummary> {
+    let started = Instant::now();
+    let dag = Arc::new(Dag::build(&project)?);
+    let selected = dag.select(&project, &options.select)?;
+    let history = session.lake().run_history();
+    let last: Arc<HashMap<String, RunRecord>> = Arc::new(
+        history
+            .last_successes()
+            .await?
+            .into_iter()
+            .map(|r| (r.model.clone(), r))
+            .collect(),
+    );
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let n = project.models.len();
+    let mut state: Vec<State> = selected
+        .iter()
+        .map(|s| {
+            if *s {
+                State::Waiting
+            } else {
+                State::NotSelected
+            }
+        })
+        .collect();
+    let mut outcomes: Vec<Option<(ModelOutcome, RunRecord)>> = vec![None; n];
+    let mut running = JoinSet::new();
+    let concurrency = options.concurrency.max(1);
+    loop {
+        // Start every model whose selected upstream models all ended well.
+        for &i in &dag.order {
+            if running.len() >= concurrency {
+                break;
+            }
+            if state[i] != State::Waiting {
+                continue;
+            }
+            let ready = dag.upstream[i].iter().all(|u| {
+                matches!(
+                    state[*u],
+                    State::NotSelected
+                        | State::Done(ModelStatus::Success)
+                        | State::Done(ModelStatus::UpToDate)
+                )
+            });
+            if !ready {
+                continue;
+            }
+            state[i] = State::Running;
+            let session = Arc::clone(&session);
+            let project = Arc::clone(&project);
+            let dag = Arc::clone(&dag);
+            let last = Arc::clone(&last);
+            let options = options.clone();
+            let run_id = run_id.clone();
+            running.spawn(async move {
+                let outcome = run_model(
+                    &session,
+                    &project.models[i],
+                    &dag.inputs[i],
+                    &last,
+                    &options,
+                    &run_id,
+                )
+                .await;
+                (i, outcome)
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (i, (outcome, record)) = joined.map_err(|e| Error::Model {
+            model: "?".into(),
+            reason: format!("a model task stopped: {e}"),
+        })?;
+        state[i] = State::Done(outcome.status);
+        if outcome.status == ModelStatus::Failed {
+            let failed = project.models[i].name.clone();
+            for d in dag.descendants(i) {
+                if state[d] == State::Waiting {
+                    state[d] = State::Done(ModelStatus::Skipped);
+                    let model = &project.models[d];
+                    let now = Utc::now();
+                    let outcome = ModelOutcome {
+                        model: model.name.clone(),
+                        target: targets(model),
+                        materialization: model.materialization,
+                        status: ModelStatus::Skipped,
+                        attempts: 0,
+                        rows_in: 0,
+                        rows_out: 0,
+                        error: Some(format!("upstream model {failed} failed")),
+                        elapsed: Duration::ZERO,
+                    };
+                    let record = record_of(
+                        &outcome,
+                        model,
+                        &run_id,
+                        String::from("{}"),
+                        session.principal().name.clone(),
+                        now,
+                        now,
+                    );
+                    outcomes[d] = Some((outcome, record));
+                }
+            }
+        }
+        outcomes[i] = Some((outcome, record));
+    }
+    let mut ordered = Vec::new();
+    let mut records = Vec::new();
+    for &i in &dag.order {
+        if let Some((outcome, record)) = outcomes[i].take() {
+            ordered.push(outcome);
+            records.push(record);
+        }
+    }
+    history.record(&records).await?;
+    session.refresh().await?;
+    Ok(RunSummary {
+        run_id,
+        outcomes: ordered,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn targets(model: &Model) -> String {
+    model
+        .outputs()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn record_of(
+    outcome: &ModelOutcome,
+    model: &Model,
+    run_id: &str,
+    upstream_versions: String,
+    principal: String,
+    started_at: chrono::DateTime<Utc>,
+    finished_at: chrono::DateTime<Utc>,
+) -> RunRecord {
+    RunRecord {
+        run_id: run_id.to_string(),
+        model: model.name.clone(),
+        target: targets(model),
+        materialization: model.materialization.as_str().to_string(),
+        status: outcome.status.as_str().to_string(),
+        attempts: i64::from(outcome.attempts),
+        rows_in: outcome.rows_in as i64,
+        rows_out: outcome.rows_out as i64,
+        error: outcome.error.clone(),
+        upstream_versions,
+        definition_sha256: model.definition_sha256.clone(),
+        principal,
+        started_at,
+        finished_at,
+    }
+}
+
+/// Runs one model with its retries.
+async fn run_model(
+    session: &Session,
+    model: &Model,
+    inputs: &[TableName],
+    last: &HashMap<String, RunRecord>,
+    options: &RunOptions,
+    run_id: &str,
+) -> (ModelOutcome, RunRecord) {
+    let started = Instant::now();
+    let started_at = Utc::now();
+    let mut attempts = 0;
+    let mut backoff = options.backoff;
+    let result = loop {
+        attempts += 1;
+        match execute(session, model, inputs, last.get(&model.name), options).await {
+            Ok(executed) => break Ok(executed),
+            Err(e) if attempts > model.retries => break Err(e),
+            Err(e) => {
+                tracing::warn!(model = %model.name, attempt = attempts, error = %e, "Model failed; retrying.");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+    };
+    let (status, rows_in, rows_out, error, upstream) = match result {
+        Ok(e) => (e.status, e.rows_in, e.rows_out, None, e.upstream_versions),
+        Err(e) => (ModelStatus::Failed, 0, 0, Some(e.to_string()), "{}".into()),
+    };
+    let outcome = ModelOutcome {
+        model: model.name.clone(),
+        target: targets(model),
+        materialization: model.materialization,
+        status,
+        attempts,
+        rows_in,
+        rows_out,
+        error,
+        elapsed: started.elapsed(),
+    };
+    let record = record_of(
+        &outcome,
+        model,
+        run_id,
+        upstream,
+        session.principal().name.clone(),
+        started_at,
+        Utc::now(),
+    );
+    (outcome, record)
+}
+
+/// The Delta version of each input that is a table (views have none), and the rows the
+/// catalog counts in them.
+async fn input_versions(
+    session: &Session,
+    inputs: &[TableName],
+) -> Result<(BTreeMap<String, i64>, u64)> {
+    let lake = session.lake();
+    let mut versions = BTreeMap::new();
+    let mut rows = 0u64;
+    for input in inputs {
+        let url = lake.table_url(input)?;
+        if let Some(table) = lake.load_delta(&url, TimeTravel::Latest).await? {
+            if let Some(v) = table.version() {
+                versions.insert(input.to_string(), v as i64);
+            }
+            rows += carelake_lake::row_count(&table).unwrap_or(0).max(0) as u64;
+        }
+    }
+    Ok((versions, rows))
+}
+
+/// Whether every table or view the model writes exists.
+async fn outputs_exist(session: &Session, model: &Model) -> Result<bool> {
+    let catalog = session.lake().catalog();
+    for output in model.outputs() {
+        match catalog.get(&output).await? {
+            Some(entry) if entry.kind == EntryKind::View => {}
+            Some(_) => {
+                let url = session.lake().table_url(&output)?;
+                if session
+                    .lake()
+                    .load_delta(&url, TimeTravel::Latest)
+                    .await?
+                    .is_none()
+                {
+                    return Ok(false);
+                }
+            }
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+async fn count(session: &Session, table: &TableName) -> Result<u64> {
+    let result = session
+        .sql(&format!(
+            "SELECT count(*) FROM {}.\"{}\"",
+            table.zone, table.name
+        ))
+        .await?;
+    let value = result
+        .batches
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0);
+    Ok(value.max(0) as u64)
+}
+
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// One attempt at a model.
+async fn execute(
+    session: &Session,
+    model: &Model,
+    inputs: &[TableName],
+    last: Option<&RunRecord>,
+    options: &RunOptions,
+) -> Result<Executed> {
+    let (versions, rows_in) = input_versions(session, inputs).await?;
+    let upstream_versions = serde_json::to_string(&versions).unwrap_or_else(|_| "{}".into());
+    let unchanged_definition = last.is_some_and(|l| l.definition_sha256 == model.definition_sha256);
+    let exists = outputs_exist(session, model).await?;
+    let up_to_date = !options.full_refresh
+        && exists
+        && unchanged_definition
+        && last.is_some_and(|l| l.upstream_versions == upstream_versions);
+    let target = &model.target;
+    let target_sql = format!("{}.{}", target.zone, quote(&target.name));
+    if up_to_date {
+        return Ok(Executed {
+            status: ModelStatus::UpToDate,
+            rows_in: 0,
+            rows_out: last.map_or(0, |l| l.rows_out.max(0) as u64),
+            upstream_versions,
+        });
+    }
+    match model.materialization {
+        Materialization::View => {
+            session
+                .sql(&format!(
+                    "CREATE OR REPLACE VIEW {target_sql} AS {}",
+                    model.sql
+                ))
+                .await?;
+            Ok(Executed {
+                status: ModelStatus::Success,
+                rows_in,
+                rows_out: 0,
+                upstream_versions,
+            })
+        }
+        Materialization::Table => {
+            session
+                .sql(&format!(
+                    "CREATE OR REPLACE TABLE {target_sql} AS {}",
+                    model.sql
+                ))
+                .await?;
+            Ok(Executed {
+                status: ModelStatus::Success,
+                rows_in,
+                rows_out: count(session, target).await?,
+                upstream_versions,
+            })
+        }
+        Materialization::Incremental => {
+            execute_incremental(
+                session, model, inputs, last, options, exists, versions, rows_in,
+            )
+            .await
+        }
+        Materialization::Builtin => {
+            let (rows_in, rows_out) = mpi::run(session, model).await?;
+            Ok(Executed {
+                status: ModelStatus::Success,
+                rows_in,
+                rows_out,
+                upstream_versions,
+            })
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute_incremental(
+    session: &Session,
+    model: &Model,
+    inputs: &[TableName],
+    last: Option<&RunRecord>,
+    options: &RunOptions,
+    exists: bool,
+    versions: BTreeMap<String, i64>,
+    rows_in: u64,
+) -> Result<Executed> {
+    let model_error = |reason: String| Error::Model {
+        model: model.name.clone(),
+        reason,
+    };
+    let driving = match (&model.incremental_on, inputs) {
+        (Some(on), _) => on.clone(),
+        (None, [only]) => only.clone(),
+        (None, _) => {
+            return Err(model_error(
+                "it reads several tables: name the one whose loads drive it with `-- incremental_on: zone.table`"
+                    .into(),
+            ));
+        }
+    };
+    let upstream_versions = serde_json::to_string(&versions).unwrap_or_else(|_| "{}".into());
+    let target = &model.target;
+    let target_sql = format!("{}.{}", target.zone, quote(&target.name));
+    let previous: Option<i64> = last
+        .filter(|l| l.definition_sha256 == model.definition_sha256)
+        .and_then(|l| serde_json::from_str::<BTreeMap<String, i64>>(&l.upstream_versions).ok())
+        .and_then(|v| v.get(&driving.to_string()).copied());
+    let full = |reason: &str| {
+        tracing::info!(model = %model.name, reason, "Building an incremental model in full.");
+    };
+    let Some(previous) = previous.filter(|_| exists && !options.full_refresh) else {
+        full("first run, changed definition or full refresh");
+        session
+            .sql(&format!(
+                "CREATE OR REPLACE TABLE {target_sql} AS {}",
+                model.sql
+            ))
+            .await?;
+        return Ok(Executed {
+            status: ModelStatus::Success,
+            rows_in,
+            rows_out: count(session, target).await?,
+            upstream_versions,
+        });
+    };
+    if versions.get(&driving.to_string()) == Some(&previous) {
+        return Ok(Executed {
+            status: ModelStatus::UpToDate,
+            rows_in: 0,
+            rows_out: count(session, target).await?,
+            upstream_versions,
+        });
+    }
+    let source = incremental::rewrite(&model.sql, &driving, previous).map_err(model_error)?;
+    let new_rows = session
+        .sql(&format!("SELECT count(*) FROM ({source}) AS new_rows"))
+        .await;
+    let new_rows = match new_rows {
+        Ok(result) => result
+            .batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .map(|a| a.value(0).max(0) as u64)
+            })
+            .unwrap_or(0),
+        Err(e) => {
+            // The version read last time is gone (vacuumed): rebuild in full; merging by
+            // the unique key makes this the same result.
+            tracing::warn!(model = %model.name, error = %e, "Watermark unreadable; rebuilding in full.");
+            session
+                .sql(&format!(
+                    "CREATE OR REPLACE TABLE {target_sql} AS {}",
+                    model.sql
+                ))
+                .await?;
+            return Ok(Executed {
+                status: ModelStatus::Success,
+                rows_in,
+                rows_out: count(session, target).await?,
+                upstream_versions,
+            });
+        }
+    };
+    if new_rows == 0 {
+        return Ok(Executed {
+            status: ModelStatus::UpToDate,
+            rows_in: 0,
+            rows_out: count(session, target).await?,
+            upstream_versions,
+        });
+    }
+    let columns: Vec<String> = session
+        .context()
+        .sql(&source)
+        .await?
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    for key in &model.unique_key {
+        if !columns.contains(key) {
+            return Err(model_error(format!(
+                "unique_key column {key:?} is not in its result"
+            )));
+        }
+    }
+    let on = model
+        .unique_key
+        .iter()
+        .map(|k| format!("t.{q} = s.{q}", q = quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let set = columns
+        .iter()
+        .map(|c| format!("{q} = s.{q}", q = quote(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = columns
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let values = columns
+        .iter()
+        .map(|c| format!("s.{}", quote(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    session
+        .sql(&format!(
+            "MERGE INTO {target_sql} AS t USING ({source}) AS s ON {on} \
+             WHEN MATCHED THEN UPDATE SET {set} \
+             WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+        ))
+        .await?;
+    Ok(Executed {
+        status: ModelStatus::Success,
+        rows_in: new_rows,
+        rows_out: count(session, target).await?,
+        upstream_versions,
+    })
+}
