@@ -313,13 +313,7 @@ async fn previous_keys(session: &Session, xref: &TableName) -> HashMap<String, S
     };
     let mut out = HashMap::new();
     for batch in &result.batches {
-        let col = |i: usize| {
-            batch
-                .column(i)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-        };
+        let col = |i: usize| strings(batch, i).ok();
         if let (Some(s), Some(r), Some(k)) = (col(0), col(1), col(2)) {
             for i in 0..batch.num_rows() {
                 out.insert(
