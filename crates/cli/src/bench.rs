@@ -12,7 +12,7 @@ use carelake_lake::Lake;
 use carelake_sql::Session;
 use clap::Subcommand;
 
-use crate::demo::{KPI_QUERIES, load_generated};
+use crate::demo::{RAW_KPI_QUERIES, load_generated};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchCommand {
@@ -169,7 +169,7 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
                 bytes as f64 / 1e6 / secs
             );
             let session = Session::open(lake, principal).await?;
-            for (title, sql) in KPI_QUERIES {
+            for (title, sql) in RAW_KPI_QUERIES {
                 let mut times = Vec::new();
                 for _ in 0..runs.max(1) {
                     let started = Instant::now();

@@ -737,7 +737,10 @@ fn generate_person(
                 let index = inpatient.len() - 1;
                 inpatient[index].1 = Some(gap as u64);
                 if day >= DAYS {
+                    // The readmission falls after the window: none inside it, and no
+                    // background admission within 30 days of this discharge either.
                     inpatient[index].1 = None;
+                    next_free = discharge_day + 31;
                     break;
                 }
             } else {

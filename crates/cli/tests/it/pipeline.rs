@@ -63,7 +63,23 @@ fn default_project_on_generated_data_matches_the_truth() {
         100.0 * flagged.len() as f64 / index_stays as f64,
         100.0 * truth.len() as f64 / index_stays as f64,
     );
-    assert_eq!(flagged, truth);
+    let mut extra: Vec<&String> = flagged.difference(&truth).collect();
+    let mut missed: Vec<&String> = truth.difference(&flagged).collect();
+    extra.sort();
+    missed.sort();
+    for id in extra.iter().chain(&missed) {
+        println!(
+            "{id}: {:?}",
+            ws.query(&format!(
+                "SELECT f.encounter_id, f.person_key, f.mrn, f.admit_time, f.discharge_time, f.discharge_disposition, f.days_to_next_admission, f.readmitted_30d FROM analytics.fact_encounter f \
+                 WHERE f.person_key = (SELECT person_key FROM analytics.fact_encounter WHERE encounter_id = '{id}') AND f.encounter_class = 'inpatient' ORDER BY f.admit_time"
+            ))
+        );
+    }
+    assert!(
+        extra.is_empty() && missed.is_empty(),
+        "flagged but not in the truth: {extra:?}; in the truth but not flagged: {missed:?}"
+    );
 
     // Nothing new: nothing runs again.
     let again = ws.ok(&["run"]);
