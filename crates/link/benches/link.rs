@@ -100,6 +100,40 @@ fn main() {
     for (rule, pairs) in &linkage.blocking.rules {
         println!("  blocking {rule}: {pairs} pairs");
     }
+    // Accuracy against the generator's truth: pairs of records of the same person.
+    let truth = std::fs::read_to_string(dir.path().join("_truth/person_records.csv")).unwrap();
+    let mut people: HashMap<&str, Vec<String>> = HashMap::new();
+    for line in truth.lines().skip(1) {
+        let parts: Vec<&str> = line.split(',').collect();
+        people
+            .entry(parts[2])
+            .or_default()
+            .push(format!("{}:{}", parts[0], parts[1]));
+    }
+    let mut found: HashMap<&str, Vec<String>> = HashMap::new();
+    for i in 0..records.len() {
+        found
+            .entry(clusters.person_key(i))
+            .or_default()
+            .push(records.key(i));
+    }
+    let pairs = |groups: &HashMap<&str, Vec<String>>| {
+        let mut out = Vec::new();
+        for members in groups.values() {
+            for (x, a) in members.iter().enumerate() {
+                for b in &members[x + 1..] {
+                    out.push((a.clone(), b.clone()));
+                }
+            }
+        }
+        out
+    };
+    let (true_pairs, found_pairs) = (pairs(&people), pairs(&found));
+    let accuracy = Accuracy::measure(
+        found_pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+        true_pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+    );
+    println!("  against the generator's truth: {accuracy}");
     if linkage.blocking.oversized_blocks > 0 {
         println!(
             "  {} oversized blocks skipped",
