@@ -346,6 +346,14 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         include_str!("../project/models/curated/encounters.sql"),
     ),
     (
+        "curated/diagnoses.sql",
+        include_str!("../project/models/curated/diagnoses.sql"),
+    ),
+    (
+        "curated/labs.sql",
+        include_str!("../project/models/curated/labs.sql"),
+    ),
+    (
         "analytics/fact_encounter.sql",
         include_str!("../project/models/analytics/fact_encounter.sql"),
     ),

@@ -396,17 +396,45 @@ async fn count(session: &Session, table: &TableName) -> Result<u64> {
             table.zone, table.name
         ))
         .await?;
-    let value = result
+    Ok(first_count(&result))
+}
+
+/// The value of a `SELECT count(*)` result.
+fn first_count(result: &carelake_sql::QueryResult) -> u64 {
+    result
         .batches
         .first()
         .and_then(|b| {
             b.column(0)
                 .as_any()
                 .downcast_ref::<arrow::array::Int64Array>()
-                .map(|a| a.value(0))
+                .map(|a| a.value(0).max(0) as u64)
         })
-        .unwrap_or(0);
-    Ok(value.max(0) as u64)
+        .unwrap_or(0)
+}
+
+/// Builds a model's table in full from its query.
+async fn build_table(
+    session: &Session,
+    model: &Model,
+    rows_in: u64,
+    upstream_versions: String,
+) -> Result<Executed> {
+    let target = &model.target;
+    session
+        .sql(&format!(
+            "CREATE OR REPLACE TABLE {}.{} AS {}",
+            target.zone,
+            quote(&target.name),
+            model.sql
+        ))
+        .await?;
+    Ok(Executed {
+        status: ModelStatus::Success,
+        rows_in,
+        rows_out: count(session, target).await?,
+        upstream_versions,
+    })
 }
 
 fn quote(identifier: &str) -> String {
@@ -454,20 +482,7 @@ async fn execute(
                 upstream_versions,
             })
         }
-        Materialization::Table => {
-            session
-                .sql(&format!(
-                    "CREATE OR REPLACE TABLE {target_sql} AS {}",
-                    model.sql
-                ))
-                .await?;
-            Ok(Executed {
-                status: ModelStatus::Success,
-                rows_in,
-                rows_out: count(session, target).await?,
-                upstream_versions,
-            })
-        }
+        Materialization::Table => build_table(session, model, rows_in, upstream_versions).await,
         Materialization::Incremental => {
             execute_incremental(
                 session, model, inputs, last, options, exists, versions, rows_in,
@@ -523,18 +538,7 @@ async fn execute_incremental(
     };
     let Some(previous) = previous.filter(|_| exists && !options.full_refresh) else {
         full("first run, changed definition or full refresh");
-        session
-            .sql(&format!(
-                "CREATE OR REPLACE TABLE {target_sql} AS {}",
-                model.sql
-            ))
-            .await?;
-        return Ok(Executed {
-            status: ModelStatus::Success,
-            rows_in,
-            rows_out: count(session, target).await?,
-            upstream_versions,
-        });
+        return build_table(session, model, rows_in, upstream_versions).await;
     };
     if versions.get(&driving.to_string()) == Some(&previous) {
         return Ok(Executed {
@@ -549,32 +553,12 @@ async fn execute_incremental(
         .sql(&format!("SELECT count(*) FROM ({source}) AS new_rows"))
         .await;
     let new_rows = match new_rows {
-        Ok(result) => result
-            .batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<arrow::array::Int64Array>()
-                    .map(|a| a.value(0).max(0) as u64)
-            })
-            .unwrap_or(0),
+        Ok(result) => first_count(&result),
         Err(e) => {
             // The version read last time is gone (vacuumed): rebuild in full; merging by
             // the unique key makes this the same result.
             tracing::warn!(model = %model.name, error = %e, "Watermark unreadable; rebuilding in full.");
-            session
-                .sql(&format!(
-                    "CREATE OR REPLACE TABLE {target_sql} AS {}",
-                    model.sql
-                ))
-                .await?;
-            return Ok(Executed {
-                status: ModelStatus::Success,
-                rows_in,
-                rows_out: count(session, target).await?,
-                upstream_versions,
-            });
+            return build_table(session, model, rows_in, upstream_versions).await;
         }
     };
     if new_rows == 0 {

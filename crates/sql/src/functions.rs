@@ -20,6 +20,7 @@ use datafusion::prelude::SessionContext;
 /// Registers carelake's functions in a context.
 pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(Hl7Field::new()));
+    crate::standard::register(ctx);
 }
 
 /// `hl7_field(message, path)`.

@@ -16,6 +16,7 @@ mod error;
 mod functions;
 mod schema;
 mod session;
+mod standard;
 mod statement;
 
 pub use error::{Error, Result};

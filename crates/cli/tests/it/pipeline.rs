@@ -19,13 +19,26 @@ fn default_project_on_generated_data_matches_the_truth() {
         "--out",
         &data,
     ]);
-    for table in ["patients", "encounters"] {
+    for table in ["patients", "encounters", "diagnoses", "labs"] {
         let file = format!("{data}/{table}.csv");
         ws.ok(&["load", &file, "--into", &format!("raw.{table}")]);
     }
     let out = ws.ok(&["run"]);
     println!("{out}");
-    assert!(out.contains("Ran 5 model(s)"), "{out}");
+    assert!(out.contains("Ran 7 model(s)"), "{out}");
+    // Standardised codes: the generator sends valid ones; glucose also in mmol/L.
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM curated.diagnoses WHERE icd10_invalid_reason IS NOT NULL"),
+        "0"
+    );
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM curated.labs WHERE loinc_invalid_reason IS NOT NULL OR unit_invalid_reason IS NOT NULL"),
+        "0"
+    );
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM curated.labs WHERE loinc_code = '2345-7' AND abs(glucose_mmol_l * 18.0156 - value) > 0.001"),
+        "0"
+    );
 
     // Persons: one per generated person.
     let people = std::fs::read_to_string(ws.path("gen/_truth/person_records.csv")).unwrap();
@@ -83,10 +96,10 @@ fn default_project_on_generated_data_matches_the_truth() {
 
     // Nothing new: nothing runs again.
     let again = ws.ok(&["run"]);
-    assert_eq!(again.matches("up to date").count(), 5, "{again}");
+    assert_eq!(again.matches("up to date").count(), 7, "{again}");
     assert_eq!(
         ws.scalar("SELECT count(*) FROM system.runs WHERE status = 'up_to_date'"),
-        "5"
+        "7"
     );
 }
 
@@ -95,7 +108,7 @@ fn project_init_writes_a_copy_that_runs() {
     let ws = Workspace::new();
     let dir = ws.path("proj").to_string_lossy().into_owned();
     let out = ws.ok(&["project", "init", &dir]);
-    assert!(out.contains("Wrote 5 models"), "{out}");
+    assert!(out.contains("Wrote 7 models"), "{out}");
     let show = ws.ok(&["project", "show", &dir]);
     assert!(show.contains("curated.person_xref"), "{show}");
     let err = ws.fails(&["project", "init", &dir]);

@@ -114,66 +114,6 @@ fn person_keys_survive_a_rerun_with_more_records() {
     }
 }
 
-#[test]
-#[ignore]
-fn generated_debug() {
-    let dir = tempfile::tempdir().unwrap();
-    generate_people(&GeneratorConfig {
-        patients: 20_000,
-        seed: 7,
-        out: dir.path().into(),
-    })
-    .unwrap();
-    let records = patients(dir.path());
-    let linkage = link(&records, &LinkConfig::default()).unwrap();
-    for c in &linkage.model.comparisons {
-        println!(
-            "{}: {:?}",
-            c.name,
-            c.levels
-                .iter()
-                .map(|l| format!("{} m={:.4} u={:.6} w={:.2}", l.label, l.m, l.u, l.weight()))
-                .collect::<Vec<_>>()
-        );
-    }
-    println!(
-        "prior {} share {} candidates {}",
-        linkage.model.prior, linkage.model.candidate_match_share, linkage.candidates
-    );
-    let truth_text = std::fs::read_to_string(dir.path().join("_truth/person_records.csv")).unwrap();
-    let mut person: HashMap<String, String> = HashMap::new();
-    for line in truth_text.lines().skip(1) {
-        let parts: Vec<&str> = line.split(',').collect();
-        person.insert(format!("{}:{}", parts[0], parts[1]), parts[2].to_string());
-    }
-    let show = |i: usize| {
-        records
-            .fields()
-            .iter()
-            .map(|f| records.original(*f, i).to_string())
-            .collect::<Vec<_>>()
-            .join("|")
-    };
-    let mut shown = 0;
-    for p in linkage.links() {
-        let (a, b) = (p.a as usize, p.b as usize);
-        if person[&records.key(a)] != person[&records.key(b)] && shown < 15 {
-            shown += 1;
-            println!(
-                "FALSE p={:.4} levels={:?}\n  {} {}\n  {} {}",
-                p.probability,
-                (0..linkage.comparisons.len())
-                    .map(|k| p.level(k))
-                    .collect::<Vec<_>>(),
-                records.key(a),
-                show(a),
-                records.key(b),
-                show(b)
-            );
-        }
-    }
-}
-
 /// A handful of records: too few to estimate u from; the typical values carry it.
 #[test]
 fn a_small_file_links_its_obvious_duplicates() {
