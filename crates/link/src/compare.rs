@@ -28,6 +28,9 @@ pub(crate) enum Kind {
     Phone,
     /// Exact or not.
     Exact(Field),
+    /// House number, street and postcode together: a move changes all three at once, and
+    /// comparing them one by one would count it three times.
+    Address,
 }
 
 /// One comparison of the model.
@@ -47,11 +50,47 @@ impl Comparison {
             Kind::Identifier(f) | Kind::Text(f) | Kind::Exact(f) => f,
             Kind::Zip => Field::Zip,
             Kind::Phone => Field::Phone,
+            Kind::Address => Field::Street,
         }
     }
 
-    /// The comparison's name: its field's.
+    /// Every field the comparison reads.
+    pub fn fields(&self) -> Vec<Field> {
+        match self.kind {
+            Kind::Address => vec![Field::StreetNumber, Field::Street, Field::Zip],
+            Kind::Name {
+                field,
+                swapped_with,
+            } => vec![field, swapped_with],
+            _ => vec![self.field()],
+        }
+    }
+
+    /// The value exact agreement compares, for value frequencies.
+    pub(crate) fn exact_key<'r>(
+        &self,
+        records: &'r RecordSet,
+        i: usize,
+    ) -> std::borrow::Cow<'r, str> {
+        if self.kind == Kind::Address {
+            let street = records.value(Field::Street, i);
+            let zip = records.value(Field::Zip, i);
+            if street.is_empty() && zip.is_empty() {
+                return std::borrow::Cow::Borrowed("");
+            }
+            return std::borrow::Cow::Owned(format!(
+                "{}|{street}|{zip}",
+                records.value(Field::StreetNumber, i)
+            ));
+        }
+        std::borrow::Cow::Borrowed(records.value(self.field(), i))
+    }
+
+    /// The comparison's name: its field's (`address` for the address block).
     pub fn name(&self) -> &'static str {
+        if self.kind == Kind::Address {
+            return "address";
+        }
         self.field().name()
     }
 
@@ -88,6 +127,14 @@ impl Comparison {
                 "different",
             ],
             Kind::Exact(_) => &["missing", "exact", "different"],
+            Kind::Address => &[
+                "missing",
+                "same address",
+                "same street and house number",
+                "same street and postcode",
+                "same postcode",
+                "different",
+            ],
         }
     }
 
@@ -111,6 +158,7 @@ impl Comparison {
             Kind::Exact(Field::State) => &[0.2],
             Kind::Exact(Field::StreetNumber) => &[0.01],
             Kind::Exact(_) => &[0.0001],
+            Kind::Address => &[0.00001, 0.00002, 0.0001, 0.005],
         }
     }
 
@@ -121,6 +169,9 @@ impl Comparison {
 
     /// The agreement level of records `a` and `b`.
     pub(crate) fn level(&self, records: &RecordSet, a: usize, b: usize) -> u8 {
+        if self.kind == Kind::Address {
+            return address_level(records, a, b);
+        }
         let field = self.field();
         let x = records.value(field, a);
         let y = records.value(field, b);
@@ -203,7 +254,35 @@ impl Comparison {
                 }
             }
             Kind::Exact(_) => 2,
+            Kind::Address => unreachable!("compared above"),
         }
+    }
+}
+
+fn address_level(records: &RecordSet, a: usize, b: usize) -> u8 {
+    let get = |f: Field, i: usize| records.value(f, i);
+    let (sa, sb) = (get(Field::Street, a), get(Field::Street, b));
+    let (za, zb) = (get(Field::Zip, a), get(Field::Zip, b));
+    if (sa.is_empty() && za.is_empty()) || (sb.is_empty() && zb.is_empty()) {
+        return 0;
+    }
+    let (na, nb) = (get(Field::StreetNumber, a), get(Field::StreetNumber, b));
+    let street_same =
+        !sa.is_empty() && !sb.is_empty() && (sa == sb || jaro_winkler(sa, sb) >= 0.92);
+    let number_same = !na.is_empty() && na == nb;
+    let zip_same = !za.is_empty() && za == zb;
+    let zip_close = !za.is_empty() && !zb.is_empty() && osa_distance(za, zb) <= 1;
+    let zip_unknown = za.is_empty() || zb.is_empty();
+    if sa == sb && number_same && (zip_same || zip_unknown) {
+        1
+    } else if street_same && number_same {
+        2
+    } else if street_same && (zip_close || zip_unknown) {
+        3
+    } else if zip_same {
+        4
+    } else {
+        5
     }
 }
 
@@ -211,8 +290,21 @@ impl Comparison {
 /// with term-frequency adjustment.
 pub(crate) fn default_comparisons(records: &RecordSet) -> Vec<Comparison> {
     let mut out = Vec::new();
+    // House number, street and postcode compare as one address when all three are there.
+    let address =
+        records.has(Field::StreetNumber) && records.has(Field::Street) && records.has(Field::Zip);
     for field in Field::ALL {
         if !records.has(field) {
+            continue;
+        }
+        if address && matches!(field, Field::StreetNumber | Field::Zip) {
+            continue;
+        }
+        if address && field == Field::Street {
+            out.push(Comparison {
+                kind: Kind::Address,
+                term_frequency: false,
+            });
             continue;
         }
         let (kind, term_frequency) = match field {

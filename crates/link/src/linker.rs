@@ -193,7 +193,7 @@ pub fn link(records: &RecordSet, config: &LinkConfig) -> Result<Linkage> {
         let blocked: Vec<crate::field::Field> = rule.fields().collect();
         let active: Vec<bool> = comparisons
             .iter()
-            .map(|c| !blocked.contains(&c.field()))
+            .map(|c| !c.fields().iter().any(|f| blocked.contains(f)))
             .collect();
         if !active.iter().any(|a| *a) {
             continue;

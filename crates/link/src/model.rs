@@ -114,12 +114,11 @@ fn value_frequencies(
     let results: Vec<(f64, Option<Vec<f32>>)> = comparisons
         .par_iter()
         .map(|c| {
-            let field = c.field();
             // counts[value] = per source-side count (side 0 / side 1 in link mode).
-            let mut counts: HashMap<&str, [u64; 2]> = HashMap::new();
+            let mut counts: HashMap<std::borrow::Cow<'_, str>, [u64; 2]> = HashMap::new();
             let mut totals = [0u64; 2];
             for i in 0..n {
-                let v = records.value(field, i);
+                let v = c.exact_key(records, i);
                 if v.is_empty() {
                     continue;
                 }
@@ -153,9 +152,9 @@ fn value_frequencies(
                 let all = (totals[0] + totals[1]).max(1) as f64;
                 (0..n)
                     .map(|i| {
-                        let v = records.value(field, i);
+                        let v = c.exact_key(records, i);
                         counts
-                            .get(v)
+                            .get(&v)
                             .map_or(0.0, |c| ((c[0] + c[1]) as f64 / all) as f32)
                     })
                     .collect()
