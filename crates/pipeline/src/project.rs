@@ -4,7 +4,7 @@
 //! `models/` write to `curated`). A header of `-- key: value` comment lines configures it:
 //!
 //! ```sql
-//! -- materialized: incremental        (table | view | incremental; default table)
+//! -- materialized: incremental        (table | view | incremental | scd2; default table)
 //! -- unique_key: encounter_id         (incremental: the merge key, comma-separated columns)
 //! -- incremental_on: raw.encounters   (incremental: the table whose new loads drive the merge)
 //! -- retries: 2                       (attempts after the first, with exponential backoff)
@@ -32,6 +32,9 @@ pub enum Materialization {
     View,
     /// A Delta table into which the rows computed from new loads are merged by unique key.
     Incremental,
+    /// A slowly changing dimension, type 2: a changed row closes its current version
+    /// (`effective_to`, `is_current = false`) and adds a new one; unchanged rows stay as they are.
+    Scd2,
     /// A model written in Rust (the master patient index).
     Builtin,
 }
@@ -43,6 +46,7 @@ impl Materialization {
             Materialization::Table => "table",
             Materialization::View => "view",
             Materialization::Incremental => "incremental",
+            Materialization::Scd2 => "scd2",
             Materialization::Builtin => "builtin",
         }
     }
@@ -144,9 +148,10 @@ impl Model {
                                         "table" => Materialization::Table,
                                         "view" => Materialization::View,
                                         "incremental" => Materialization::Incremental,
+                                        "scd2" => Materialization::Scd2,
                                         other => {
                                             return Err(model_error(format!(
-                                                "materialized must be table, view or incremental, not {other:?}"
+                                                "materialized must be table, view, incremental or scd2, not {other:?}"
                                             )));
                                         }
                                     })
@@ -222,10 +227,15 @@ impl Model {
         if builtin.is_some() && !sql.is_empty() {
             return Err(model_error("a built-in model has no SQL".into()));
         }
-        if materialization == Materialization::Incremental && unique_key.is_empty() {
-            return Err(model_error(
-                "an incremental model needs `-- unique_key: column[, column…]`".into(),
-            ));
+        if matches!(
+            materialization,
+            Materialization::Incremental | Materialization::Scd2
+        ) && unique_key.is_empty()
+        {
+            return Err(model_error(format!(
+                "an {} model needs `-- unique_key: column[, column…]`",
+                materialization.as_str()
+            )));
         }
         if let Some(schedule) = &schedule
             && schedule.split_whitespace().count() != 5
@@ -352,6 +362,22 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
     (
         "curated/labs.sql",
         include_str!("../project/models/curated/labs.sql"),
+    ),
+    (
+        "analytics/dim_patient.sql",
+        include_str!("../project/models/analytics/dim_patient.sql"),
+    ),
+    (
+        "analytics/dim_facility.sql",
+        include_str!("../project/models/analytics/dim_facility.sql"),
+    ),
+    (
+        "analytics/dim_provider.sql",
+        include_str!("../project/models/analytics/dim_provider.sql"),
+    ),
+    (
+        "analytics/dim_diagnosis.sql",
+        include_str!("../project/models/analytics/dim_diagnosis.sql"),
     ),
     (
         "analytics/fact_encounter.sql",

@@ -483,6 +483,9 @@ async fn execute(
             })
         }
         Materialization::Table => build_table(session, model, rows_in, upstream_versions).await,
+        Materialization::Scd2 => {
+            execute_scd2(session, model, exists, rows_in, upstream_versions).await
+        }
         Materialization::Incremental => {
             execute_incremental(
                 session, model, inputs, last, options, exists, versions, rows_in,
@@ -616,6 +619,105 @@ async fn execute_incremental(
     Ok(Executed {
         status: ModelStatus::Success,
         rows_in: new_rows,
+        rows_out: count(session, target).await?,
+        upstream_versions,
+    })
+}
+
+/// The timestamp type of `effective_from` and `effective_to`.
+const SCD2_TIMESTAMP: &str = "'Timestamp(Microsecond, Some(\"UTC\"))'";
+
+/// A type-2 slowly changing dimension: versions closed and opened by comparing each key's
+/// current row with the query's row (a hash of all its columns).
+async fn execute_scd2(
+    session: &Session,
+    model: &Model,
+    exists: bool,
+    rows_in: u64,
+    upstream_versions: String,
+) -> Result<Executed> {
+    let target = &model.target;
+    let target_sql = format!("{}.{}", target.zone, quote(&target.name));
+    let columns: Vec<String> = session
+        .context()
+        .sql(&model.sql)
+        .await?
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    for key in &model.unique_key {
+        if !columns.contains(key) {
+            return Err(Error::Model {
+                model: model.name.clone(),
+                reason: format!("unique_key column {key:?} is not in its result"),
+            });
+        }
+    }
+    for reserved in ["effective_from", "effective_to", "is_current", "row_hash"] {
+        if columns.iter().any(|c| c == reserved) {
+            return Err(Error::Model {
+                model: model.name.clone(),
+                reason: format!("{reserved} is added by scd2; the query cannot have it"),
+            });
+        }
+    }
+    let now = format!(
+        "arrow_cast('{}', {SCD2_TIMESTAMP})",
+        Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ")
+    );
+    let no_time = format!("arrow_cast(NULL, {SCD2_TIMESTAMP})");
+    let hash = format!(
+        "md5(concat_ws('|', {}))",
+        columns
+            .iter()
+            .map(|c| format!("coalesce(CAST(s.{} AS VARCHAR), '(null)')", quote(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let new_version = format!(
+        "SELECT s.*, {hash} AS row_hash, {now} AS effective_from, {no_time} AS effective_to, true AS is_current FROM ({}) AS s",
+        model.sql
+    );
+    if !exists {
+        session
+            .sql(&format!(
+                "CREATE OR REPLACE TABLE {target_sql} AS {new_version}"
+            ))
+            .await?;
+    } else {
+        let on = model
+            .unique_key
+            .iter()
+            .map(|k| format!("t.{q} = s.{q}", q = quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        // Close the current version of every key whose row changed.
+        session
+            .sql(&format!(
+                "MERGE INTO {target_sql} AS t USING (SELECT s.*, {hash} AS row_hash FROM ({}) AS s) AS s \
+                 ON {on} AND t.is_current = true \
+                 WHEN MATCHED AND t.row_hash <> s.row_hash THEN UPDATE SET effective_to = {now}, is_current = false",
+                model.sql
+            ))
+            .await?;
+        // Open a version for every key without a current one (new keys and those just closed).
+        let current = model
+            .unique_key
+            .iter()
+            .map(|k| format!("c.{q} = s.{q}", q = quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        session
+            .sql(&format!(
+                "INSERT INTO {target_sql} {new_version} WHERE NOT EXISTS (SELECT 1 FROM {target_sql} AS c WHERE c.is_current = true AND {current})"
+            ))
+            .await?;
+    }
+    Ok(Executed {
+        status: ModelStatus::Success,
+        rows_in,
         rows_out: count(session, target).await?,
         upstream_versions,
     })

@@ -19,13 +19,20 @@ fn default_project_on_generated_data_matches_the_truth() {
         "--out",
         &data,
     ]);
-    for table in ["patients", "encounters", "diagnoses", "labs"] {
+    for table in [
+        "facilities",
+        "providers",
+        "patients",
+        "encounters",
+        "diagnoses",
+        "labs",
+    ] {
         let file = format!("{data}/{table}.csv");
         ws.ok(&["load", &file, "--into", &format!("raw.{table}")]);
     }
     let out = ws.ok(&["run"]);
     println!("{out}");
-    assert!(out.contains("Ran 7 model(s)"), "{out}");
+    assert!(out.contains("Ran 11 model(s)"), "{out}");
     // Standardised codes: the generator sends valid ones; glucose also in mmol/L.
     assert_eq!(
         ws.scalar("SELECT count(*) FROM curated.diagnoses WHERE icd10_invalid_reason IS NOT NULL"),
@@ -40,6 +47,11 @@ fn default_project_on_generated_data_matches_the_truth() {
         "0"
     );
 
+    // One current dim_patient version per person.
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM analytics.dim_patient WHERE is_current"),
+        ws.scalar("SELECT count(*) FROM curated.person")
+    );
     // Persons: one per generated person.
     let people = std::fs::read_to_string(ws.path("gen/_truth/person_records.csv")).unwrap();
     let persons: HashSet<&str> = people
@@ -96,10 +108,10 @@ fn default_project_on_generated_data_matches_the_truth() {
 
     // Nothing new: nothing runs again.
     let again = ws.ok(&["run"]);
-    assert_eq!(again.matches("up to date").count(), 7, "{again}");
+    assert_eq!(again.matches("up to date").count(), 11, "{again}");
     assert_eq!(
         ws.scalar("SELECT count(*) FROM system.runs WHERE status = 'up_to_date'"),
-        "7"
+        "11"
     );
 }
 
@@ -108,7 +120,7 @@ fn project_init_writes_a_copy_that_runs() {
     let ws = Workspace::new();
     let dir = ws.path("proj").to_string_lossy().into_owned();
     let out = ws.ok(&["project", "init", &dir]);
-    assert!(out.contains("Wrote 7 models"), "{out}");
+    assert!(out.contains("Wrote 11 models"), "{out}");
     let show = ws.ok(&["project", "show", &dir]);
     assert!(show.contains("curated.person_xref"), "{show}");
     let err = ws.fails(&["project", "init", &dir]);

@@ -200,3 +200,75 @@ proptest! {
             .block_on(incremental_equals_full(batches));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scd2_closes_the_old_version_when_a_row_changes() {
+    let mut f = Fixture::new().await;
+    let header = "person_id,address,updated_at\n";
+    f.load(
+        "raw.people",
+        &format!("{header}P1,12 Oak Ave,2024-01-01T00:00:00\nP2,5 Elm St,2024-01-01T00:00:00\n"),
+    )
+    .await;
+    let project = f.project(
+        "p",
+        &[
+            (
+                "curated/people.sql",
+                "SELECT person_id, address FROM (SELECT *, row_number() OVER (PARTITION BY person_id ORDER BY updated_at DESC) AS r FROM raw.people) AS x WHERE r = 1",
+            ),
+            (
+                "analytics/dim_person.sql",
+                "-- materialized: scd2\n-- unique_key: person_id\nSELECT person_id, address FROM curated.people",
+            ),
+        ],
+    );
+    assert!(f.run(&project, &[]).await.ok());
+    assert_eq!(
+        f.rows(
+            "SELECT person_id, address, is_current, effective_to IS NULL FROM analytics.dim_person"
+        )
+        .await,
+        ["P1|12 Oak Ave|true|true", "P2|5 Elm St|true|true"]
+    );
+    // P1 moves; P3 arrives.
+    f.load(
+        "raw.people",
+        &format!("{header}P1,99 Pine Rd,2024-06-01T00:00:00\nP3,1 Main St,2024-06-01T00:00:00\n"),
+    )
+    .await;
+    let summary = f.run(&project, &[]).await;
+    assert!(summary.ok(), "{summary:?}");
+    assert_eq!(
+        f.rows(
+            "SELECT person_id, address, is_current, effective_to IS NULL FROM analytics.dim_person"
+        )
+        .await,
+        [
+            "P1|12 Oak Ave|false|false",
+            "P1|99 Pine Rd|true|true",
+            "P2|5 Elm St|true|true",
+            "P3|1 Main St|true|true"
+        ]
+    );
+    // The closed version ends when the new one starts.
+    assert_eq!(
+        f.scalar(
+            "SELECT count(*) FROM analytics.dim_person o JOIN analytics.dim_person n \
+             ON o.person_id = n.person_id AND NOT o.is_current AND n.is_current \
+             WHERE o.effective_to = n.effective_from"
+        )
+        .await,
+        "1"
+    );
+    // Nothing new: nothing changes.
+    let version = f.version("analytics.dim_person").await;
+    let again = f.run(&project, &[]).await;
+    assert!(
+        again
+            .outcomes
+            .iter()
+            .all(|o| o.status == ModelStatus::UpToDate)
+    );
+    assert_eq!(f.version("analytics.dim_person").await, version);
+}
