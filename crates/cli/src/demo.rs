@@ -291,6 +291,7 @@ pub(crate) async fn run(
     )
     .await?;
     crate::pipeline::print_summary(&project, &run);
+    crate::pipeline::print_data_quality(&session, &run).await?;
     if !run.ok() {
         anyhow::bail!("the pipeline did not complete: see the failed models above");
     }

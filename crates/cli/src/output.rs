@@ -108,3 +108,21 @@ pub(crate) fn print_result(
     sink.flush()?;
     Ok(())
 }
+
+/// Every row as display strings (NULL as an empty string).
+pub(crate) fn rows_as_strings(result: &QueryResult) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for batch in &result.batches {
+        for r in 0..batch.num_rows() {
+            rows.push(
+                (0..batch.num_columns())
+                    .map(|c| {
+                        arrow::util::display::array_value_to_string(batch.column(c), r)
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            );
+        }
+    }
+    rows
+}

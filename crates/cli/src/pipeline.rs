@@ -55,7 +55,7 @@ pub(crate) async fn run(lake: &str, principal: Principal, args: RunArgs) -> Resu
     let lake = Lake::open(lake).await?;
     let session = Arc::new(Session::open(lake, principal).await?);
     let summary = carelake_pipeline::run(
-        session,
+        Arc::clone(&session),
         Arc::clone(&project),
         &RunOptions {
             select: args.select,
@@ -66,6 +66,7 @@ pub(crate) async fn run(lake: &str, principal: Principal, args: RunArgs) -> Resu
     )
     .await?;
     print_summary(&project, &summary);
+    print_data_quality(&session, &summary).await?;
     if !summary.ok() {
         anyhow::bail!("the run did not complete: see the failed models above and system.runs");
     }
@@ -151,4 +152,38 @@ pub(crate) fn project(which: ProjectCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The latest data quality results, when the run checked any: counts and the failed checks.
+pub(crate) async fn print_data_quality(session: &Session, summary: &RunSummary) -> Result<()> {
+    let Some(dq) = summary
+        .outcomes
+        .iter()
+        .find(|o| o.target.ends_with(".dq_results") && o.status == ModelStatus::Success)
+    else {
+        return Ok(());
+    };
+    let table = dq.target.as_str();
+    let result = session
+        .sql(&format!(
+            "SELECT table_name, column_name, check_name, rows_violating, round(pct_violating, 2) AS pct, threshold_pct, status \
+             FROM {table} WHERE checked_at = (SELECT max(checked_at) FROM {table}) \
+             ORDER BY status, table_name, column_name, check_name"
+        ))
+        .await?;
+    let rows = crate::output::rows_as_strings(&result);
+    let failed: Vec<&Vec<String>> = rows.iter().filter(|r| r[6] == "fail").collect();
+    println!(
+        "Data quality ({table}): {} checks, {} passed, {} failed.",
+        rows.len(),
+        rows.len() - failed.len(),
+        failed.len()
+    );
+    for r in failed {
+        println!(
+            "  FAILED {} {} {}: {} rows ({}%, threshold {}%)",
+            r[0], r[1], r[2], r[3], r[4], r[5]
+        );
+    }
+    Ok(())
 }

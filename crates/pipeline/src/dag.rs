@@ -62,6 +62,7 @@ impl Dag {
         for (i, model) in project.models.iter().enumerate() {
             let read = match &model.builtin {
                 Some(Builtin::Mpi { input }) => vec![input.clone()],
+                Some(Builtin::Dq { inputs }) => inputs.clone(),
                 None => tables_read(&model.sql).map_err(|reason| Error::Model {
                     model: model.name.clone(),
                     reason: format!("cannot read its SQL: {reason}"),

@@ -12,6 +12,7 @@
 //! ```
 
 mod dag;
+mod dq;
 mod error;
 mod incremental;
 mod mpi;

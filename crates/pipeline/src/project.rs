@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Built-in models written in Rust have a header and no SQL: `-- builtin: mpi` with
-//! `-- input: curated.patient_records` runs the master patient index.
+//! `-- input: curated.patient_records` runs the master patient index; `-- builtin: dq` with
+//! `-- input: table, table…` checks data quality into `dq_results`.
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +62,12 @@ pub enum Builtin {
         /// The person records (`source`, `record_id`, `updated_at` and field columns).
         input: TableName,
     },
+    /// Data quality checks over the input tables (completeness, validity, uniqueness,
+    /// plausibility), appended to `<zone>.dq_results` on every run.
+    Dq {
+        /// The tables checked.
+        inputs: Vec<TableName>,
+    },
 }
 
 /// One model.
@@ -103,6 +110,10 @@ impl Model {
                     name: (*n).to_string(),
                 })
                 .collect(),
+            Some(Builtin::Dq { .. }) => vec![TableName {
+                zone: self.target.zone,
+                name: "dq_results".into(),
+            }],
             None => vec![self.target.clone()],
         }
     }
@@ -126,7 +137,7 @@ impl Model {
         let mut schedule = None;
         let mut description = None;
         let mut builtin_name = None;
-        let mut input = None;
+        let mut input: Vec<TableName> = Vec::new();
         let mut body = String::new();
         let mut in_header = true;
         for line in text.lines() {
@@ -181,11 +192,15 @@ impl Model {
                                 "description" => description = Some(value.to_string()),
                                 "builtin" => builtin_name = Some(value.to_string()),
                                 "input" => {
-                                    input = Some(
-                                        value
-                                            .parse::<TableName>()
-                                            .map_err(|e| model_error(e.to_string()))?,
-                                    )
+                                    for table in
+                                        value.split(',').map(str::trim).filter(|t| !t.is_empty())
+                                    {
+                                        input.push(
+                                            table
+                                                .parse::<TableName>()
+                                                .map_err(|e| model_error(e.to_string()))?,
+                                        );
+                                    }
                                 }
                                 other => {
                                     return Err(model_error(format!(
@@ -205,11 +220,20 @@ impl Model {
         let sql = body.trim().trim_end_matches(';').trim().to_string();
         let builtin = match builtin_name.as_deref() {
             None => None,
-            Some("mpi") => Some(Builtin::Mpi {
-                input: input.ok_or_else(|| {
-                    model_error("the mpi model needs `-- input: zone.table`".into())
-                })?,
-            }),
+            Some("mpi") => match input.as_slice() {
+                [one] => Some(Builtin::Mpi { input: one.clone() }),
+                _ => {
+                    return Err(model_error(
+                        "the mpi model needs one `-- input: zone.table`".into(),
+                    ));
+                }
+            },
+            Some("dq") if input.is_empty() => {
+                return Err(model_error(
+                    "the dq model needs `-- input: zone.table, zone.table…`".into(),
+                ));
+            }
+            Some("dq") => Some(Builtin::Dq { inputs: input }),
             Some(other) => return Err(model_error(format!("no built-in model {other:?}"))),
         };
         let materialization = match (&builtin, materialization) {
@@ -386,6 +410,10 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
     (
         "analytics/mart_readmissions.sql",
         include_str!("../project/models/analytics/mart_readmissions.sql"),
+    ),
+    (
+        "analytics/data_quality.sql",
+        include_str!("../project/models/analytics/data_quality.sql"),
     ),
 ];
 

@@ -13,6 +13,7 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 
 use crate::dag::Dag;
+use crate::dq;
 use crate::error::{Error, Result};
 use crate::incremental;
 use crate::mpi;
@@ -189,6 +190,7 @@ pub async fn run(
             running.spawn(async move {
                 let outcome = run_model(
                     &session,
+                    &project.models,
                     &project.models[i],
                     &dag.inputs[i],
                     &last,
@@ -296,6 +298,7 @@ fn record_of(
 /// Runs one model with its retries.
 async fn run_model(
     session: &Session,
+    models: &[Model],
     model: &Model,
     inputs: &[TableName],
     last: &HashMap<String, RunRecord>,
@@ -308,7 +311,16 @@ async fn run_model(
     let mut backoff = options.backoff;
     let result = loop {
         attempts += 1;
-        match execute(session, model, inputs, last.get(&model.name), options).await {
+        match execute(
+            session,
+            models,
+            model,
+            inputs,
+            last.get(&model.name),
+            options,
+        )
+        .await
+        {
             Ok(executed) => break Ok(executed),
             Err(e) if attempts > model.retries => break Err(e),
             Err(e) => {
@@ -444,6 +456,7 @@ fn quote(identifier: &str) -> String {
 /// One attempt at a model.
 async fn execute(
     session: &Session,
+    models: &[Model],
     model: &Model,
     inputs: &[TableName],
     last: Option<&RunRecord>,
@@ -493,7 +506,10 @@ async fn execute(
             .await
         }
         Materialization::Builtin => {
-            let (rows_in, rows_out) = mpi::run(session, model).await?;
+            let (rows_in, rows_out) = match &model.builtin {
+                Some(crate::project::Builtin::Dq { .. }) => dq::run(session, model, models).await?,
+                _ => mpi::run(session, model).await?,
+            };
             Ok(Executed {
                 status: ModelStatus::Success,
                 rows_in,

@@ -32,7 +32,7 @@ fn default_project_on_generated_data_matches_the_truth() {
     }
     let out = ws.ok(&["run"]);
     println!("{out}");
-    assert!(out.contains("Ran 11 model(s)"), "{out}");
+    assert!(out.contains("Ran 12 model(s)"), "{out}");
     // Standardised codes: the generator sends valid ones; glucose also in mmol/L.
     assert_eq!(
         ws.scalar("SELECT count(*) FROM curated.diagnoses WHERE icd10_invalid_reason IS NOT NULL"),
@@ -47,6 +47,17 @@ fn default_project_on_generated_data_matches_the_truth() {
         "0"
     );
 
+    // Data quality: checked and summarised; the generated data pass every check with a
+    // threshold.
+    assert!(
+        out.contains("Data quality (analytics.dq_results):"),
+        "{out}"
+    );
+    assert!(out.contains(" 0 failed."), "{out}");
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM analytics.dq_results WHERE check_name = 'uniqueness' AND table_name = 'curated.encounters' AND rows_violating = 0"),
+        "1"
+    );
     // One current dim_patient version per person.
     assert_eq!(
         ws.scalar("SELECT count(*) FROM analytics.dim_patient WHERE is_current"),
@@ -108,10 +119,10 @@ fn default_project_on_generated_data_matches_the_truth() {
 
     // Nothing new: nothing runs again.
     let again = ws.ok(&["run"]);
-    assert_eq!(again.matches("up to date").count(), 11, "{again}");
+    assert_eq!(again.matches("up to date").count(), 12, "{again}");
     assert_eq!(
         ws.scalar("SELECT count(*) FROM system.runs WHERE status = 'up_to_date'"),
-        "11"
+        "12"
     );
 }
 
@@ -120,7 +131,7 @@ fn project_init_writes_a_copy_that_runs() {
     let ws = Workspace::new();
     let dir = ws.path("proj").to_string_lossy().into_owned();
     let out = ws.ok(&["project", "init", &dir]);
-    assert!(out.contains("Wrote 11 models"), "{out}");
+    assert!(out.contains("Wrote 12 models"), "{out}");
     let show = ws.ok(&["project", "show", &dir]);
     assert!(show.contains("curated.person_xref"), "{show}");
     let err = ws.fails(&["project", "init", &dir]);

@@ -272,3 +272,49 @@ async fn scd2_closes_the_old_version_when_a_row_changes() {
     );
     assert_eq!(f.version("analytics.dim_person").await, version);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_quality_checks_are_recorded_with_pass_or_fail() {
+    let mut f = Fixture::new().await;
+    f.load(
+        "raw.encounters",
+        &format!("{ENCOUNTERS_HEADER}1,M1,done,10\n,M2,done,5\n3,,open,1\n"),
+    )
+    .await;
+    let project = f.project(
+        "p",
+        &[
+            (
+                "curated/enc.sql",
+                "SELECT encounter_id, mrn, status, CASE WHEN charge > 5 THEN 'charge above 5' END AS charge_invalid_reason FROM raw.encounters",
+            ),
+            ("analytics/dq.sql", "-- builtin: dq\n-- input: curated.enc\n"),
+        ],
+    );
+    let summary = f.run(&project, &[]).await;
+    assert!(summary.ok(), "{summary:?}");
+    assert_eq!(
+        f.rows(
+            "SELECT column_name, check_name, rows_violating, status FROM analytics.dq_results ORDER BY 1, 2"
+        )
+        .await,
+        [
+            "charge|validity|1|fail",
+            "encounter_id|completeness|1|fail",
+            "mrn|completeness|1|pass",
+            "status|completeness|0|pass"
+        ]
+    );
+    // A later run with new input appends; the history stays.
+    f.load(
+        "raw.encounters",
+        &format!("{ENCOUNTERS_HEADER}4,M4,done,1\n"),
+    )
+    .await;
+    assert!(f.run(&project, &[]).await.ok());
+    assert_eq!(
+        f.scalar("SELECT count(DISTINCT checked_at) FROM analytics.dq_results")
+            .await,
+        "2"
+    );
+}
