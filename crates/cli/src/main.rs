@@ -69,6 +69,20 @@ enum Command {
         /// Description recorded in the catalog.
         #[arg(long)]
         description: Option<String>,
+        /// The files are a change feed: load them into raw.NAME_changes, then apply the
+        /// changes in commit order to the --into table (curated.NAME) with MERGE: inserts,
+        /// updates and deletes by --key.
+        #[arg(long, requires = "into", requires = "key")]
+        cdc: bool,
+        /// Key columns of a change feed (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        key: Vec<String>,
+        /// The change feed's operation column (I, U or D).
+        #[arg(long, default_value = "op")]
+        op_column: String,
+        /// The change feed's commit timestamp (or sequence) column.
+        #[arg(long, default_value = "commit_ts")]
+        ts_column: String,
     },
     /// Run SQL; without a query, start an interactive shell.
     Sql {
@@ -196,8 +210,16 @@ async fn run(cli: Cli) -> Result<()> {
             format,
             max_reject_ratio,
             description,
+            cdc,
+            key,
+            op_column,
+            ts_column,
         } => {
             let lake = Lake::open(&cli.lake).await?;
+            if cdc {
+                let target: TableName = into.as_deref().unwrap_or_default().parse()?;
+                return load_cdc(lake, principal, inputs, target, key, op_column, ts_column).await;
+            }
             if let Some(clinical) = clinical_format(&inputs, &format, into.is_some())? {
                 let mut request = ClinicalRequest::new(inputs);
                 // Told from the content unless given: then files of no clinical format are
@@ -317,6 +339,58 @@ async fn run(cli: Cli) -> Result<()> {
         } => demo::run(&cli.lake, patients, seed, &data, principal).await,
         Command::Bench { which } => bench::run(which, principal).await,
     }
+}
+
+/// `carelake load --cdc`: the feed into raw.NAME_changes, then its changes into the target.
+async fn load_cdc(
+    lake: Lake,
+    principal: Principal,
+    inputs: Vec<String>,
+    target: TableName,
+    keys: Vec<String>,
+    op_column: String,
+    ts_column: String,
+) -> Result<()> {
+    if target.zone == carelake_common::Zone::Raw {
+        anyhow::bail!(
+            "changes apply to a curated or analytics table; raw.{}_changes keeps the feed",
+            target.name
+        );
+    }
+    let changes = TableName::new(
+        carelake_common::Zone::Raw,
+        format!("{}_changes", target.name),
+    )?;
+    let mut request = LoadRequest::new(inputs, changes.clone());
+    request.progress = progress::LoadProgress::for_terminal();
+    let summary = Loader::new(lake.clone(), principal.clone())
+        .load(request)
+        .await?;
+    print_load_summary(&summary);
+    if summary.rows_loaded == 0 {
+        println!("No new changes for {target}.");
+        return Ok(());
+    }
+    let session = Session::open(lake, principal).await?;
+    let applied = carelake_pipeline::cdc::apply(
+        &session,
+        &carelake_pipeline::cdc::CdcSpec {
+            changes,
+            target: target.clone(),
+            keys,
+            op_column,
+            ts_column,
+        },
+        &summary.load_id,
+    )
+    .await?;
+    println!(
+        "Applied {} change(s) to {target}{}: {} rows now.",
+        applied.changes,
+        if applied.created { " (created)" } else { "" },
+        applied.rows
+    );
+    Ok(())
 }
 
 /// A listening address: `host:port`, `:port` or a bare port (on loopback).

@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cdc;
 mod dag;
 mod dq;
 mod error;

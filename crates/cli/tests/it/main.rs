@@ -1,6 +1,7 @@
 //! Integration tests for carelake: the SQL surface (sqllogictest), the command line on the real
 //! binary, bad input, concurrent writers and interoperability with an independent Delta reader.
 
+mod cdc;
 mod cli;
 mod concurrency;
 mod fhir;
