@@ -412,6 +412,30 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         include_str!("../project/models/analytics/mart_readmissions.sql"),
     ),
     (
+        "analytics/fact_observation.sql",
+        include_str!("../project/models/analytics/fact_observation.sql"),
+    ),
+    (
+        "analytics/fact_claim.sql",
+        include_str!("../project/models/analytics/fact_claim.sql"),
+    ),
+    (
+        "analytics/fact_claim_line.sql",
+        include_str!("../project/models/analytics/fact_claim_line.sql"),
+    ),
+    (
+        "analytics/dim_date.sql",
+        include_str!("../project/models/analytics/dim_date.sql"),
+    ),
+    (
+        "analytics/mart_census.sql",
+        include_str!("../project/models/analytics/mart_census.sql"),
+    ),
+    (
+        "analytics/mart_length_of_stay.sql",
+        include_str!("../project/models/analytics/mart_length_of_stay.sql"),
+    ),
+    (
         "analytics/data_quality.sql",
         include_str!("../project/models/analytics/data_quality.sql"),
     ),

@@ -295,6 +295,19 @@ fn record_of(
     }
 }
 
+/// Errors no retry can cure: the model's SQL does not plan against the tables it reads.
+fn is_permanent(error: &Error) -> bool {
+    let text = error.to_string();
+    [
+        "Error during planning",
+        "Schema error",
+        "SQL error",
+        "syntax",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
 /// Runs one model with its retries.
 async fn run_model(
     session: &Session,
@@ -322,7 +335,7 @@ async fn run_model(
         .await
         {
             Ok(executed) => break Ok(executed),
-            Err(e) if attempts > model.retries => break Err(e),
+            Err(e) if attempts > model.retries || is_permanent(&e) => break Err(e),
             Err(e) => {
                 tracing::warn!(model = %model.name, attempt = attempts, error = %e, "Model failed; retrying.");
                 tokio::time::sleep(backoff).await;

@@ -107,6 +107,14 @@ impl ScalarUDFImpl for TextUdf {
         &self.signature
     }
 
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        // Codes loaded from CSV may have been read as numbers (CPT 99213): any type is text.
+        match arg_types.len() {
+            1 => Ok(vec![DataType::Utf8]),
+            _ => exec_err!("{} takes one argument", self.function.name()),
+        }
+    }
+
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.function {
             TextFunction::Icd10Chapter => DataType::Int64,
@@ -209,7 +217,7 @@ pub(crate) fn register(ctx: &SessionContext) {
     for function in TextFunction::ALL {
         ctx.register_udf(ScalarUDF::new_from_impl(TextUdf {
             function,
-            signature: Signature::string(1, Volatility::Immutable),
+            signature: Signature::user_defined(Volatility::Immutable),
         }));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(UcumConvert {

@@ -26,13 +26,15 @@ fn default_project_on_generated_data_matches_the_truth() {
         "encounters",
         "diagnoses",
         "labs",
+        "claims",
+        "claim_lines",
     ] {
         let file = format!("{data}/{table}.csv");
         ws.ok(&["load", &file, "--into", &format!("raw.{table}")]);
     }
     let out = ws.ok(&["run"]);
     println!("{out}");
-    assert!(out.contains("Ran 12 model(s)"), "{out}");
+    assert!(out.contains("Ran 18 model(s)"), "{out}");
     // Standardised codes: the generator sends valid ones; glucose also in mmol/L.
     assert_eq!(
         ws.scalar("SELECT count(*) FROM curated.diagnoses WHERE icd10_invalid_reason IS NOT NULL"),
@@ -56,6 +58,26 @@ fn default_project_on_generated_data_matches_the_truth() {
     assert!(out.contains(" 0 failed."), "{out}");
     assert_eq!(
         ws.scalar("SELECT count(*) FROM analytics.dq_results WHERE check_name = 'uniqueness' AND table_name = 'curated.encounters' AND rows_violating = 0"),
+        "1"
+    );
+    // Claims reach their person through the encounter; the census counts every stay day.
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM analytics.fact_claim"),
+        ws.scalar("SELECT count(DISTINCT claim_id) FROM raw.claims")
+    );
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM analytics.fact_claim WHERE person_key IS NULL"),
+        "0"
+    );
+    assert_eq!(
+        ws.scalar("SELECT sum(patients_in_house) FROM analytics.mart_census"),
+        ws.scalar(
+            "SELECT sum(CAST(floor(to_unixtime(discharge_time) / 86400) AS BIGINT) - CAST(floor(to_unixtime(admit_time) / 86400) AS BIGINT) + 1) \
+             FROM analytics.fact_encounter WHERE encounter_class = 'inpatient'"
+        )
+    );
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM analytics.dim_date WHERE date_day = DATE '2024-02-29' AND day_of_week = 4"),
         "1"
     );
     // One current dim_patient version per person.
@@ -119,10 +141,10 @@ fn default_project_on_generated_data_matches_the_truth() {
 
     // Nothing new: nothing runs again.
     let again = ws.ok(&["run"]);
-    assert_eq!(again.matches("up to date").count(), 12, "{again}");
+    assert_eq!(again.matches("up to date").count(), 18, "{again}");
     assert_eq!(
         ws.scalar("SELECT count(*) FROM system.runs WHERE status = 'up_to_date'"),
-        "12"
+        "18"
     );
 }
 
@@ -131,7 +153,7 @@ fn project_init_writes_a_copy_that_runs() {
     let ws = Workspace::new();
     let dir = ws.path("proj").to_string_lossy().into_owned();
     let out = ws.ok(&["project", "init", &dir]);
-    assert!(out.contains("Wrote 12 models"), "{out}");
+    assert!(out.contains("Wrote 18 models"), "{out}");
     let show = ws.ok(&["project", "show", &dir]);
     assert!(show.contains("curated.person_xref"), "{show}");
     let err = ws.fails(&["project", "init", &dir]);

@@ -111,11 +111,17 @@ async fn a_failed_model_stops_only_its_descendants_after_its_retries() {
     let project = f.project(
         "p",
         &[
+            // Fails when it runs (division by zero): retried, then given up.
             (
                 "curated/broken.sql",
-                "-- retries: 2\nSELECT no_such_column FROM raw.encounters",
+                "-- retries: 2\nSELECT 1 / (encounter_id - 1) AS x FROM raw.encounters",
             ),
             ("analytics/after_broken.sql", "SELECT * FROM curated.broken"),
+            // Does not plan: no retry can help.
+            (
+                "curated/typo.sql",
+                "-- retries: 2\nSELECT no_such_column FROM raw.encounters",
+            ),
             (
                 "curated/fine.sql",
                 "SELECT encounter_id FROM raw.encounters",
@@ -131,7 +137,13 @@ async fn a_failed_model_stops_only_its_descendants_after_its_retries() {
         .unwrap();
     assert_eq!(broken.status, ModelStatus::Failed);
     assert_eq!(broken.attempts, 3);
-    assert!(broken.error.as_deref().unwrap().contains("no_such_column"));
+    assert!(
+        broken.error.as_deref().unwrap().contains("Divide by zero"),
+        "{broken:?}"
+    );
+    let typo = summary.outcomes.iter().find(|o| o.model == "typo").unwrap();
+    assert_eq!((typo.status, typo.attempts), (ModelStatus::Failed, 1));
+    assert!(typo.error.as_deref().unwrap().contains("no_such_column"));
     assert_eq!(status_of(&summary, "after_broken"), ModelStatus::Skipped);
     assert_eq!(status_of(&summary, "fine"), ModelStatus::Success);
     assert_eq!(
@@ -140,7 +152,8 @@ async fn a_failed_model_stops_only_its_descendants_after_its_retries() {
         [
             "after_broken|skipped|0",
             "broken|failed|3",
-            "fine|success|1"
+            "fine|success|1",
+            "typo|failed|1"
         ]
     );
 }
