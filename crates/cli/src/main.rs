@@ -127,6 +127,12 @@ enum Command {
         /// value 127.0.0.1:2575. Use 0.0.0.0:2575 to listen on every interface.
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:2575")]
         mllp: Option<String>,
+        /// Run the pipeline's scheduled models (their `-- schedule:` cron, in UTC).
+        #[arg(long)]
+        schedules: bool,
+        /// The project for --schedules; without it, the built-in default project.
+        #[arg(long)]
+        project: Option<PathBuf>,
     },
     /// Link person records in CSV files with the master patient index's linker: one file is
     /// deduplicated, two are linked to each other. Writes pairs.csv (scored pairs to link or
@@ -250,29 +256,56 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => pipeline::run(&cli.lake, principal, args).await,
         Command::Project { which } => pipeline::project(which),
         Command::Link(args) => tokio::task::spawn_blocking(move || link::run(args)).await?,
-        Command::Serve { mllp } => {
-            let Some(mllp) = mllp else {
-                anyhow::bail!("nothing to serve: pass --mllp [ADDR]");
-            };
-            let addr = parse_listen_addr(&mllp)?;
+        Command::Serve {
+            mllp,
+            schedules,
+            project,
+        } => {
+            if mllp.is_none() && !schedules {
+                anyhow::bail!("nothing to serve: pass --mllp [ADDR] and/or --schedules");
+            }
             let lake = Lake::open(&cli.lake).await?;
-            let store = carelake_ingest::Hl7Store::open(lake, principal).await?;
-            let known = store.message_count();
-            let config = carelake_server::MllpConfig {
-                addr,
-                ..Default::default()
+            let scheduler = if schedules {
+                let project = std::sync::Arc::new(pipeline::load_project(project.as_ref())?);
+                if !project.has_schedules() {
+                    anyhow::bail!("no model of {} has a `-- schedule:`", project.origin);
+                }
+                let session =
+                    std::sync::Arc::new(Session::open(lake.clone(), principal.clone()).await?);
+                println!(
+                    "Running the scheduled models of {} (UTC). Press Ctrl-C to stop.",
+                    project.origin
+                );
+                Some(tokio::spawn(pipeline::run_schedules(session, project)))
+            } else {
+                None
             };
-            let server = carelake_server::MllpServer::bind(config, store).await?;
-            let bound = server.local_addr().unwrap_or(addr);
-            println!(
-                "MLLP listener on {bound} ({known} messages already in the lake). Press Ctrl-C to stop."
-            );
-            server
-                .run(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
-            println!("MLLP listener stopped.");
+            if let Some(mllp) = mllp {
+                let addr = parse_listen_addr(&mllp)?;
+                let store = carelake_ingest::Hl7Store::open(lake, principal).await?;
+                let known = store.message_count();
+                let config = carelake_server::MllpConfig {
+                    addr,
+                    ..Default::default()
+                };
+                let server = carelake_server::MllpServer::bind(config, store).await?;
+                let bound = server.local_addr().unwrap_or(addr);
+                println!(
+                    "MLLP listener on {bound} ({known} messages already in the lake). Press Ctrl-C to stop."
+                );
+                server
+                    .run(async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    })
+                    .await?;
+                println!("MLLP listener stopped.");
+            } else {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            if let Some(scheduler) = scheduler {
+                scheduler.abort();
+                println!("Scheduler stopped.");
+            }
             Ok(())
         }
         Command::Sql {

@@ -187,3 +187,32 @@ pub(crate) async fn print_data_quality(session: &Session, summary: &RunSummary) 
     }
     Ok(())
 }
+
+/// Runs the models whose schedule falls due, and what reads them, checking every 15 seconds,
+/// until aborted. A run that fails is reported and the schedule goes on.
+pub(crate) async fn run_schedules(session: Arc<Session>, project: Arc<Project>) {
+    let mut last = chrono::Utc::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let now = chrono::Utc::now();
+        let due = project.due(last, now);
+        last = now;
+        if due.is_empty() {
+            continue;
+        }
+        tracing::info!(models = ?due, "Scheduled models due.");
+        match carelake_pipeline::run(
+            Arc::clone(&session),
+            Arc::clone(&project),
+            &RunOptions {
+                select: due.iter().map(|m| format!("{m}+")).collect(),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        {
+            Ok(summary) => print_summary(&project, &summary),
+            Err(e) => eprintln!("error: scheduled run: {e}"),
+        }
+    }
+}

@@ -262,7 +262,8 @@ impl Model {
             )));
         }
         if let Some(schedule) = &schedule
-            && schedule.split_whitespace().count() != 5
+            && (schedule.split_whitespace().count() != 5
+                || <croner::Cron as std::str::FromStr>::from_str(schedule).is_err())
         {
             return Err(model_error(format!(
                 "schedule must be a five-field cron expression, not {schedule:?}"
@@ -361,6 +362,30 @@ impl Project {
     /// The model named `name`.
     pub fn model(&self, name: &str) -> Option<&Model> {
         self.models.iter().find(|m| m.name == name)
+    }
+
+    /// Models whose schedule falls in `(after, until]`, by name.
+    pub fn due(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<String> {
+        self.models
+            .iter()
+            .filter(|m| {
+                m.schedule
+                    .as_deref()
+                    .and_then(|s| <croner::Cron as std::str::FromStr>::from_str(s).ok())
+                    .and_then(|cron| cron.find_next_occurrence(&after, false).ok())
+                    .is_some_and(|next| next <= until)
+            })
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// Whether any model has a schedule.
+    pub fn has_schedules(&self) -> bool {
+        self.models.iter().any(|m| m.schedule.is_some())
     }
 }
 
@@ -542,6 +567,17 @@ mod tests {
         assert!(e.to_string().contains("input"), "{e}");
         let m = parse("-- builtin: mpi\n-- input: curated.patient_records\n").unwrap();
         assert_eq!(m.outputs().len(), 4);
+    }
+
+    #[test]
+    fn schedules_fall_due() {
+        use chrono::TimeZone;
+        let hourly = parse("-- schedule: 0 * * * *\nSELECT 1").unwrap();
+        let project = Project::new(vec![hourly], "test".into()).unwrap();
+        let at = |h, m| chrono::Utc.with_ymd_and_hms(2026, 1, 1, h, m, 0).unwrap();
+        assert_eq!(project.due(at(9, 30), at(10, 0)), ["m"]);
+        assert!(project.due(at(10, 0), at(10, 59)).is_empty());
+        assert!(parse("-- schedule: 61 * * * *\nSELECT 1").is_err());
     }
 
     #[test]

@@ -159,3 +159,23 @@ fn project_init_writes_a_copy_that_runs() {
     let err = ws.fails(&["project", "init", &dir]);
     assert!(err.contains("not overwriting"), "{err}");
 }
+
+#[test]
+fn serve_schedules_needs_scheduled_models() {
+    let ws = Workspace::new();
+    let err = ws.fails(&["serve"]);
+    assert!(err.contains("nothing to serve"), "{err}");
+    let dir = ws.path("proj");
+    std::fs::create_dir_all(dir.join("models/curated")).unwrap();
+    std::fs::write(dir.join("models/curated/x.sql"), "SELECT 1 AS x").unwrap();
+    let dir = dir.to_string_lossy().into_owned();
+    let err = ws.fails(&["serve", "--schedules", "--project", &dir]);
+    assert!(err.contains("has a `-- schedule:`"), "{err}");
+    std::fs::write(
+        ws.path("proj/models/curated/x.sql"),
+        "-- schedule: every hour\nSELECT 1 AS x",
+    )
+    .unwrap();
+    let err = ws.fails(&["serve", "--schedules", "--project", &dir]);
+    assert!(err.contains("five-field cron"), "{err}");
+}

@@ -1,3 +1,4 @@
+-- schedule: */15 * * * *
 -- materialized: incremental
 -- unique_key: source_system, encounter_id
 -- incremental_on: raw.encounters

@@ -1,3 +1,4 @@
+-- schedule: */15 * * * *
 -- materialized: incremental
 -- unique_key: source_system, encounter_id, loinc_code, collected_at
 -- incremental_on: raw.labs

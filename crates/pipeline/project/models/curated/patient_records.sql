@@ -1,3 +1,4 @@
+-- schedule: */15 * * * *
 -- description: Every patient registration in every source system, latest version of each, with the person fields the master patient index compares.
 SELECT source, record_id, updated_at, first_name, last_name, sex, birth_date, national_id,
        street, city, state, zip, phone
