@@ -1,11 +1,11 @@
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
 use crate::catalog::create_system_table;
-use crate::util::append_batches;
+use crate::util::{append_batches, int_column, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// What happened to one file in a load.
@@ -109,30 +109,9 @@ impl LoadHistory {
         if records.is_empty() {
             return Ok(());
         }
-        let strings = |f: &dyn Fn(&LoadRecord) -> String| -> ArrayRef {
-            Arc::new(records.iter().map(|r| Some(f(r))).collect::<StringArray>())
-        };
-        let ints = |f: &dyn Fn(&LoadRecord) -> i64| -> ArrayRef {
-            Arc::new(
-                records
-                    .iter()
-                    .map(f)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .collect::<Int64Array>(),
-            )
-        };
-        let times = |f: &dyn Fn(&LoadRecord) -> DateTime<Utc>| -> ArrayRef {
-            Arc::new(
-                TimestampMicrosecondArray::from(
-                    records
-                        .iter()
-                        .map(|r| f(r).timestamp_micros())
-                        .collect::<Vec<_>>(),
-                )
-                .with_timezone("UTC"),
-            )
-        };
+        let strings = |f: &dyn Fn(&LoadRecord) -> String| text_column(records, |r| Some(f(r)));
+        let ints = |f: &dyn Fn(&LoadRecord) -> i64| int_column(records, f);
+        let times = |f: &dyn Fn(&LoadRecord) -> DateTime<Utc>| time_column(records, f);
         let batch = RecordBatch::try_new(
             Arc::clone(&HISTORY_SCHEMA),
             vec![

@@ -3,14 +3,12 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{
-    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
 use crate::catalog::create_system_table;
-use crate::util::{append_batches, read_table};
+use crate::util::{append_batches, int_column, read_table, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// One model in one pipeline run.
@@ -89,23 +87,9 @@ impl RunHistory {
             return Ok(());
         }
         create_system_table(&self.lake, "runs", &RUNS_SCHEMA, "carelake pipeline runs").await?;
-        let strings = |f: &dyn Fn(&RunRecord) -> Option<String>| -> ArrayRef {
-            Arc::new(records.iter().map(f).collect::<StringArray>())
-        };
-        let ints = |f: &dyn Fn(&RunRecord) -> i64| -> ArrayRef {
-            Arc::new(records.iter().map(|r| Some(f(r))).collect::<Int64Array>())
-        };
-        let times = |f: &dyn Fn(&RunRecord) -> DateTime<Utc>| -> ArrayRef {
-            Arc::new(
-                TimestampMicrosecondArray::from(
-                    records
-                        .iter()
-                        .map(|r| f(r).timestamp_micros())
-                        .collect::<Vec<_>>(),
-                )
-                .with_timezone("UTC"),
-            )
-        };
+        let strings = |f: &dyn Fn(&RunRecord) -> Option<String>| text_column(records, f);
+        let ints = |f: &dyn Fn(&RunRecord) -> i64| int_column(records, f);
+        let times = |f: &dyn Fn(&RunRecord) -> DateTime<Utc>| time_column(records, f);
         let batch = RecordBatch::try_new(
             Arc::clone(&RUNS_SCHEMA),
             vec![

@@ -1,4 +1,6 @@
-use arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
@@ -31,4 +33,32 @@ pub async fn append_batches(table: DeltaTable, batches: Vec<RecordBatch>) -> Res
         .write(batches)
         .with_save_mode(SaveMode::Append)
         .await?)
+}
+
+/// A text column of `records`, one value (or NULL) each.
+pub(crate) fn text_column<R>(records: &[R], f: impl Fn(&R) -> Option<String>) -> ArrayRef {
+    Arc::new(records.iter().map(f).collect::<arrow::array::StringArray>())
+}
+
+/// A 64-bit integer column of `records`.
+pub(crate) fn int_column<R>(records: &[R], f: impl Fn(&R) -> i64) -> ArrayRef {
+    Arc::new(arrow::array::Int64Array::from_iter_values(
+        records.iter().map(f),
+    ))
+}
+
+/// A UTC timestamp column (microseconds) of `records`.
+pub(crate) fn time_column<R>(
+    records: &[R],
+    f: impl Fn(&R) -> chrono::DateTime<chrono::Utc>,
+) -> ArrayRef {
+    Arc::new(
+        arrow::array::TimestampMicrosecondArray::from(
+            records
+                .iter()
+                .map(|r| f(r).timestamp_micros())
+                .collect::<Vec<_>>(),
+        )
+        .with_timezone("UTC"),
+    )
 }

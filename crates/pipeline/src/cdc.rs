@@ -9,6 +9,9 @@ use carelake_lake::TimeTravel;
 use carelake_sql::Session;
 
 use crate::error::{Error, Result};
+use crate::sql_text::{
+    assignments, columns, equal_keys, first_count as count_of, prefixed, quote, table,
+};
 
 /// How to apply a feed.
 #[derive(Debug, Clone)]
@@ -37,31 +40,11 @@ pub struct CdcSummary {
     pub created: bool,
 }
 
-fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
-}
-
-fn count_of(result: &carelake_sql::QueryResult) -> u64 {
-    result
-        .batches
-        .first()
-        .and_then(|b| {
-            arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64)
-                .ok()
-                .and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<arrow::array::Int64Array>()
-                        .map(|a| a.value(0).max(0) as u64)
-                })
-        })
-        .unwrap_or(0)
-}
-
 /// Applies the changes of load `load_id` in `spec.changes` to `spec.target`.
 pub async fn apply(session: &Session, spec: &CdcSpec, load_id: &str) -> Result<CdcSummary> {
-    let changes_sql = format!("{}.{}", spec.changes.zone, quote(&spec.changes.name));
-    let target_sql = format!("{}.{}", spec.target.zone, quote(&spec.target.name));
-    let columns: Vec<String> = session
+    let changes_sql = table(&spec.changes);
+    let target_sql = table(&spec.target);
+    let feed_columns: Vec<String> = session
         .context()
         .sql(&format!("SELECT * FROM {changes_sql} LIMIT 0"))
         .await?
@@ -74,7 +57,7 @@ pub async fn apply(session: &Session, spec: &CdcSpec, load_id: &str) -> Result<C
         .keys
         .iter()
         .chain([&spec.op_column, &spec.ts_column])
-        .filter(|c| !columns.contains(c))
+        .filter(|c| !feed_columns.contains(c))
         .collect();
     if !missing.is_empty() {
         return Err(Error::Model {
@@ -85,17 +68,12 @@ pub async fn apply(session: &Session, spec: &CdcSpec, load_id: &str) -> Result<C
     // The target keeps the data columns and the commit timestamp; the operation and the
     // load's lineage stay in the raw feed.
     let lineage = ["_source_file", "_source_line", "_load_id", "_loaded_at"];
-    let kept: Vec<&String> = columns
+    let kept: Vec<&String> = feed_columns
         .iter()
         .filter(|c| **c != spec.op_column && !lineage.contains(&c.as_str()))
         .collect();
-    let kept_list = kept.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-    let keys = spec
-        .keys
-        .iter()
-        .map(|k| quote(k))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let kept_list = columns(&kept);
+    let keys = columns(&spec.keys);
     let op = quote(&spec.op_column);
     let ts = quote(&spec.ts_column);
     let load = load_id.replace('\'', "''");
@@ -125,22 +103,9 @@ pub async fn apply(session: &Session, spec: &CdcSpec, load_id: &str) -> Result<C
             ))
             .await?;
     } else if changes > 0 {
-        let on = spec
-            .keys
-            .iter()
-            .map(|k| format!("t.{q} = s.{q}", q = quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let set = kept
-            .iter()
-            .map(|c| format!("{q} = s.{q}", q = quote(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let values = kept
-            .iter()
-            .map(|c| format!("s.{}", quote(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let on = equal_keys("t", "s", &spec.keys);
+        let set = assignments(&kept);
+        let values = prefixed("s", &kept);
         session
             .sql(&format!(
                 "MERGE INTO {target_sql} AS t USING ({latest}) AS s ON {on} \

@@ -21,6 +21,7 @@ use chrono::Utc;
 
 use crate::error::{Error, Result};
 use crate::project::{Builtin, Materialization, Model};
+use crate::sql_text::quote;
 
 struct Check {
     table: String,
@@ -47,10 +48,6 @@ fn schema() -> SchemaRef {
         Field::new("threshold_pct", DataType::Float64, true),
         Field::new("status", DataType::Utf8, false),
     ]))
-}
-
-fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
 fn ints(result: &carelake_sql::QueryResult) -> Result<Vec<i64>> {
@@ -82,7 +79,7 @@ pub(crate) async fn run(session: &Session, model: &Model, models: &[Model]) -> R
     let mut checks = Vec::new();
     let mut rows_in = 0u64;
     for table in inputs {
-        let table_sql = format!("{}.{}", table.zone, quote(&table.name));
+        let table_sql = crate::sql_text::table(table);
         let columns: Vec<(String, DataType)> = session
             .context()
             .sql(&format!("SELECT * FROM {table_sql} LIMIT 0"))

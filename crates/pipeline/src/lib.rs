@@ -19,6 +19,7 @@ mod incremental;
 mod mpi;
 mod project;
 mod runner;
+mod sql_text;
 
 pub use dag::{Dag, tables_read};
 pub use error::{Error, Result};

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::incremental;
 use crate::mpi;
 use crate::project::{Materialization, Model, Project};
+use crate::sql_text::{self, assignments, equal_keys, first_count, prefixed, quote};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -424,20 +425,6 @@ async fn count(session: &Session, table: &TableName) -> Result<u64> {
     Ok(first_count(&result))
 }
 
-/// The value of a `SELECT count(*)` result.
-fn first_count(result: &carelake_sql::QueryResult) -> u64 {
-    result
-        .batches
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<arrow::array::Int64Array>()
-                .map(|a| a.value(0).max(0) as u64)
-        })
-        .unwrap_or(0)
-}
-
 /// Builds a model's table in full from its query.
 async fn build_table(
     session: &Session,
@@ -462,10 +449,6 @@ async fn build_table(
     })
 }
 
-fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
-}
-
 /// One attempt at a model.
 async fn execute(
     session: &Session,
@@ -484,7 +467,7 @@ async fn execute(
         && unchanged_definition
         && last.is_some_and(|l| l.upstream_versions == upstream_versions);
     let target = &model.target;
-    let target_sql = format!("{}.{}", target.zone, quote(&target.name));
+    let target_sql = sql_text::table(target);
     if up_to_date {
         return Ok(Executed {
             status: ModelStatus::UpToDate,
@@ -560,7 +543,7 @@ async fn execute_incremental(
     };
     let upstream_versions = serde_json::to_string(&versions).unwrap_or_else(|_| "{}".into());
     let target = &model.target;
-    let target_sql = format!("{}.{}", target.zone, quote(&target.name));
+    let target_sql = sql_text::table(target);
     let previous: Option<i64> = last
         .filter(|l| l.definition_sha256 == model.definition_sha256)
         .and_then(|l| serde_json::from_str::<BTreeMap<String, i64>>(&l.upstream_versions).ok())
@@ -617,27 +600,10 @@ async fn execute_incremental(
             )));
         }
     }
-    let on = model
-        .unique_key
-        .iter()
-        .map(|k| format!("t.{q} = s.{q}", q = quote(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let set = columns
-        .iter()
-        .map(|c| format!("{q} = s.{q}", q = quote(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let names = columns
-        .iter()
-        .map(|c| quote(c))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let values = columns
-        .iter()
-        .map(|c| format!("s.{}", quote(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let on = equal_keys("t", "s", &model.unique_key);
+    let set = assignments(&columns);
+    let names = sql_text::columns(&columns);
+    let values = prefixed("s", &columns);
     session
         .sql(&format!(
             "MERGE INTO {target_sql} AS t USING ({source}) AS s ON {on} \
@@ -666,7 +632,7 @@ async fn execute_scd2(
     upstream_versions: String,
 ) -> Result<Executed> {
     let target = &model.target;
-    let target_sql = format!("{}.{}", target.zone, quote(&target.name));
+    let target_sql = sql_text::table(target);
     let columns: Vec<String> = session
         .context()
         .sql(&model.sql)
@@ -716,12 +682,7 @@ async fn execute_scd2(
             ))
             .await?;
     } else {
-        let on = model
-            .unique_key
-            .iter()
-            .map(|k| format!("t.{q} = s.{q}", q = quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let on = equal_keys("t", "s", &model.unique_key);
         // Close the current version of every key whose row changed.
         session
             .sql(&format!(
@@ -732,12 +693,7 @@ async fn execute_scd2(
             ))
             .await?;
         // Open a version for every key without a current one (new keys and those just closed).
-        let current = model
-            .unique_key
-            .iter()
-            .map(|k| format!("c.{q} = s.{q}", q = quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let current = equal_keys("c", "s", &model.unique_key);
         session
             .sql(&format!(
                 "INSERT INTO {target_sql} {new_version} WHERE NOT EXISTS (SELECT 1 FROM {target_sql} AS c WHERE c.is_current = true AND {current})"
