@@ -44,15 +44,8 @@ pub struct CdcSummary {
 pub async fn apply(session: &Session, spec: &CdcSpec, load_id: &str) -> Result<CdcSummary> {
     let changes_sql = table(&spec.changes);
     let target_sql = table(&spec.target);
-    let feed_columns: Vec<String> = session
-        .context()
-        .sql(&format!("SELECT * FROM {changes_sql} LIMIT 0"))
-        .await?
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let feed_columns =
+        crate::sql_text::query_columns(session, &format!("SELECT * FROM {changes_sql}")).await?;
     let missing: Vec<&String> = spec
         .keys
         .iter()

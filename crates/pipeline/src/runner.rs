@@ -584,22 +584,8 @@ async fn execute_incremental(
             upstream_versions,
         });
     }
-    let columns: Vec<String> = session
-        .context()
-        .sql(&source)
-        .await?
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    for key in &model.unique_key {
-        if !columns.contains(key) {
-            return Err(model_error(format!(
-                "unique_key column {key:?} is not in its result"
-            )));
-        }
-    }
+    let columns = sql_text::query_columns(session, &source).await?;
+    check_unique_key(model, &columns)?;
     let on = equal_keys("t", "s", &model.unique_key);
     let set = assignments(&columns);
     let names = sql_text::columns(&columns);
@@ -619,6 +605,17 @@ async fn execute_incremental(
     })
 }
 
+/// Every unique key column must be in the model's result.
+fn check_unique_key(model: &Model, columns: &[String]) -> Result<()> {
+    match model.unique_key.iter().find(|k| !columns.contains(k)) {
+        Some(key) => Err(Error::Model {
+            model: model.name.clone(),
+            reason: format!("unique_key column {key:?} is not in its result"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The timestamp type of `effective_from` and `effective_to`.
 const SCD2_TIMESTAMP: &str = "'Timestamp(Microsecond, Some(\"UTC\"))'";
 
@@ -633,23 +630,8 @@ async fn execute_scd2(
 ) -> Result<Executed> {
     let target = &model.target;
     let target_sql = sql_text::table(target);
-    let columns: Vec<String> = session
-        .context()
-        .sql(&model.sql)
-        .await?
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    for key in &model.unique_key {
-        if !columns.contains(key) {
-            return Err(Error::Model {
-                model: model.name.clone(),
-                reason: format!("unique_key column {key:?} is not in its result"),
-            });
-        }
-    }
+    let columns = sql_text::query_columns(session, &model.sql).await?;
+    check_unique_key(model, &columns)?;
     for reserved in ["effective_from", "effective_to", "is_current", "row_hash"] {
         if columns.iter().any(|c| c == reserved) {
             return Err(Error::Model {

@@ -41,6 +41,22 @@ fn join<S: AsRef<str>>(items: &[S], separator: &str, f: impl Fn(&str) -> String)
         .join(separator)
 }
 
+/// The names of the columns a query returns (planned, not run).
+pub(crate) async fn query_columns(
+    session: &carelake_sql::Session,
+    sql: &str,
+) -> crate::Result<Vec<String>> {
+    Ok(session
+        .context()
+        .sql(sql)
+        .await?
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect())
+}
+
 /// The first value of the first row as an integer (a `SELECT count(*)`), 0 when absent.
 pub(crate) fn first_count(result: &carelake_sql::QueryResult) -> u64 {
     result
