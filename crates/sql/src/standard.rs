@@ -9,7 +9,9 @@
 //! - `sex_code(text)`: male, female, other or unknown;
 //! - `ucum_code(unit)`: the UCUM code of a unit as commonly written (`lbs` → `[lb_av]`);
 //! - `ucum_convert(value, from_unit, to_unit [, analyte])`: the value in another unit, NULL
-//!   when the units do not convert (analyte, a LOINC code or name, for mg/dL ↔ mmol/L).
+//!   when the units do not convert (analyte, a LOINC code or name, for mg/dL ↔ mmol/L);
+//! - `to_utc(local_time, 'America/Chicago')`: a wall-clock time without offset, read in that
+//!   zone, as a UTC timestamp (NULL for a time the zone skips, or an unknown zone).
 
 use std::sync::Arc;
 
@@ -212,6 +214,61 @@ impl ScalarUDFImpl for UcumConvert {
     }
 }
 
+/// `to_utc(local_time, zone)`: a wall-clock time without offset, read in an IANA zone, as UTC.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToUtc {
+    signature: Signature,
+}
+
+const MICROS: DataType = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
+
+impl ScalarUDFImpl for ToUtc {
+    fn name(&self) -> &str {
+        "to_utc"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types.len() {
+            2 => Ok(vec![MICROS, DataType::Utf8]),
+            _ => exec_err!("to_utc(local_time, 'Area/City')"),
+        }
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Timestamp(
+            arrow::datatypes::TimeUnit::Microsecond,
+            Some("UTC".into()),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [times, zones] = arrays.as_slice() else {
+            return exec_err!("to_utc(local_time, 'Area/City')");
+        };
+        let times = arrow::compute::cast(times, &MICROS)?;
+        let times = times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let zones = arrow::compute::cast(zones, &DataType::Utf8)?;
+        let zones = zones.as_string::<i32>();
+        let mut out = arrow::array::TimestampMicrosecondBuilder::with_capacity(times.len())
+            .with_timezone("UTC");
+        for i in 0..times.len() {
+            let utc = (times.is_valid(i) && zones.is_valid(i))
+                .then(|| chrono::DateTime::from_timestamp_micros(times.value(i)))
+                .flatten()
+                .and_then(|local| {
+                    carelake_standard::time::to_utc(local.naive_utc(), zones.value(i)).ok()
+                });
+            out.append_option(utc.map(|t| t.timestamp_micros()));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
 /// Registers the standardisation functions.
 pub(crate) fn register(ctx: &SessionContext) {
     for function in TextFunction::ALL {
@@ -221,6 +278,9 @@ pub(crate) fn register(ctx: &SessionContext) {
         }));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(UcumConvert {
+        signature: Signature::user_defined(Volatility::Immutable),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(ToUtc {
         signature: Signature::user_defined(Volatility::Immutable),
     }));
 }

@@ -2,7 +2,7 @@
 //! ICD-10-CM and CPT/HCPCS format checks and normalisation, LOINC check digits, UCUM unit
 //! names and conversions (temperatures, weights, lengths, pressures, and mass ↔ molar
 //! concentrations for glucose, creatinine, cholesterol and urea nitrogen), phone numbers, ZIP
-//! codes and administrative sex. Every check answers why a value is invalid, so that curated
+//! codes, administrative sex, and local wall-clock times to UTC. Every check answers why a value is invalid, so that curated
 //! tables flag values with a reason instead of dropping them.
 //!
 //! ```
@@ -16,4 +16,5 @@ pub mod contact;
 pub mod cpt;
 pub mod icd10;
 pub mod loinc;
+pub mod time;
 pub mod ucum;
