@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use carelake_link::{Accuracy, CsvInput, Field, LinkConfig, LinkMode, cluster, link, read_csv};
+use carelake_link::{
+    Accuracy, CsvInput, Field, LinkConfig, LinkMode, cluster, link, pairs_within, read_csv,
+};
 use clap::Args;
 
 /// Arguments of `carelake link`.
@@ -245,14 +247,10 @@ pub(crate) fn run(args: LinkArgs) -> Result<()> {
             true_pairs.push((row[0].to_string(), row[1].to_string()));
         }
         // Pairs implied by the clusters, by id.
-        let mut predicted: Vec<(&str, &str)> = Vec::new();
-        for group in &members {
-            for (x, a) in group.iter().enumerate() {
-                for b in &group[x + 1..] {
-                    predicted.push((records.id(*a as usize), records.id(*b as usize)));
-                }
-            }
-        }
+        let predicted: Vec<(&str, &str)> = pairs_within(members.iter().map(Vec::as_slice))
+            .into_iter()
+            .map(|(a, b)| (records.id(a as usize), records.id(b as usize)))
+            .collect();
         let accuracy = Accuracy::measure(
             predicted,
             true_pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())),

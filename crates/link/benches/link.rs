@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use carelake_generate::{GeneratorConfig, generate_people};
-use carelake_link::{Accuracy, CsvInput, LinkConfig, LinkMode, cluster, link, read_csv};
+use carelake_link::{
+    Accuracy, CsvInput, LinkConfig, LinkMode, cluster, link, pairs_within, read_csv,
+};
 
 fn main() {
     let febrl = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/febrl");
@@ -117,17 +119,8 @@ fn main() {
             .or_default()
             .push(records.key(i));
     }
-    let pairs = |groups: &HashMap<&str, Vec<String>>| {
-        let mut out = Vec::new();
-        for members in groups.values() {
-            for (x, a) in members.iter().enumerate() {
-                for b in &members[x + 1..] {
-                    out.push((a.clone(), b.clone()));
-                }
-            }
-        }
-        out
-    };
+    let pairs =
+        |groups: &HashMap<&str, Vec<String>>| pairs_within(groups.values().map(Vec::as_slice));
     let (true_pairs, found_pairs) = (pairs(&people), pairs(&found));
     let accuracy = Accuracy::measure(
         found_pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())),

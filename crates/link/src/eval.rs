@@ -3,6 +3,20 @@
 use std::collections::HashSet;
 use std::fmt;
 
+/// Every pair of members within each group: the record pairs a clustering (or a truth given as
+/// groups) implies.
+pub fn pairs_within<'a, T: Clone + 'a>(groups: impl IntoIterator<Item = &'a [T]>) -> Vec<(T, T)> {
+    let mut pairs = Vec::new();
+    for members in groups {
+        for (i, a) in members.iter().enumerate() {
+            for b in &members[i + 1..] {
+                pairs.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    pairs
+}
+
 /// Pairwise accuracy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Accuracy {
@@ -79,6 +93,15 @@ impl fmt::Display for Accuracy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_of_groups() {
+        let groups = [vec![1, 2, 3], vec![4], vec![5, 6]];
+        assert_eq!(
+            pairs_within(groups.iter().map(Vec::as_slice)),
+            [(1, 2), (1, 3), (2, 3), (5, 6)]
+        );
+    }
 
     #[test]
     fn counts() {

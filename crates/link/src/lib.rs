@@ -44,7 +44,7 @@ pub use block::{BlockingRule, BlockingStats, KeyPart, LinkMode, default_rules};
 pub use cluster::{Clustering, cluster};
 pub use compare::Comparison;
 pub use error::{Error, Result};
-pub use eval::Accuracy;
+pub use eval::{Accuracy, pairs_within};
 pub use field::Field;
 pub use golden::{GoldenRecord, Survivorship, SurvivorshipRules, golden_records};
 pub use input::{CsvInput, read_csv};

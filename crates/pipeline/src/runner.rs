@@ -435,9 +435,8 @@ async fn build_table(
     let target = &model.target;
     session
         .sql(&format!(
-            "CREATE OR REPLACE TABLE {}.{} AS {}",
-            target.zone,
-            quote(&target.name),
+            "CREATE OR REPLACE TABLE {} AS {}",
+            sql_text::table(target),
             model.sql
         ))
         .await?;

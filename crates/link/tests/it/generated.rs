@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use carelake_generate::{GeneratorConfig, generate_people};
 use carelake_link::{
     Accuracy, CsvInput, LinkConfig, RecordSet, SurvivorshipRules, cluster, golden_records, link,
-    read_csv,
+    pairs_within, read_csv,
 };
 
 fn patients(dir: &std::path::Path) -> RecordSet {
@@ -23,15 +23,7 @@ fn patients(dir: &std::path::Path) -> RecordSet {
 
 /// All pairs of records in the same group.
 fn pairs_of_groups(groups: HashMap<&str, Vec<String>>) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    for members in groups.values() {
-        for (i, a) in members.iter().enumerate() {
-            for b in &members[i + 1..] {
-                pairs.push((a.clone(), b.clone()));
-            }
-        }
-    }
-    pairs
+    pairs_within(groups.values().map(Vec::as_slice))
 }
 
 #[test]
