@@ -296,6 +296,27 @@ fn record_of(
     }
 }
 
+/// An engine error with its quoted literals blanked: a failed cast quotes the value it could not
+/// read, and a value in a patient table may be a name. The error goes to logs, the terminal and
+/// `system.runs`.
+pub(crate) fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '\'' {
+            if quoted {
+                out.push_str("…'");
+            } else {
+                out.push('\'');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Errors no retry can cure: the model's SQL does not plan against the tables it reads.
 fn is_permanent(error: &Error) -> bool {
     let text = error.to_string();
@@ -338,7 +359,7 @@ async fn run_model(
             Ok(executed) => break Ok(executed),
             Err(e) if attempts > model.retries || is_permanent(&e) => break Err(e),
             Err(e) => {
-                tracing::warn!(model = %model.name, attempt = attempts, error = %e, "Model failed; retrying.");
+                tracing::warn!(model = %model.name, attempt = attempts, error = %redact(&e.to_string()), "Model failed; retrying.");
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
             }
@@ -346,7 +367,13 @@ async fn run_model(
     };
     let (status, rows_in, rows_out, error, upstream) = match result {
         Ok(e) => (e.status, e.rows_in, e.rows_out, None, e.upstream_versions),
-        Err(e) => (ModelStatus::Failed, 0, 0, Some(e.to_string()), "{}".into()),
+        Err(e) => (
+            ModelStatus::Failed,
+            0,
+            0,
+            Some(redact(&e.to_string())),
+            "{}".into(),
+        ),
     };
     let outcome = ModelOutcome {
         model: model.name.clone(),
@@ -687,4 +714,21 @@ async fn execute_scd2(
         rows_out: count(session, target).await?,
         upstream_versions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn quoted_values_are_blanked() {
+        assert_eq!(
+            redact("Cast error: Cannot cast string 'Smith, John' to value of Int64 type"),
+            "Cast error: Cannot cast string '…' to value of Int64 type"
+        );
+        assert_eq!(
+            redact("No field named no_such_column."),
+            "No field named no_such_column."
+        );
+    }
 }
