@@ -296,9 +296,20 @@ pub(crate) async fn run(
         anyhow::bail!("the pipeline did not complete: see the failed models above");
     }
     let persons = session
-        .sql("SELECT count(*) AS persons, sum(CASE WHEN source_count > 1 THEN 1 ELSE 0 END) AS in_both FROM curated.person")
+        .sql(
+            "SELECT count(*) AS persons, \
+                    sum(CASE WHEN ehr_systems > 1 THEN 1 ELSE 0 END) AS in_both_ehrs, \
+                    sum(payer_records) AS with_claims_records \
+             FROM (SELECT person_key, \
+                          count(DISTINCT CASE WHEN source IN ('MERIDIAN', 'CASCADE') THEN source END) AS ehr_systems, \
+                          max(CASE WHEN source LIKE 'PAY-%' THEN 1 ELSE 0 END) AS payer_records \
+                   FROM curated.person_xref GROUP BY person_key) AS p",
+        )
         .await?;
-    println!("   Patient index (curated.person): persons, and persons known to both EHR systems:");
+    println!(
+        "   Patient index (curated.person): persons, persons known to both EHR systems, and persons\n   \
+         whose claims (X12 837 patients, by payer member id) were linked to them:"
+    );
     print_result(&persons, OutputFormat::Table, None)?;
     println!("\n5. Hospital KPIs (from analytics.fact_encounter)");
     for (title, sql) in KPI_QUERIES {

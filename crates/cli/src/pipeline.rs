@@ -87,6 +87,7 @@ pub(crate) fn print_summary(project: &Project, summary: &RunSummary) {
             ModelStatus::UpToDate => "up to date",
             ModelStatus::Failed => "FAILED",
             ModelStatus::Skipped => "skipped",
+            ModelStatus::NoInput => "no input",
         };
         let rows = match o.status {
             ModelStatus::Success => format!("{} in, {} rows", o.rows_in, o.rows_out),

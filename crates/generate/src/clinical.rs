@@ -449,7 +449,7 @@ impl ClinicalWriters {
         // PV1-2 class, -3 location, -7 attending, -19 visit number, -36 disposition,
         // -44 admit time, -45 discharge time.
         format!(
-            "PV1|1|{class}|{}^^^{}||||{}^ATTENDING^PROVIDER^^^^^^NPI|||||||||||{}|||||||||||||||||{}||||||||{}|{discharge}",
+            "PV1|1|{class}|{}^^^{}||||{}^ATTENDING^PROVIDER^^^^^^NPI||||||||||||{}|||||||||||||||||{}||||||||{}|{discharge}",
             encounter.facility_id,
             hl7_text(encounter.facility_name),
             encounter.attending_npi,
@@ -468,7 +468,7 @@ impl ClinicalWriters {
         self.resource(json!({
             "resourceType": "Patient",
             "id": person.mrn,
-            "meta": {"versionId": version.to_string(), "lastUpdated": fhir_time(person.updated)},
+            "meta": {"versionId": version.to_string(), "lastUpdated": fhir_time(person.updated), "source": person.system},
             "identifier": [{
                 "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
                 "system": "urn:carelake:cascade:mrn",
@@ -590,7 +590,7 @@ impl ClinicalWriters {
         let mut resource = json!({
             "resourceType": "Encounter",
             "id": encounter.encounter_id,
-            "meta": {"versionId": "1", "lastUpdated": fhir_time(encounter.discharge)},
+            "meta": {"versionId": "1", "lastUpdated": fhir_time(encounter.discharge), "source": person.system},
             "status": "finished",
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class, "display": display},
             "subject": subject,
@@ -614,7 +614,7 @@ impl ClinicalWriters {
             self.resource(json!({
                 "resourceType": "Condition",
                 "id": format!("{}-dx{}", encounter.encounter_id, i + 1),
-                "meta": {"versionId": "1", "lastUpdated": fhir_time(encounter.discharge)},
+                "meta": {"versionId": "1", "lastUpdated": fhir_time(encounter.discharge), "source": person.system},
                 "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "encounter-diagnosis"}]}],
                 "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code, "display": description}]},
@@ -627,7 +627,7 @@ impl ClinicalWriters {
             self.resource(json!({
                 "resourceType": "Observation",
                 "id": format!("{}-lab{}", encounter.encounter_id, i + 1),
-                "meta": {"versionId": "1", "lastUpdated": fhir_time(lab.collected)},
+                "meta": {"versionId": "1", "lastUpdated": fhir_time(lab.collected), "source": person.system},
                 "status": "final",
                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
                 "code": {"coding": [{"system": "http://loinc.org", "code": lab.loinc, "display": lab.name}], "text": lab.name},

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder,
-    RecordBatch, StringBuilder,
+    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::{Principal, TableName, Zone};
 use carelake_fhir::ViewDefinition;
 use carelake_lake::{CatalogEvent, Lake, TimeTravel};
@@ -362,8 +362,16 @@ impl VersionKey {
     }
 }
 
+/// The newest version of a resource, with the load that brought it.
+struct Current {
+    resource: Value,
+    load_id: Option<String>,
+    /// Microseconds since the epoch.
+    loaded_at: Option<i64>,
+}
+
 /// The newest version of each resource of a type, deletions left out.
-async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Vec<Value>>> {
+async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Vec<Current>>> {
     let name = TableName::new(Zone::Raw, raw_table_of(resource_type))?;
     let Some(table) = lake
         .load_delta(&lake.table_url(&name)?, TimeTravel::Latest)
@@ -383,11 +391,13 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
             "resource",
             "_loaded_at",
             "_source_line",
+            "_load_id",
         ])?
         .collect()
         .await?;
-    // id → (version key, resource JSON or None when deleted)
-    let mut newest: HashMap<String, (VersionKey, Option<String>)> = HashMap::new();
+    // id → (version key, resource JSON or None when deleted, load id, loaded at)
+    type Newest = (VersionKey, Option<String>, Option<String>, Option<i64>);
+    let mut newest: HashMap<String, Newest> = HashMap::new();
     for batch in &batches {
         let utf8 = |i: usize| arrow::compute::cast(batch.column(i), &DataType::Utf8);
         let (id, version, resource) = (utf8(0)?, utf8(1)?, utf8(4)?);
@@ -404,6 +414,8 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
         let line = batch
             .column(6)
             .as_primitive::<arrow::datatypes::Int64Type>();
+        let load_id = utf8(7)?;
+        let load_id = load_id.as_string::<i32>();
         for row in 0..batch.num_rows() {
             if id.is_null(row) {
                 continue;
@@ -430,9 +442,11 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
             let json =
                 (!is_deleted && !resource.is_null(row)).then(|| resource.value(row).to_string());
             match newest.get(id.value(row)) {
-                Some((existing, _)) if !key.newer_than(existing) => {}
+                Some((existing, ..)) if !key.newer_than(existing) => {}
                 _ => {
-                    newest.insert(id.value(row).to_string(), (key, json));
+                    let load = (!load_id.is_null(row)).then(|| load_id.value(row).to_string());
+                    let at = (!loaded.is_null(row)).then(|| loaded.value(row));
+                    newest.insert(id.value(row).to_string(), (key, json, load, at));
                 }
             }
         }
@@ -440,11 +454,15 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
     let mut ids: Vec<_> = newest.into_iter().collect();
     ids.sort_by(|a, b| a.0.cmp(&b.0));
     let mut resources = Vec::with_capacity(ids.len());
-    for (_, (_, json)) in ids {
+    for (_, (_, json, load_id, loaded_at)) in ids {
         if let Some(json) = json
-            && let Ok(value) = serde_json::from_str::<Value>(&json)
+            && let Ok(resource) = serde_json::from_str::<Value>(&json)
         {
-            resources.push(value);
+            resources.push(Current {
+                resource,
+                load_id,
+                loaded_at,
+            });
         }
     }
     Ok(Some(resources))
@@ -538,17 +556,29 @@ pub async fn materialize(lake: &Lake, principal: &Principal, view: &ViewDefiniti
             fields.push(Field::new(&c.name, data_type, true));
         }
     }
+    // Lineage of each row: the load that brought its resource's version, so that pipeline
+    // models can read the view incrementally.
+    fields.push(Field::new("_load_id", DataType::Utf8, true));
+    fields.push(Field::new(
+        "_loaded_at",
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        true,
+    ));
+    let mut load_ids = StringBuilder::new();
+    let mut loaded_at = TimestampMicrosecondBuilder::new().with_timezone("UTC");
     let schema = Arc::new(Schema::new(fields));
     let mut rows = 0u64;
     let mut failures = 0u64;
     let mut first_failure = None;
-    for resource in &resources {
-        match view.evaluate(resource) {
+    for current in &resources {
+        match view.evaluate(&current.resource) {
             Ok(out) => {
                 for row in out {
                     for (builder, value) in builders.iter_mut().zip(row.iter()) {
                         builder.push(value);
                     }
+                    load_ids.append_option(current.load_id.as_deref());
+                    loaded_at.append_option(current.loaded_at);
                     rows += 1;
                 }
             }
@@ -561,7 +591,9 @@ pub async fn materialize(lake: &Lake, principal: &Principal, view: &ViewDefiniti
     if let Some(reason) = first_failure {
         tracing::warn!(view = view.name(), resources = failures, %reason, "A view could not flatten some resources; they are left out of it.");
     }
-    let arrays: Vec<ArrayRef> = builders.iter_mut().map(ViewColumn::finish).collect();
+    let mut arrays: Vec<ArrayRef> = builders.iter_mut().map(ViewColumn::finish).collect();
+    arrays.push(Arc::new(load_ids.finish()));
+    arrays.push(Arc::new(loaded_at.finish()));
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
     let name = view_table(view)?;
     let url = lake.table_url(&name)?;

@@ -68,13 +68,16 @@ impl Dag {
                     reason: format!("cannot read its SQL: {reason}"),
                 })?,
             };
-            if let Some(on) = &model.incremental_on
-                && !read.contains(on)
-            {
-                return Err(Error::Model {
-                    model: model.name.clone(),
-                    reason: format!("incremental_on names {on}, which the SQL does not read"),
-                });
+            for (setting, tables) in [
+                ("incremental_on", &model.incremental_on),
+                ("optional", &model.optional),
+            ] {
+                if let Some(t) = tables.iter().find(|t| !read.contains(t)) {
+                    return Err(Error::Model {
+                        model: model.name.clone(),
+                        reason: format!("{setting} names {t}, which the SQL does not read"),
+                    });
+                }
             }
             let mut ups: Vec<usize> = read
                 .iter()

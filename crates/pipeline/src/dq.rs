@@ -1,7 +1,7 @@
 //! Data quality as a built-in model, in the spirit of OHDSI's Data Quality Dashboard: each run
 //! checks the input tables and appends one row per check to `<zone>.dq_results`.
 //!
-//! - completeness: NULLs per column; key columns (the models' unique keys, `*_id`, `*_key`)
+//! - completeness: NULLs per column; key columns (the models' unique keys, `*_key`)
 //!   must have none, other columns are reported with no threshold;
 //! - validity: rows with a reason in a `*_invalid_reason` column (5% threshold);
 //! - uniqueness: rows sharing a model's unique key (the current versions of an scd2 model);
@@ -79,6 +79,10 @@ pub(crate) async fn run(session: &Session, model: &Model, models: &[Model]) -> R
     let mut checks = Vec::new();
     let mut rows_in = 0u64;
     for table in inputs {
+        // An input from an optional feed that was never loaded has nothing to check.
+        if !crate::runner::table_exists(session, table).await? {
+            continue;
+        }
         let table_sql = crate::sql_text::table(table);
         let columns: Vec<(String, DataType)> = session
             .context()
@@ -112,7 +116,7 @@ pub(crate) async fn run(session: &Session, model: &Model, models: &[Model]) -> R
         rows_in += rows.max(0) as u64;
         for (i, (name, _)) in columns.iter().enumerate() {
             let non_null = counts.get(i + 1).copied().unwrap_or(0);
-            let is_key = keys.contains(name) || name.ends_with("_id") || name.ends_with("_key");
+            let is_key = keys.contains(name) || name.ends_with("_key");
             if name.ends_with("_invalid_reason") || name == "implausible_reason" {
                 let validity = name.ends_with("_invalid_reason");
                 checks.push(Check {

@@ -6,7 +6,9 @@
 //! ```sql
 //! -- materialized: incremental        (table | view | incremental | scd2; default table)
 //! -- unique_key: encounter_id         (incremental: the merge key, comma-separated columns)
-//! -- incremental_on: raw.encounters   (incremental: the table whose new loads drive the merge)
+//! -- incremental_on: raw.encounters   (incremental: the tables whose new loads drive the merge)
+//! -- optional: raw.hl7_events         (tables that may not exist: the UNION ALL branches
+//!                                      reading them are left out until they do)
 //! -- retries: 2                       (attempts after the first, with exponential backoff)
 //! -- schedule: 0 */6 * * *            (cron, for `carelake serve`)
 //! -- description: One row per encounter.
@@ -70,6 +72,16 @@ pub enum Builtin {
     },
 }
 
+/// A comma-separated list of tables.
+fn table_list(value: &str) -> std::result::Result<Vec<TableName>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<TableName>().map_err(|e| e.to_string()))
+        .collect()
+}
+
 /// One model.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -84,7 +96,10 @@ pub struct Model {
     /// Merge key of an incremental model.
     pub unique_key: Vec<String>,
     /// The table whose new loads drive an incremental model.
-    pub incremental_on: Option<TableName>,
+    pub incremental_on: Vec<TableName>,
+    /// Tables that may not exist yet (a feed not loaded): the `UNION ALL` branches reading
+    /// them are left out of the query until they do.
+    pub optional: Vec<TableName>,
     /// Attempts after the first.
     pub retries: u32,
     /// Cron schedule for `carelake serve`.
@@ -132,7 +147,8 @@ impl Model {
         let target = TableName::new(zone, name).map_err(|e| model_error(e.to_string()))?;
         let mut materialization = None;
         let mut unique_key = Vec::new();
-        let mut incremental_on = None;
+        let mut incremental_on = Vec::new();
+        let mut optional = Vec::new();
         let mut retries = 2;
         let mut schedule = None;
         let mut description = None;
@@ -175,12 +191,9 @@ impl Model {
                                         .collect()
                                 }
                                 "incremental_on" => {
-                                    incremental_on = Some(
-                                        value
-                                            .parse::<TableName>()
-                                            .map_err(|e| model_error(e.to_string()))?,
-                                    )
+                                    incremental_on = table_list(value).map_err(model_error)?
                                 }
+                                "optional" => optional = table_list(value).map_err(model_error)?,
                                 "retries" => {
                                     retries = value.parse().map_err(|_| {
                                         model_error(format!(
@@ -191,20 +204,10 @@ impl Model {
                                 "schedule" => schedule = Some(value.to_string()),
                                 "description" => description = Some(value.to_string()),
                                 "builtin" => builtin_name = Some(value.to_string()),
-                                "input" => {
-                                    for table in
-                                        value.split(',').map(str::trim).filter(|t| !t.is_empty())
-                                    {
-                                        input.push(
-                                            table
-                                                .parse::<TableName>()
-                                                .map_err(|e| model_error(e.to_string()))?,
-                                        );
-                                    }
-                                }
+                                "input" => input.extend(table_list(value).map_err(model_error)?),
                                 other => {
                                     return Err(model_error(format!(
-                                        "unknown setting {other:?} (known: materialized, unique_key, incremental_on, retries, schedule, description, builtin, input)"
+                                        "unknown setting {other:?} (known: materialized, unique_key, incremental_on, optional, retries, schedule, description, builtin, input)"
                                     )));
                                 }
                             }
@@ -277,6 +280,7 @@ impl Model {
             sql,
             unique_key,
             incremental_on,
+            optional,
             retries,
             schedule,
             description,
@@ -413,6 +417,10 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         include_str!("../project/models/curated/labs.sql"),
     ),
     (
+        "curated/vitals.sql",
+        include_str!("../project/models/curated/vitals.sql"),
+    ),
+    (
         "analytics/dim_patient.sql",
         include_str!("../project/models/analytics/dim_patient.sql"),
     ),
@@ -547,7 +555,7 @@ mod tests {
         .unwrap();
         assert_eq!(m.materialization, Materialization::Incremental);
         assert_eq!(m.unique_key, ["a", "b"]);
-        assert_eq!(m.incremental_on.unwrap().to_string(), "raw.e");
+        assert_eq!(m.incremental_on[0].to_string(), "raw.e");
         assert_eq!(m.sql, "SELECT 1 AS a, 2 AS b");
         assert_eq!(m.target.to_string(), "analytics.m");
     }

@@ -55,6 +55,8 @@ pub enum ModelStatus {
     Failed,
     /// A model it reads failed in this run.
     Skipped,
+    /// A table it cannot do without is optional and does not exist yet: nothing was run.
+    NoInput,
 }
 
 impl ModelStatus {
@@ -65,6 +67,7 @@ impl ModelStatus {
             ModelStatus::UpToDate => "up_to_date",
             ModelStatus::Failed => "failed",
             ModelStatus::Skipped => "skipped",
+            ModelStatus::NoInput => "no_input",
         }
     }
 }
@@ -106,9 +109,12 @@ pub struct RunSummary {
 impl RunSummary {
     /// Whether every selected model succeeded or was up to date.
     pub fn ok(&self) -> bool {
-        self.outcomes
-            .iter()
-            .all(|o| matches!(o.status, ModelStatus::Success | ModelStatus::UpToDate))
+        self.outcomes.iter().all(|o| {
+            matches!(
+                o.status,
+                ModelStatus::Success | ModelStatus::UpToDate | ModelStatus::NoInput
+            )
+        })
     }
 }
 
@@ -176,6 +182,7 @@ pub async fn run(
                     State::NotSelected
                         | State::Done(ModelStatus::Success)
                         | State::Done(ModelStatus::UpToDate)
+                        | State::Done(ModelStatus::NoInput)
                 )
             });
             if !ready {
@@ -419,6 +426,21 @@ async fn input_versions(
     Ok((versions, rows))
 }
 
+/// Whether a table or view exists.
+pub(crate) async fn table_exists(session: &Session, table: &TableName) -> Result<bool> {
+    if let Some(entry) = session.lake().catalog().get(table).await?
+        && entry.kind == EntryKind::View
+    {
+        return Ok(true);
+    }
+    let url = session.lake().table_url(table)?;
+    Ok(session
+        .lake()
+        .load_delta(&url, TimeTravel::Latest)
+        .await?
+        .is_some())
+}
+
 /// Whether every table or view the model writes exists.
 async fn outputs_exist(session: &Session, model: &Model) -> Result<bool> {
     let catalog = session.lake().catalog();
@@ -484,6 +506,36 @@ async fn execute(
     last: Option<&RunRecord>,
     options: &RunOptions,
 ) -> Result<Executed> {
+    let mut missing = Vec::new();
+    for table in &model.optional {
+        if !table_exists(session, table).await? {
+            missing.push(table.clone());
+        }
+    }
+    let pruned;
+    let model = if missing.is_empty() || model.builtin.is_some() {
+        model
+    } else {
+        let sql =
+            incremental::without_missing(&model.sql, &missing).map_err(|reason| Error::Model {
+                model: model.name.clone(),
+                reason,
+            })?;
+        let Some(sql) = sql else {
+            tracing::info!(model = %model.name, missing = ?missing.iter().map(ToString::to_string).collect::<Vec<_>>(), "An optional input does not exist yet; the model is not run.");
+            return Ok(Executed {
+                status: ModelStatus::NoInput,
+                rows_in: 0,
+                rows_out: 0,
+                upstream_versions: last
+                    .map_or_else(|| "{}".into(), |l| l.upstream_versions.clone()),
+            });
+        };
+        let mut m = model.clone();
+        m.sql = sql;
+        pruned = m;
+        &pruned
+    };
     let (versions, rows_in) = input_versions(session, inputs).await?;
     let upstream_versions = serde_json::to_string(&versions).unwrap_or_else(|_| "{}".into());
     let unchanged_definition = last.is_some_and(|l| l.definition_sha256 == model.definition_sha256);
@@ -557,31 +609,44 @@ async fn execute_incremental(
         model: model.name.clone(),
         reason,
     };
-    let driving = match (&model.incremental_on, inputs) {
-        (Some(on), _) => on.clone(),
-        (None, [only]) => only.clone(),
-        (None, _) => {
+    let driving: Vec<TableName> = match (model.incremental_on.as_slice(), inputs) {
+        ([], [only]) => vec![only.clone()],
+        ([], _) => {
             return Err(model_error(
-                "it reads several tables: name the one whose loads drive it with `-- incremental_on: zone.table`"
+                "it reads several tables: name those whose loads drive it with `-- incremental_on: zone.table, …`"
                     .into(),
             ));
         }
+        // Optional tables that do not exist are not read (their branches are left out).
+        (on, _) => on
+            .iter()
+            .filter(|t| versions.contains_key(&t.to_string()))
+            .cloned()
+            .collect(),
     };
     let upstream_versions = serde_json::to_string(&versions).unwrap_or_else(|_| "{}".into());
     let target = &model.target;
     let target_sql = sql_text::table(target);
-    let previous: Option<i64> = last
+    let previous: Option<BTreeMap<String, i64>> = last
         .filter(|l| l.definition_sha256 == model.definition_sha256)
         .and_then(|l| serde_json::from_str::<BTreeMap<String, i64>>(&l.upstream_versions).ok())
-        .and_then(|v| v.get(&driving.to_string()).copied());
-    let full = |reason: &str| {
-        tracing::info!(model = %model.name, reason, "Building an incremental model in full.");
-    };
-    let Some(previous) = previous.filter(|_| exists && !options.full_refresh) else {
-        full("first run, changed definition or full refresh");
+        .filter(|_| exists && !options.full_refresh);
+    let Some(previous) =
+        previous.filter(|p| driving.iter().any(|d| p.contains_key(&d.to_string())))
+    else {
+        tracing::info!(model = %model.name, "Building an incremental model in full (first run, changed definition or full refresh).");
         return build_table(session, model, rows_in, upstream_versions).await;
     };
-    if versions.get(&driving.to_string()) == Some(&previous) {
+    // Each driving table read last time is cut to its newer loads; one that appeared since
+    // is read whole.
+    let watermarks: Vec<(TableName, i64)> = driving
+        .iter()
+        .filter_map(|d| previous.get(&d.to_string()).map(|v| (d.clone(), *v)))
+        .collect();
+    let changed = driving
+        .iter()
+        .any(|d| previous.get(&d.to_string()) != versions.get(&d.to_string()));
+    if !changed {
         return Ok(Executed {
             status: ModelStatus::UpToDate,
             rows_in: 0,
@@ -589,16 +654,16 @@ async fn execute_incremental(
             upstream_versions,
         });
     }
-    let source = incremental::rewrite(&model.sql, &driving, previous).map_err(model_error)?;
+    let source = incremental::rewrite(&model.sql, &watermarks).map_err(model_error)?;
     let new_rows = session
         .sql(&format!("SELECT count(*) FROM ({source}) AS new_rows"))
         .await;
     let new_rows = match new_rows {
         Ok(result) => first_count(&result),
         Err(e) => {
-            // The version read last time is gone (vacuumed): rebuild in full; merging by
+            // A version read last time is gone (vacuumed): rebuild in full; merging by
             // the unique key makes this the same result.
-            tracing::warn!(model = %model.name, error = %e, "Watermark unreadable; rebuilding in full.");
+            tracing::warn!(model = %model.name, error = %redact(&e.to_string()), "Watermark unreadable; rebuilding in full.");
             return build_table(session, model, rows_in, upstream_versions).await;
         }
     };

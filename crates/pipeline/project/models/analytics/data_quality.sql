@@ -1,3 +1,3 @@
 -- builtin: dq
--- input: curated.encounters, curated.diagnoses, curated.labs, curated.person, analytics.fact_encounter, analytics.fact_observation, analytics.fact_claim, analytics.fact_claim_line, analytics.dim_patient
+-- input: curated.encounters, curated.diagnoses, curated.labs, curated.vitals, curated.person, analytics.fact_encounter, analytics.fact_observation, analytics.fact_claim, analytics.fact_claim_line, analytics.dim_patient
 -- description: Data quality checks on every run (completeness, validity, uniqueness, plausibility), appended to analytics.dq_results.
