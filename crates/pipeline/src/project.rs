@@ -5,7 +5,8 @@
 //!
 //! ```sql
 //! -- materialized: incremental        (table | view | incremental | scd2; default table)
-//! -- unique_key: encounter_id         (incremental: the merge key, comma-separated columns)
+//! -- unique_key: encounter_id         (the merge key of incremental and scd2 models; checked
+//!                                      for uniqueness and completeness by the dq model)
 //! -- incremental_on: raw.encounters   (incremental: the tables whose new loads drive the merge)
 //! -- optional: raw.hl7_events         (tables that may not exist: the UNION ALL branches
 //!                                      reading them are left out until they do)

@@ -299,7 +299,7 @@ async fn data_quality_checks_are_recorded_with_pass_or_fail() {
         &[
             (
                 "curated/enc.sql",
-                "SELECT encounter_id, mrn, status, CASE WHEN charge > 5 THEN 'charge above 5' END AS charge_invalid_reason FROM raw.encounters",
+                "-- unique_key: encounter_id\nSELECT encounter_id, mrn, status, CASE WHEN charge > 5 THEN 'charge above 5' END AS charge_invalid_reason FROM raw.encounters",
             ),
             ("analytics/dq.sql", "-- builtin: dq\n-- input: curated.enc\n"),
         ],
@@ -314,6 +314,7 @@ async fn data_quality_checks_are_recorded_with_pass_or_fail() {
         [
             "charge|validity|1|fail",
             "encounter_id|completeness|1|fail",
+            "encounter_id|uniqueness|0|pass",
             "mrn|completeness|1|pass",
             "status|completeness|0|pass"
         ]
