@@ -268,6 +268,7 @@ pub(crate) async fn run(
     );
     let lake = Lake::init(lake_location).await?;
     println!("2. Lake ready at {}", lake.display_location());
+    crate::users::ensure_first_user(&lake).await?;
     println!("3. Loading into the raw zone (Delta tables, exactly once per file):");
     let (rows, bytes, secs) = load_generated(&lake, data, &principal, false).await?;
     if rows > 0 {

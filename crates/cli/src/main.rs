@@ -7,6 +7,7 @@ mod fhir;
 mod link;
 mod output;
 mod pipeline;
+mod users;
 mod progress;
 mod repl;
 
@@ -138,6 +139,11 @@ enum Command {
     /// deduplicated, two are linked to each other. Writes pairs.csv (scored pairs to link or
     /// review), clusters.csv (a person key per record) and model.csv (m, u and weights).
     Link(link::LinkArgs),
+    /// Manage the lake's users (who may sign in to `carelake serve`).
+    User {
+        #[command(subcommand)]
+        which: users::UserCommand,
+    },
     /// Run the curation pipeline: SQL models (and the master patient index) in dependency
     /// order, incremental where they can be; every model recorded in system.runs.
     Run(pipeline::RunArgs),
@@ -208,6 +214,7 @@ async fn run(cli: Cli) -> Result<()> {
                 "Lake ready at {} (zones raw, curated, analytics).",
                 lake.display_location()
             );
+            users::ensure_first_user(&lake).await?;
             Ok(())
         }
         Command::Load {
@@ -256,6 +263,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => pipeline::run(&cli.lake, principal, args).await,
         Command::Project { which } => pipeline::project(which),
         Command::Link(args) => tokio::task::spawn_blocking(move || link::run(args)).await?,
+        Command::User { which } => users::run(&cli.lake, principal, which).await,
         Command::Serve {
             mllp,
             schedules,

@@ -11,7 +11,9 @@
 mod error;
 mod name;
 mod principal;
+mod redact;
 
 pub use error::{Error, Result};
 pub use name::{TableName, Zone, normalize_identifier};
 pub use principal::Principal;
+pub use redact::redact_literals;

@@ -31,6 +31,9 @@ pub enum Error {
     /// A name was invalid.
     #[error(transparent)]
     Name(#[from] carelake_common::Error),
+    /// A user could not be created, changed or read.
+    #[error("{0}")]
+    Users(String),
     /// Local file system access failed.
     #[error("{context}: {source}")]
     Io {

@@ -116,7 +116,12 @@ impl Lake {
         LoadHistory::new(self.clone())
     }
 
-    /// The record of every pipeline run.
+    /// The lake's users and their password hashes.
+    pub fn users(&self) -> crate::UserStore {
+        crate::UserStore::new(self.clone())
+    }
+
+    /// The pipeline run history (`system.runs`).
     pub fn run_history(&self) -> RunHistory {
         RunHistory::new(self.clone())
     }

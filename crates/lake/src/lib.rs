@@ -16,6 +16,7 @@ mod error;
 mod history;
 mod lake;
 mod runs;
+mod users;
 mod util;
 
 pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
@@ -23,4 +24,8 @@ pub use error::{Error, Result};
 pub use history::{LoadHistory, LoadRecord, LoadStatus};
 pub use lake::{Lake, TimeTravel};
 pub use runs::{RunHistory, RunRecord};
+pub use users::{
+    ADMIN_ROLE, FIRST_USER, MIN_PASSWORD_LEN, User, UserStore, generate_password, hash_password,
+    verify_password,
+};
 pub use util::{append_batches, read_table, row_count};

@@ -303,25 +303,10 @@ fn record_of(
     }
 }
 
-/// An engine error with its quoted literals blanked: a failed cast quotes the value it could not
-/// read, and a value in a patient table may be a name. The error goes to logs, the terminal and
-/// `system.runs`.
+/// An engine error with its quoted literals blanked (it goes to logs, the terminal and
+/// `system.runs`).
 pub(crate) fn redact(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
-    for c in message.chars() {
-        if c == '\'' {
-            if quoted {
-                out.push_str("…'");
-            } else {
-                out.push('\'');
-            }
-            quoted = !quoted;
-        } else if !quoted {
-            out.push(c);
-        }
-    }
-    out
+    carelake_common::redact_literals(message)
 }
 
 /// Errors no retry can cure: the model's SQL does not plan against the tables it reads.

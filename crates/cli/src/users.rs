@@ -1,0 +1,113 @@
+//! `carelake user`: the lake's users, and the first one made at `init` and `demo`.
+
+use anyhow::{Context, Result};
+use carelake_common::Principal;
+use carelake_lake::{ADMIN_ROLE, FIRST_USER, Lake};
+use clap::Subcommand;
+
+/// The environment variable holding a password (the first user's at `init`, or the one
+/// `user add` and `user password` set), so that it never appears in a command line.
+pub(crate) const PASSWORD_ENV: &str = "CARELAKE_PASSWORD";
+
+/// `carelake user …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// List the users, their roles and whether they are disabled.
+    List,
+    /// Add a user; the password comes from CARELAKE_PASSWORD or is generated and shown once.
+    Add {
+        /// Login name: lower-case letters, digits, '_', '-' and '.'.
+        name: String,
+        /// Roles, comma-separated (admin may do everything).
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+    },
+    /// Set a user's password from CARELAKE_PASSWORD, or generate one and show it once.
+    Password {
+        /// Login name.
+        name: String,
+    },
+    /// Stop a user from signing in.
+    Disable {
+        /// Login name.
+        name: String,
+    },
+    /// Let a disabled user sign in again.
+    Enable {
+        /// Login name.
+        name: String,
+    },
+}
+
+/// The password from the environment, or a generated one (and whether it was generated).
+fn password_from_env() -> (String, bool) {
+    match std::env::var(PASSWORD_ENV) {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (carelake_lake::generate_password(), true),
+    }
+}
+
+/// Makes the lake's first user when it has none, showing a generated password once.
+pub(crate) async fn ensure_first_user(lake: &Lake) -> Result<()> {
+    let given = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty());
+    match lake
+        .users()
+        .ensure_first_user(given.as_deref())
+        .await
+        .context("creating the first user")?
+    {
+        Some(generated) => println!(
+            "   User {FIRST_USER} (admin) created. Its password, shown only this once:\n\n       {generated}\n\n   (set {PASSWORD_ENV} before `carelake init` to choose it; change it with `carelake user password {FIRST_USER}`)"
+        ),
+        None if given.is_some() => {
+            if lake.users().get(FIRST_USER).await?.is_some() {
+                println!("   User {FIRST_USER} is ready (its password from {PASSWORD_ENV}).");
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(lake_location: &str, principal: Principal, which: UserCommand) -> Result<()> {
+    let lake = Lake::open(lake_location).await?;
+    let users = lake.users();
+    match which {
+        UserCommand::List => {
+            for user in users.list().await? {
+                println!(
+                    "{:<24} {:<24} {}",
+                    user.name,
+                    user.roles.join(","),
+                    if user.disabled { "disabled" } else { "active" }
+                );
+            }
+        }
+        UserCommand::Add { name, roles } => {
+            let (password, generated) = password_from_env();
+            let roles: Vec<String> = roles.into_iter().filter(|r| !r.is_empty()).collect();
+            users.create(&name, &password, &roles, &principal).await?;
+            println!("User {name} added{}.", if roles.iter().any(|r| r == ADMIN_ROLE) { " (admin)" } else { "" });
+            if generated {
+                println!("Its password, shown only this once:\n\n    {password}\n");
+            }
+        }
+        UserCommand::Password { name } => {
+            let (password, generated) = password_from_env();
+            users.set_password(&name, &password, &principal).await?;
+            println!("Password of {name} changed.");
+            if generated {
+                println!("The new password, shown only this once:\n\n    {password}\n");
+            }
+        }
+        UserCommand::Disable { name } => {
+            users.set_disabled(&name, true, &principal).await?;
+            println!("User {name} disabled.");
+        }
+        UserCommand::Enable { name } => {
+            users.set_disabled(&name, false, &principal).await?;
+            println!("User {name} enabled.");
+        }
+    }
+    Ok(())
+}

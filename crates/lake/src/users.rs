@@ -1,0 +1,398 @@
+//! The lake's users: an append-only Delta table of events at `<lake>/_carelake/users`
+//! (created, password set, roles set, disabled). Passwords are kept only as Argon2id hashes in
+//! PHC form, each with its own random salt; the current state of a user is the fold of its
+//! events in time order, like the catalog.
+//!
+//! The first user is `carelake` (role `admin`), created when the lake is set up, with the
+//! password the operator gives in `CARELAKE_PASSWORD` or else a generated one that is shown
+//! once.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use arrow::array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use carelake_common::Principal;
+use chrono::{DateTime, Utc};
+
+use crate::catalog::create_system_table;
+use crate::util::{append_batches, read_table, text_column, time_column};
+use crate::{Error, Lake, Result, TimeTravel};
+
+/// The first user of every lake.
+pub const FIRST_USER: &str = "carelake";
+
+/// The role that may do everything.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+static USERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("at", ts, false),
+        Field::new("user_name", DataType::Utf8, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("password_hash", DataType::Utf8, true),
+        Field::new("roles", DataType::Utf8, true),
+        Field::new("by", DataType::Utf8, false),
+    ]))
+});
+
+/// A user as the events leave it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// Roles held.
+    pub roles: Vec<String>,
+    /// Argon2id hash in PHC form.
+    password_hash: String,
+    /// Whether the user may no longer sign in.
+    pub disabled: bool,
+    /// When the user was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("roles", &self.roles)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    /// The principal the user acts as.
+    pub fn principal(&self) -> Principal {
+        Principal::new(self.name.clone(), self.roles.clone())
+    }
+}
+
+struct Event {
+    at: DateTime<Utc>,
+    user: String,
+    action: &'static str,
+    password_hash: Option<String>,
+    roles: Option<String>,
+    by: String,
+}
+
+/// The user store of a lake.
+#[derive(Debug, Clone)]
+pub struct UserStore {
+    lake: Lake,
+}
+
+/// Hashes a password with Argon2id and a fresh random salt.
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Users(format!("hashing the password failed: {e}")))
+}
+
+/// Whether `password` matches a PHC hash made by [`hash_password`].
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// A random password of 24 letters and digits (about 143 bits).
+pub fn generate_password() -> String {
+    use argon2::password_hash::rand_core::RngCore;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 24];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' || c == '.')
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Users(format!(
+            "invalid user name {name:?}: lower-case letters, digits, '_', '-' and '.', starting with a letter"
+        )))
+    }
+}
+
+fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(Error::Users(format!(
+            "a password needs at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+impl UserStore {
+    pub(crate) fn new(lake: Lake) -> Self {
+        Self { lake }
+    }
+
+    async fn append(&self, events: &[Event]) -> Result<()> {
+        create_system_table(&self.lake, "users", &USERS_SCHEMA, "carelake users").await?;
+        let batch = RecordBatch::try_new(
+            Arc::clone(&USERS_SCHEMA),
+            vec![
+                time_column(events, |e| e.at),
+                text_column(events, |e| Some(e.user.clone())),
+                text_column(events, |e| Some(e.action.to_string())),
+                text_column(events, |e| e.password_hash.clone()),
+                text_column(events, |e| e.roles.clone()),
+                text_column(events, |e| Some(e.by.clone())),
+            ],
+        )?;
+        let url = self.lake.system_table_url("users")?;
+        let table = self
+            .lake
+            .load_delta(&url, TimeTravel::Latest)
+            .await?
+            .ok_or_else(|| Error::LakeNotFound(self.lake.display_location().to_string()))?;
+        append_batches(table, vec![batch]).await?;
+        Ok(())
+    }
+
+    /// Every user, by name.
+    pub async fn list(&self) -> Result<Vec<User>> {
+        let url = self.lake.system_table_url("users")?;
+        let Some(table) = self.lake.load_delta(&url, TimeTravel::Latest).await? else {
+            return Ok(Vec::new());
+        };
+        let mut events: Vec<Event> = Vec::new();
+        for batch in read_table(&table).await? {
+            let text = |name: &str| -> Result<StringArray> {
+                let column = batch
+                    .column_by_name(name)
+                    .ok_or_else(|| Error::Users(format!("the users table has no {name}")))?;
+                let cast = arrow::compute::cast(column, &DataType::Utf8)?;
+                Ok(cast
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .cloned()
+                    .unwrap_or_else(|| StringArray::from(Vec::<Option<String>>::new())))
+            };
+            let (user, action, hash, roles, by) = (
+                text("user_name")?,
+                text("action")?,
+                text("password_hash")?,
+                text("roles")?,
+                text("by")?,
+            );
+            let at = arrow::compute::cast(
+                batch
+                    .column_by_name("at")
+                    .ok_or_else(|| Error::Users("the users table has no at".into()))?,
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            )?;
+            let at = at
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .cloned()
+                .ok_or_else(|| Error::Users("unreadable event times".into()))?;
+            for i in 0..batch.num_rows() {
+                let action = match action.value(i) {
+                    "create" => "create",
+                    "password" => "password",
+                    "roles" => "roles",
+                    "disable" => "disable",
+                    "enable" => "enable",
+                    _ => continue,
+                };
+                let value = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
+                events.push(Event {
+                    at: DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default(),
+                    user: user.value(i).to_string(),
+                    action,
+                    password_hash: value(&hash),
+                    roles: value(&roles),
+                    by: by.value(i).to_string(),
+                });
+            }
+        }
+        events.sort_by_key(|e| e.at);
+        let mut users: BTreeMap<String, User> = BTreeMap::new();
+        for e in events {
+            let roles = |r: &Option<String>| -> Vec<String> {
+                r.as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            };
+            match (e.action, users.get_mut(&e.user)) {
+                ("create", None) => {
+                    users.insert(
+                        e.user.clone(),
+                        User {
+                            name: e.user.clone(),
+                            roles: roles(&e.roles),
+                            password_hash: e.password_hash.clone().unwrap_or_default(),
+                            disabled: false,
+                            created_at: e.at,
+                        },
+                    );
+                }
+                ("password", Some(u)) => {
+                    u.password_hash = e.password_hash.clone().unwrap_or_default();
+                }
+                ("roles", Some(u)) => u.roles = roles(&e.roles),
+                ("disable", Some(u)) => u.disabled = true,
+                ("enable", Some(u)) => u.disabled = false,
+                _ => {}
+            }
+            let _ = &e.by;
+        }
+        Ok(users.into_values().collect())
+    }
+
+    /// One user.
+    pub async fn get(&self, name: &str) -> Result<Option<User>> {
+        Ok(self.list().await?.into_iter().find(|u| u.name == name))
+    }
+
+    /// Creates a user; refused when the name is taken.
+    pub async fn create(
+        &self,
+        name: &str,
+        password: &str,
+        roles: &[String],
+        by: &Principal,
+    ) -> Result<()> {
+        check_name(name)?;
+        check_password(password)?;
+        if self.get(name).await?.is_some() {
+            return Err(Error::Users(format!("user {name} already exists")));
+        }
+        self.append(&[Event {
+            at: Utc::now(),
+            user: name.to_string(),
+            action: "create",
+            password_hash: Some(hash_password(password)?),
+            roles: Some(roles.join(",")),
+            by: by.name.clone(),
+        }])
+        .await
+    }
+
+    /// Sets a user's password.
+    pub async fn set_password(&self, name: &str, password: &str, by: &Principal) -> Result<()> {
+        check_password(password)?;
+        if self.get(name).await?.is_none() {
+            return Err(Error::Users(format!("no user {name}")));
+        }
+        self.append(&[Event {
+            at: Utc::now(),
+            user: name.to_string(),
+            action: "password",
+            password_hash: Some(hash_password(password)?),
+            roles: None,
+            by: by.name.clone(),
+        }])
+        .await
+    }
+
+    /// Disables or enables a user.
+    pub async fn set_disabled(&self, name: &str, disabled: bool, by: &Principal) -> Result<()> {
+        if self.get(name).await?.is_none() {
+            return Err(Error::Users(format!("no user {name}")));
+        }
+        self.append(&[Event {
+            at: Utc::now(),
+            user: name.to_string(),
+            action: if disabled { "disable" } else { "enable" },
+            password_hash: None,
+            roles: None,
+            by: by.name.clone(),
+        }])
+        .await
+    }
+
+    /// The user, when `password` is theirs and they are not disabled. Takes tens of
+    /// milliseconds on purpose (Argon2id): callers cache what they verified.
+    pub async fn verify(&self, name: &str, password: &str) -> Result<Option<User>> {
+        let Some(user) = self.get(name).await? else {
+            // Spend the same time as a wrong password, so that names cannot be probed.
+            let _ = verify_password(password, DUMMY_HASH.as_str());
+            return Ok(None);
+        };
+        let hash = user.password_hash.clone();
+        let candidate = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&candidate, &hash))
+            .await
+            .unwrap_or(false);
+        Ok((ok && !user.disabled).then_some(user))
+    }
+
+    /// Creates the first user when the lake has none: with `password` when given, otherwise a
+    /// generated one, which is returned so that it can be shown once.
+    pub async fn ensure_first_user(&self, password: Option<&str>) -> Result<Option<String>> {
+        if !self.list().await?.is_empty() {
+            return Ok(None);
+        }
+        let (password, generated) = match password {
+            Some(p) => (p.to_string(), false),
+            None => (generate_password(), true),
+        };
+        self.create(
+            FIRST_USER,
+            &password,
+            &[ADMIN_ROLE.to_string()],
+            &Principal::system(),
+        )
+        .await?;
+        Ok(generated.then_some(password))
+    }
+}
+
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_password("not a password of anyone").unwrap_or_default());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_salted_and_verify() {
+        let a = hash_password("correct horse battery").unwrap();
+        let b = hash_password("correct horse battery").unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &a));
+        assert!(!verify_password("correct horse battery!", &a));
+        assert!(!verify_password("x", "not a hash"));
+        let generated = generate_password();
+        assert_eq!(generated.len(), 24);
+        assert_ne!(generated, generate_password());
+    }
+
+    #[test]
+    fn names_and_passwords_are_checked() {
+        assert!(check_name("carelake").is_ok());
+        assert!(check_name("ana.lytics-2").is_ok());
+        assert!(check_name("Root").is_err());
+        assert!(check_name("").is_err());
+        assert!(check_name("1x").is_err());
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough pass").is_ok());
+    }
+}
