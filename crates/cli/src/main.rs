@@ -7,9 +7,10 @@ mod fhir;
 mod link;
 mod output;
 mod pipeline;
-mod users;
 mod progress;
 mod repl;
+mod serve;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -122,19 +123,10 @@ enum Command {
         #[arg(long, default_value = "./carelake-demo")]
         data: PathBuf,
     },
-    /// Run carelake's network listeners until interrupted: the MLLP listener for HL7 v2.
-    Serve {
-        /// Take HL7 v2 messages over MLLP on this address (host:port, or a port); without a
-        /// value 127.0.0.1:2575. Use 0.0.0.0:2575 to listen on every interface.
-        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:2575")]
-        mllp: Option<String>,
-        /// Run the pipeline's scheduled models (their `-- schedule:` cron, in UTC).
-        #[arg(long)]
-        schedules: bool,
-        /// The project for --schedules; without it, the built-in default project.
-        #[arg(long)]
-        project: Option<PathBuf>,
-    },
+    /// Serve the lake until interrupted: the HTTP API (queries, catalog, streaming ingest,
+    /// health, metrics), and on request the MLLP listener for HL7 v2 and the pipeline's
+    /// schedules. Listens on loopback unless told otherwise.
+    Serve(serve::ServeArgs),
     /// Link person records in CSV files with the master patient index's linker: one file is
     /// deduplicated, two are linked to each other. Writes pairs.csv (scored pairs to link or
     /// review), clusters.csv (a person key per record) and model.csv (m, u and weights).
@@ -264,58 +256,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Project { which } => pipeline::project(which),
         Command::Link(args) => tokio::task::spawn_blocking(move || link::run(args)).await?,
         Command::User { which } => users::run(&cli.lake, principal, which).await,
-        Command::Serve {
-            mllp,
-            schedules,
-            project,
-        } => {
-            if mllp.is_none() && !schedules {
-                anyhow::bail!("nothing to serve: pass --mllp [ADDR] and/or --schedules");
-            }
-            let lake = Lake::open(&cli.lake).await?;
-            let scheduler = if schedules {
-                let project = std::sync::Arc::new(pipeline::load_project(project.as_ref())?);
-                if !project.has_schedules() {
-                    anyhow::bail!("no model of {} has a `-- schedule:`", project.origin);
-                }
-                let session =
-                    std::sync::Arc::new(Session::open(lake.clone(), principal.clone()).await?);
-                println!(
-                    "Running the scheduled models of {} (UTC). Press Ctrl-C to stop.",
-                    project.origin
-                );
-                Some(tokio::spawn(pipeline::run_schedules(session, project)))
-            } else {
-                None
-            };
-            if let Some(mllp) = mllp {
-                let addr = parse_listen_addr(&mllp)?;
-                let store = carelake_ingest::Hl7Store::open(lake, principal).await?;
-                let known = store.message_count();
-                let config = carelake_server::MllpConfig {
-                    addr,
-                    ..Default::default()
-                };
-                let server = carelake_server::MllpServer::bind(config, store).await?;
-                let bound = server.local_addr().unwrap_or(addr);
-                println!(
-                    "MLLP listener on {bound} ({known} messages already in the lake). Press Ctrl-C to stop."
-                );
-                server
-                    .run(async {
-                        let _ = tokio::signal::ctrl_c().await;
-                    })
-                    .await?;
-                println!("MLLP listener stopped.");
-            } else {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-            if let Some(scheduler) = scheduler {
-                scheduler.abort();
-                println!("Scheduler stopped.");
-            }
-            Ok(())
-        }
+        Command::Serve(args) => serve::run(&cli.lake, principal, args).await,
         Command::Sql {
             query,
             format,
@@ -435,7 +376,7 @@ async fn load_cdc(
 }
 
 /// A listening address: `host:port`, `:port` or a bare port (on loopback).
-fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr> {
+pub(crate) fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr> {
     use std::net::{SocketAddr, ToSocketAddrs};
     let text = text.trim();
     if let Ok(port) = text.trim_start_matches(':').parse::<u16>() {

@@ -49,6 +49,9 @@ fn password_from_env() -> (String, bool) {
 
 /// Makes the lake's first user when it has none, showing a generated password once.
 pub(crate) async fn ensure_first_user(lake: &Lake) -> Result<()> {
+    if !lake.users().list().await?.is_empty() {
+        return Ok(());
+    }
     let given = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty());
     match lake
         .users()
@@ -59,17 +62,18 @@ pub(crate) async fn ensure_first_user(lake: &Lake) -> Result<()> {
         Some(generated) => println!(
             "   User {FIRST_USER} (admin) created. Its password, shown only this once:\n\n       {generated}\n\n   (set {PASSWORD_ENV} before `carelake init` to choose it; change it with `carelake user password {FIRST_USER}`)"
         ),
-        None if given.is_some() => {
-            if lake.users().get(FIRST_USER).await?.is_some() {
-                println!("   User {FIRST_USER} is ready (its password from {PASSWORD_ENV}).");
-            }
+        None => {
+            println!("   User {FIRST_USER} (admin) created with the password in {PASSWORD_ENV}.")
         }
-        None => {}
     }
     Ok(())
 }
 
-pub(crate) async fn run(lake_location: &str, principal: Principal, which: UserCommand) -> Result<()> {
+pub(crate) async fn run(
+    lake_location: &str,
+    principal: Principal,
+    which: UserCommand,
+) -> Result<()> {
     let lake = Lake::open(lake_location).await?;
     let users = lake.users();
     match which {
@@ -87,7 +91,14 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, which: UserCo
             let (password, generated) = password_from_env();
             let roles: Vec<String> = roles.into_iter().filter(|r| !r.is_empty()).collect();
             users.create(&name, &password, &roles, &principal).await?;
-            println!("User {name} added{}.", if roles.iter().any(|r| r == ADMIN_ROLE) { " (admin)" } else { "" });
+            println!(
+                "User {name} added{}.",
+                if roles.iter().any(|r| r == ADMIN_ROLE) {
+                    " (admin)"
+                } else {
+                    ""
+                }
+            );
             if generated {
                 println!("Its password, shown only this once:\n\n    {password}\n");
             }

@@ -75,6 +75,20 @@ pub enum Error {
     /// A worker thread failed.
     #[error("load worker failed: {0}")]
     Worker(String),
+    /// Local file access (the write-ahead log) failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A streamed event was refused.
+    #[error("{0}")]
+    Event(String),
+    /// The streaming ingest stopped.
+    #[error("the streaming ingest has stopped")]
+    StreamClosed,
 }
 
 /// Result with this crate's [`Error`].

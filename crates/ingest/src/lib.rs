@@ -25,6 +25,7 @@ mod infer;
 mod load;
 mod reader;
 mod rows;
+mod stream;
 mod value;
 mod x12;
 
@@ -43,3 +44,4 @@ pub use load::{
     FileOutcome, LINEAGE_COLUMNS, LoadRequest, LoadSummary, Loader, Progress, ProgressEvent,
     REJECTS_TABLE, expand_inputs,
 };
+pub use stream::{Accepted, StreamConfig, StreamIngest, StreamStats, stream_table};

@@ -1,4 +1,5 @@
-//! carelake's network listeners. Today: the MLLP listener that takes HL7 v2 messages from
+//! carelake's network listeners: the HTTP API (queries, catalog, streaming ingest, health,
+//! metrics) and the MLLP listener that takes HL7 v2 messages from
 //! interface engines and EHRs over TCP, stores each durably in the lake exactly once and only
 //! then acknowledges it.
 //!
@@ -17,7 +18,9 @@
 //! ```
 
 mod error;
+mod http;
 mod mllp;
 
 pub use error::{Error, Result};
+pub use http::{DEFAULT_HTTP_ADDR, HttpConfig, HttpServer};
 pub use mllp::{DEFAULT_MLLP_PORT, MllpConfig, MllpServer};

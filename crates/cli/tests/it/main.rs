@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod fhir;
 mod hl7;
+mod http;
 mod interop;
 mod link;
 mod load;

@@ -18,17 +18,18 @@ struct Listener {
 impl Listener {
     fn start(ws: &Workspace) -> Self {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("carelake"))
-            .args(["serve", "--mllp", "127.0.0.1:0"])
+            .args(["serve", "--http-listen", "off", "--mllp", "127.0.0.1:0"])
             .env("CARELAKE_LAKE", ws.lake())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the listener");
         let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("ready line");
+        reader.read_line(&mut line).expect("ready line");
+        // Keep reading what it prints, so that its standard output stays open.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let port = line
             .split_whitespace()
             .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))

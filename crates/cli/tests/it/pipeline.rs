@@ -166,7 +166,7 @@ fn project_init_writes_a_copy_that_runs() {
 #[test]
 fn serve_schedules_needs_scheduled_models() {
     let ws = Workspace::new();
-    let err = ws.fails(&["serve"]);
+    let err = ws.fails(&["serve", "--http-listen", "off"]);
     assert!(err.contains("nothing to serve"), "{err}");
     let dir = ws.path("proj");
     std::fs::create_dir_all(dir.join("models/curated")).unwrap();

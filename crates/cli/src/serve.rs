@@ -1,0 +1,183 @@
+//! `carelake serve`: the HTTP API with its streaming ingest, the MLLP listener and the
+//! pipeline's schedules in one process, stopped by Ctrl-C or SIGTERM (streamed events are
+//! flushed to the lake first).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use carelake_common::Principal;
+use carelake_ingest::{StreamConfig, StreamIngest};
+use carelake_lake::Lake;
+use carelake_server::{DEFAULT_HTTP_ADDR, HttpConfig, HttpServer, MllpConfig, MllpServer};
+use carelake_sql::Session;
+use clap::Args;
+
+/// `carelake serve` options.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The HTTP API's address (host:port, or a port); `off` for none. Use 0.0.0.0:8080 to
+    /// listen on every interface.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_ADDR)]
+    pub(crate) http_listen: String,
+    /// Take HL7 v2 messages over MLLP on this address; without a value 127.0.0.1:2575.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:2575")]
+    pub(crate) mllp: Option<String>,
+    /// Run the pipeline's scheduled models (their `-- schedule:` cron, in UTC).
+    #[arg(long)]
+    pub(crate) schedules: bool,
+    /// The project for --schedules; without it, the built-in default project.
+    #[arg(long)]
+    pub(crate) project: Option<PathBuf>,
+    /// The write-ahead log of streamed events: a local folder, fsynced on every
+    /// acknowledgement. Default: <lake>/_carelake/wal for a local lake, ./carelake-wal otherwise.
+    #[arg(long)]
+    pub(crate) wal_dir: Option<PathBuf>,
+    /// Seconds an acknowledged event may wait before it is written to the lake.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) flush_seconds: f64,
+    /// Pending megabytes that start a flush before the interval is up.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) flush_mb: u64,
+}
+
+/// A line on standard output that does not take the server down when nobody reads it any
+/// more (a closed pipe).
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeArgs) -> Result<()> {
+    let lake = Lake::open(lake_location).await?;
+    let http = if args.http_listen.eq_ignore_ascii_case("off") {
+        None
+    } else {
+        Some(crate::parse_listen_addr(&args.http_listen)?)
+    };
+    if http.is_none() && args.mllp.is_none() && !args.schedules {
+        anyhow::bail!(
+            "nothing to serve: the HTTP API is off; pass --mllp [ADDR] and/or --schedules"
+        );
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if args.schedules {
+        let project = Arc::new(crate::pipeline::load_project(args.project.as_ref())?);
+        if !project.has_schedules() {
+            anyhow::bail!("no model of {} has a `-- schedule:`", project.origin);
+        }
+        let session = Arc::new(Session::open(lake.clone(), principal.clone()).await?);
+        say(&format!(
+            "Running the scheduled models of {} (UTC).",
+            project.origin
+        ));
+        let until = wait();
+        tasks.spawn(async move {
+            tokio::select! {
+                () = crate::pipeline::run_schedules(session, project) => {}
+                () = until => {}
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+
+    if let Some(addr) = http {
+        if lake.users().list().await?.is_empty() {
+            anyhow::bail!(
+                "the lake has no users to sign in with: run `carelake init` (or `carelake user add NAME`) first"
+            );
+        }
+        let wal_dir = match (&args.wal_dir, lake.local_root()) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(root)) => root.join("_carelake").join("wal"),
+            (None, None) => PathBuf::from("carelake-wal"),
+        };
+        let mut config = StreamConfig::new(&wal_dir);
+        config.flush_interval = Duration::from_secs_f64(args.flush_seconds.max(0.05));
+        config.flush_bytes = args.flush_mb.max(1) << 20;
+        let ingest = StreamIngest::open(lake.clone(), principal.clone(), config)
+            .await
+            .with_context(|| format!("opening the write-ahead log in {}", wal_dir.display()))?;
+        let server = HttpServer::bind(HttpConfig::new(addr), lake.clone(), ingest).await?;
+        let bound = server.local_addr().unwrap_or(addr);
+        say(&format!(
+            "HTTP API on http://{bound}/ (health /healthz, metrics /metrics, SQL POST /api/v1/query, events POST /api/v1/ingest/STREAM)"
+        ));
+        let until = wait();
+        tasks.spawn(async move {
+            server.run(until).await?;
+            say("HTTP API stopped; streamed events flushed.");
+            Ok(())
+        });
+    }
+
+    if let Some(mllp) = &args.mllp {
+        let addr = crate::parse_listen_addr(mllp)?;
+        let store = carelake_ingest::Hl7Store::open(lake.clone(), principal.clone()).await?;
+        let known = store.message_count();
+        let config = MllpConfig {
+            addr,
+            ..Default::default()
+        };
+        let server = MllpServer::bind(config, store).await?;
+        let bound = server.local_addr().unwrap_or(addr);
+        say(&format!(
+            "MLLP listener on {bound} ({known} messages already in the lake)."
+        ));
+        let until = wait();
+        tasks.spawn(async move {
+            server.run(until).await?;
+            say("MLLP listener stopped.");
+            Ok(())
+        });
+    }
+    say("Press Ctrl-C to stop.");
+
+    tokio::select! {
+        () = stop_signal() => {}
+        Some(done) = tasks.join_next() => {
+            // A listener ended on its own: an error.
+            let _ = stop.send(true);
+            done??;
+        }
+    }
+    let _ = stop.send(true);
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}

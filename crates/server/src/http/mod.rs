@@ -1,0 +1,231 @@
+//! The HTTP API (axum): SQL queries with results as JSON, CSV or Arrow IPC, the catalog, durable
+//! streaming ingest, health and Prometheus metrics. Every route but the health checks needs a
+//! lake user (HTTP Basic or a bearer token); each user's queries run in that user's own
+//! [`Session`], so that what the session enforces for its principal applies here as on the
+//! command line.
+
+mod auth;
+mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use carelake_ingest::StreamIngest;
+use carelake_lake::Lake;
+use carelake_sql::Session;
+
+use crate::{Error, Result};
+
+/// Default address of the HTTP API.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+/// Settings of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Most rows a query returns; more are cut off and the response says so.
+    pub max_rows: usize,
+    /// Longest a query may run.
+    pub query_timeout: Duration,
+    /// Largest request body (queries and ingest).
+    pub max_body_bytes: usize,
+    /// Most events in one ingest request.
+    pub max_events: usize,
+}
+
+impl HttpConfig {
+    /// Defaults at `addr`: 100,000 rows, 60 s, 16 MiB bodies, 100,000 events per request.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            max_rows: 100_000,
+            query_timeout: Duration::from_secs(60),
+            max_body_bytes: 16 << 20,
+            max_events: 100_000,
+        }
+    }
+}
+
+/// Request counts by route and status, for `/metrics`.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    requests: Mutex<HashMap<(String, u16), (u64, f64)>>,
+    pub(crate) queries: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn count(&self, route: &str, status: StatusCode, seconds: f64) {
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = requests
+            .entry((route.to_string(), status.as_u16()))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += seconds;
+    }
+
+    /// Requests by route and status: (count, seconds spent).
+    pub(crate) fn requests(&self) -> Vec<((String, u16), (u64, f64))> {
+        let mut all: Vec<_> = self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    pub(crate) lake: Lake,
+    pub(crate) config: HttpConfig,
+    pub(crate) credentials: auth::Credentials,
+    pub(crate) sessions: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
+    pub(crate) ingest: StreamIngest,
+    pub(crate) metrics: Metrics,
+    pub(crate) ready: AtomicBool,
+}
+
+impl AppState {
+    /// The user's session, opened on first use and refreshed (catalog and views) before each
+    /// use so that tables made by others are seen.
+    pub(crate) async fn session(
+        &self,
+        user: &carelake_lake::User,
+    ) -> Result<Arc<Session>, ApiError> {
+        let mut sessions = self.sessions.lock().await;
+        let session = match sessions.get(&user.name) {
+            Some(s) => Arc::clone(s),
+            None => {
+                let s = Arc::new(
+                    Session::open(self.lake.clone(), user.principal())
+                        .await
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                );
+                sessions.insert(user.name.clone(), Arc::clone(&s));
+                s
+            }
+        };
+        drop(sessions);
+        session
+            .refresh()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(session)
+    }
+}
+
+/// An error answered as `{"error": "…"}` with its status. The message has its quoted
+/// literals blanked: an engine error may quote a value from a patient table.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: carelake_common::redact_literals(&message.into()),
+        }
+    }
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!(error = %carelake_common::redact_literals(&message), "Request failed.");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"carelake\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+/// The HTTP API, bound and ready to serve.
+#[derive(Debug)]
+pub struct HttpServer {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("lake", &self.lake.display_location())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpServer {
+    /// Binds the address; streamed events go through `ingest`.
+    pub async fn bind(config: HttpConfig, lake: Lake, ingest: StreamIngest) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.addr.to_string(),
+                source,
+            })?;
+        let state = Arc::new(AppState {
+            lake,
+            config,
+            credentials: auth::Credentials::default(),
+            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            ingest,
+            metrics: Metrics::default(),
+            ready: AtomicBool::new(true),
+        });
+        Ok(Self { listener, state })
+    }
+
+    /// The address bound (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` completes, then flushes the streamed events.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let state = Arc::clone(&self.state);
+        let app = routes::router(Arc::clone(&self.state));
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(Error::Accept)?;
+        state.ready.store(false, Ordering::Relaxed);
+        state.ingest.shutdown().await?;
+        Ok(())
+    }
+}

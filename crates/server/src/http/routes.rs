@@ -1,0 +1,533 @@
+//! The routes of the HTTP API.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use carelake_sql::QueryResult;
+use serde_json::{Value, json};
+
+use super::auth::{Authed, TOKEN_LIFETIME};
+use super::{ApiError, AppState};
+
+/// Media type of Arrow IPC streams.
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/query", post(query))
+        .route("/api/v1/tables", get(tables))
+        .route("/api/v1/tables/{name}", get(table))
+        .route("/api/v1/tokens", post(token))
+        .route("/api/v1/ingest/{stream}", post(ingest))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), count))
+        .with_state(state)
+}
+
+/// Counts every request by route and status for `/metrics`.
+async fn count(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .count(&route, response.status(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let stats = state.ingest.stats();
+    if !state.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response();
+    }
+    match state.lake.catalog().list().await {
+        Ok(_) => (
+            StatusCode::OK,
+            format!("ready ({} streamed events pending)\n", stats.pending),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the lake cannot be read\n").into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP carelake_http_requests_total HTTP requests by route and status."
+    );
+    let _ = writeln!(out, "# TYPE carelake_http_requests_total counter");
+    let requests = state.metrics.requests();
+    for ((route, status), (n, _)) in &requests {
+        let _ = writeln!(
+            out,
+            "carelake_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP carelake_http_request_seconds_total Time spent answering, by route and status."
+    );
+    let _ = writeln!(out, "# TYPE carelake_http_request_seconds_total counter");
+    for ((route, status), (_, seconds)) in &requests {
+        let _ = writeln!(
+            out,
+            "carelake_http_request_seconds_total{{route=\"{route}\",status=\"{status}\"}} {seconds:.6}"
+        );
+    }
+    let stats = state.ingest.stats();
+    for (name, help, value) in [
+        (
+            "carelake_ingest_accepted_total",
+            "Streamed events acknowledged.",
+            stats.accepted,
+        ),
+        (
+            "carelake_ingest_duplicates_total",
+            "Streamed events dropped as duplicates of an event id.",
+            stats.duplicates,
+        ),
+        (
+            "carelake_ingest_flushed_total",
+            "Streamed events written to the lake.",
+            stats.flushed,
+        ),
+        (
+            "carelake_ingest_rejected_total",
+            "Streamed events quarantined in raw._rejects.",
+            stats.rejected,
+        ),
+        (
+            "carelake_ingest_flushes_total",
+            "Flushes of streamed events.",
+            stats.flushes,
+        ),
+        (
+            "carelake_queries_total",
+            "SQL queries run over HTTP.",
+            state.metrics.queries.load(Ordering::Relaxed),
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    for (name, help, value) in [
+        (
+            "carelake_ingest_pending_events",
+            "Acknowledged events not yet in the lake.",
+            stats.pending,
+        ),
+        (
+            "carelake_ingest_pending_bytes",
+            "Their bytes.",
+            stats.pending_bytes,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The SQL of a query request: `{"sql": "…"}` or the body as text.
+fn query_text(headers: &HeaderMap, body: &[u8]) -> Result<(String, Option<usize>), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if json {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+        let sql = value
+            .get("sql")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("the body needs a \"sql\" string"))?;
+        let max_rows = value
+            .get("max_rows")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize);
+        Ok((sql.to_string(), max_rows))
+    } else {
+        let sql =
+            std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the SQL is not UTF-8"))?;
+        Ok((sql.to_string(), None))
+    }
+}
+
+/// The batches cut to `limit` rows; whether any were cut.
+fn truncate(batches: &[RecordBatch], limit: usize) -> (Vec<RecordBatch>, bool) {
+    let mut out = Vec::new();
+    let mut left = limit;
+    for batch in batches {
+        if left == 0 {
+            return (out, true);
+        }
+        if batch.num_rows() > left {
+            out.push(batch.slice(0, left));
+            return (out, true);
+        }
+        left -= batch.num_rows();
+        out.push(batch.clone());
+    }
+    (out, false)
+}
+
+fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, ApiError> {
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    for batch in batches {
+        writer
+            .write(batch)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    writer
+        .finish()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let rows = writer.into_inner();
+    Ok(if rows.is_empty() {
+        b"[]".to_vec()
+    } else {
+        rows
+    })
+}
+
+fn respond(
+    result: &QueryResult,
+    accept: &str,
+    max_rows: usize,
+    elapsed_ms: f64,
+) -> Result<Response, ApiError> {
+    let (batches, truncated) = truncate(&result.batches, max_rows);
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut response = if accept.contains("text/csv") {
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(Vec::new());
+        if batches.is_empty() {
+            writer
+                .write(&RecordBatch::new_empty(std::sync::Arc::clone(
+                    &result.schema,
+                )))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        for batch in &batches {
+            writer
+                .write(batch)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            writer.into_inner(),
+        )
+            .into_response()
+    } else if accept.contains(ARROW_STREAM) {
+        let mut writer =
+            arrow::ipc::writer::StreamWriter::try_new(Vec::new(), result.schema.as_ref())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        for batch in &batches {
+            writer
+                .write(batch)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        writer
+            .finish()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        (
+            [(header::CONTENT_TYPE, ARROW_STREAM)],
+            writer
+                .into_inner()
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        )
+            .into_response()
+    } else {
+        let columns: Vec<Value> = result
+            .schema
+            .fields()
+            .iter()
+            .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+            .collect();
+        let mut body = format!(
+            "{{\"columns\":{},\"row_count\":{rows},\"truncated\":{truncated},\"elapsed_ms\":{elapsed_ms:.1},",
+            Value::Array(columns)
+        )
+        .into_bytes();
+        if let Some(message) = &result.message {
+            body.extend_from_slice(
+                format!("\"message\":{},", Value::String(message.clone())).as_bytes(),
+            );
+        }
+        body.extend_from_slice(b"\"rows\":");
+        body.extend(json_rows(&batches)?);
+        body.push(b'}');
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    if truncated {
+        response
+            .headers_mut()
+            .insert("x-carelake-truncated", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// `POST /api/v1/query`: SQL in, rows out (JSON, CSV or Arrow IPC by `Accept`).
+async fn query(
+    State(state): State<Arc<AppState>>,
+    Authed(user): Authed,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (sql, max_rows) = query_text(&headers, &body)?;
+    if sql.trim().is_empty() {
+        return Err(ApiError::bad_request("no SQL given"));
+    }
+    let max_rows = max_rows
+        .unwrap_or(state.config.max_rows)
+        .min(state.config.max_rows);
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    let session = state.session(&user).await?;
+    let started = Instant::now();
+    state.metrics.queries.fetch_add(1, Ordering::Relaxed);
+    let results = tokio::time::timeout(state.config.query_timeout, session.sql_all(&sql))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the query ran longer than {} s",
+                    state.config.query_timeout.as_secs()
+                ),
+            )
+        })?
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let Some(last) = results.last() else {
+        return Err(ApiError::bad_request("no statement given"));
+    };
+    respond(
+        last,
+        &accept,
+        max_rows,
+        started.elapsed().as_secs_f64() * 1000.0,
+    )
+}
+
+async fn rows_of(
+    state: &AppState,
+    user: &carelake_lake::User,
+    sql: &str,
+) -> Result<Value, ApiError> {
+    let session = state.session(user).await?;
+    let result = session
+        .sql(sql)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    serde_json::from_slice(&json_rows(&result.batches)?)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `GET /api/v1/tables`: every table and view with its kind, rows, version, owner, upstream
+/// tables and description.
+async fn tables(
+    State(state): State<Arc<AppState>>,
+    Authed(user): Authed,
+) -> Result<Response, ApiError> {
+    let rows = rows_of(
+        &state,
+        &user,
+        "SELECT table_name, kind, row_count, table_version AS version, owner, upstream, description \
+         FROM system.tables ORDER BY table_name",
+    )
+    .await?;
+    Ok(axum::Json(json!({ "tables": rows })).into_response())
+}
+
+/// `GET /api/v1/tables/{zone.name}`: columns, lineage (upstream and downstream) and rows.
+async fn table(
+    State(state): State<Arc<AppState>>,
+    Authed(user): Authed,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let name: carelake_common::TableName = name
+        .parse()
+        .map_err(|e: carelake_common::Error| ApiError::bad_request(e.to_string()))?;
+    let quoted = name.to_string().replace('\'', "''");
+    let entry = rows_of(
+        &state,
+        &user,
+        &format!(
+            "SELECT table_name, kind, row_count, table_version AS version, owner, source, upstream, description, updated_at \
+             FROM system.tables WHERE table_name = '{quoted}'"
+        ),
+    )
+    .await?;
+    let Some(entry) = entry.as_array().and_then(|a| a.first()).cloned() else {
+        return Err(ApiError::not_found(format!("no table {name}")));
+    };
+    let columns = rows_of(
+        &state,
+        &user,
+        &format!(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+             WHERE table_schema = '{}' AND table_name = '{}' ORDER BY ordinal_position",
+            name.zone,
+            name.name.replace('\'', "''")
+        ),
+    )
+    .await?;
+    let downstream = rows_of(
+        &state,
+        &user,
+        &format!(
+            "SELECT table_name FROM system.tables WHERE array_has(string_to_array(upstream, ', '), '{quoted}') ORDER BY table_name"
+        ),
+    )
+    .await
+    .unwrap_or(Value::Array(Vec::new()));
+    let downstream: Vec<Value> = downstream
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r.get("table_name").cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(axum::Json(json!({
+        "table": entry,
+        "columns": columns,
+        "downstream": downstream,
+    }))
+    .into_response())
+}
+
+/// `POST /api/v1/tokens`: a bearer token for the signed-in user.
+async fn token(
+    State(state): State<Arc<AppState>>,
+    Authed(user): Authed,
+) -> Result<Response, ApiError> {
+    let token = state.credentials.issue(&user);
+    let expires =
+        chrono::Utc::now() + chrono::Duration::from_std(TOKEN_LIFETIME).unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "token": token,
+            "token_type": "Bearer",
+            "user": user.name,
+            "expires_at": expires.to_rfc3339(),
+        })),
+    )
+        .into_response())
+}
+
+/// The events of an ingest body: one JSON object, an array of objects, or NDJSON (one object
+/// per line). Any event that is not an object refuses the whole body.
+fn events_of(headers: &HeaderMap, body: &[u8], max_events: usize) -> Result<Vec<String>, ApiError> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ndjson = content_type.contains("ndjson") || content_type.contains("jsonl");
+    let trimmed = text.trim_start();
+    let mut events = Vec::new();
+    if !ndjson && trimmed.starts_with('[') {
+        let values: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("the body is not a JSON array: {e}")))?;
+        for (i, v) in values.into_iter().enumerate() {
+            if !v.get().trim_start().starts_with('{') {
+                return Err(ApiError::bad_request(format!(
+                    "element {} is not a JSON object",
+                    i + 1
+                )));
+            }
+            events.push(v.get().to_string());
+        }
+    } else if !ndjson && serde_json::from_str::<serde_json::Map<String, Value>>(text).is_ok() {
+        events.push(text.trim().to_string());
+    } else {
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if serde_json::from_str::<serde_json::Map<String, Value>>(line).is_err() {
+                return Err(ApiError::bad_request(format!(
+                    "line {} is not a JSON object",
+                    i + 1
+                )));
+            }
+            events.push(line.to_string());
+        }
+    }
+    if events.is_empty() {
+        return Err(ApiError::bad_request("no events in the body"));
+    }
+    if events.len() > max_events {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{} events; at most {max_events} per request", events.len()),
+        ));
+    }
+    Ok(events)
+}
+
+/// `POST /api/v1/ingest/{stream}`: events appended to the write-ahead log and fsynced before
+/// the 202; they reach `raw.<stream>` at the next flush.
+async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Authed(_user): Authed,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    carelake_ingest::stream_table(&stream).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let events = events_of(&headers, &body, state.config.max_events)?;
+    let accepted = state
+        .ingest
+        .append(&stream, events)
+        .await
+        .map_err(|e| match e {
+            carelake_ingest::Error::StreamClosed => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping")
+            }
+            other => ApiError::internal(other.to_string()),
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({
+            "stream": stream,
+            "accepted": accepted.accepted,
+            "duplicates": accepted.duplicates,
+            "first_seq": accepted.first_seq,
+        })),
+    )
+        .into_response())
+}
