@@ -35,6 +35,9 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Load-test the HTTP API on loopback: streamed events (events/s, latency percentiles,
+    /// every acknowledged event in the lake once), then queries.
+    Http(crate::bench_http::HttpBenchArgs),
     /// Generate and load patients, then time the KPI queries.
     Query {
         /// Patients to generate.
@@ -49,7 +52,7 @@ pub(crate) enum BenchCommand {
     },
 }
 
-fn work_dir(dir: Option<PathBuf>, name: &str) -> Result<PathBuf> {
+pub(crate) fn work_dir(dir: Option<PathBuf>, name: &str) -> Result<PathBuf> {
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("carelake-bench-{name}-{}", std::process::id()))
     });
@@ -147,6 +150,7 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             Ok(())
         }
         BenchCommand::Clinical { patients, dir } => clinical(patients, dir, principal).await,
+        BenchCommand::Http(args) => crate::bench_http::run(args, principal).await,
         BenchCommand::Query {
             patients,
             runs,

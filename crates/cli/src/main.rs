@@ -2,6 +2,7 @@
 //! the demo and the benchmarks.
 
 mod bench;
+mod bench_http;
 mod demo;
 mod fhir;
 mod link;

@@ -89,38 +89,55 @@ pub(crate) struct AppState {
     pub(crate) lake: Lake,
     pub(crate) config: HttpConfig,
     pub(crate) credentials: auth::Credentials,
-    pub(crate) sessions: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
+    pub(crate) sessions: tokio::sync::Mutex<HashMap<String, Arc<UserSession>>>,
     pub(crate) ingest: StreamIngest,
     pub(crate) metrics: Metrics,
     pub(crate) ready: AtomicBool,
 }
 
+/// A user's session and when its catalog was last read.
+pub(crate) struct UserSession {
+    session: Arc<Session>,
+    refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How stale a session's view of the catalog may be (tables and views made by others).
+const REFRESH_AFTER: Duration = Duration::from_secs(1);
+
 impl AppState {
-    /// The user's session, opened on first use and refreshed (catalog and views) before each
-    /// use so that tables made by others are seen.
+    /// The user's session, opened on first use; its catalog is read again when it is more
+    /// than a second old, one refresh at a time.
     pub(crate) async fn session(
         &self,
         user: &carelake_lake::User,
     ) -> Result<Arc<Session>, ApiError> {
-        let mut sessions = self.sessions.lock().await;
-        let session = match sessions.get(&user.name) {
-            Some(s) => Arc::clone(s),
-            None => {
-                let s = Arc::new(
-                    Session::open(self.lake.clone(), user.principal())
+        let entry = {
+            let mut sessions = self.sessions.lock().await;
+            match sessions.get(&user.name) {
+                Some(s) => Arc::clone(s),
+                None => {
+                    let session = Session::open(self.lake.clone(), user.principal())
                         .await
-                        .map_err(|e| ApiError::internal(e.to_string()))?,
-                );
-                sessions.insert(user.name.clone(), Arc::clone(&s));
-                s
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    let entry = Arc::new(UserSession {
+                        session: Arc::new(session),
+                        refreshed: tokio::sync::Mutex::new(Some(std::time::Instant::now())),
+                    });
+                    sessions.insert(user.name.clone(), Arc::clone(&entry));
+                    entry
+                }
             }
         };
-        drop(sessions);
-        session
-            .refresh()
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(session)
+        let mut refreshed = entry.refreshed.lock().await;
+        if refreshed.is_none_or(|at| at.elapsed() > REFRESH_AFTER) {
+            entry
+                .session
+                .refresh()
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            *refreshed = Some(std::time::Instant::now());
+        }
+        Ok(Arc::clone(&entry.session))
     }
 }
 
