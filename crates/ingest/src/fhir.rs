@@ -21,7 +21,6 @@ use carelake_common::{Principal, TableName, Zone};
 use carelake_fhir::ViewDefinition;
 use carelake_lake::{CatalogEvent, Lake, TimeTravel};
 use chrono::{DateTime, Utc};
-use datafusion::prelude::SessionContext;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use serde_json::Value;
@@ -379,11 +378,9 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
     else {
         return Ok(None);
     };
-    let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state())?;
-    let batches = ctx
-        .read_table(table.table_provider().await?)?
-        .select_columns(&[
+    let batches = carelake_lake::read_columns(
+        &table,
+        &[
             "id",
             "version_id",
             "last_updated",
@@ -392,9 +389,9 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
             "_loaded_at",
             "_source_line",
             "_load_id",
-        ])?
-        .collect()
-        .await?;
+        ],
+    )
+    .await?;
     // id → (version key, resource JSON or None when deleted, load id, loaded at)
     type Newest = (VersionKey, Option<String>, Option<String>, Option<i64>);
     let mut newest: HashMap<String, Newest> = HashMap::new();

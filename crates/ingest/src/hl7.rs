@@ -238,13 +238,7 @@ async fn load_keys(lake: &Lake) -> Result<HashSet<MessageKey>> {
     let Some(table) = open_table(lake, MESSAGES).await? else {
         return Ok(keys);
     };
-    let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state())?;
-    let batches = ctx
-        .read_table(table.table_provider().await?)?
-        .select_columns(&["raw_text"])?
-        .collect()
-        .await?;
+    let batches = carelake_lake::read_columns(&table, &["raw_text"]).await?;
     for batch in batches {
         let text = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
         let text = text.as_string::<i32>();

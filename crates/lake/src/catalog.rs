@@ -11,7 +11,7 @@ use deltalake::DeltaTableError;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 
-use crate::util::{append_batches, read_table};
+use crate::util::read_table;
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// Whether a catalog entry is a stored table or a view.
@@ -188,14 +188,7 @@ impl Catalog {
             return Ok(());
         }
         let batch = events_to_batch(events)?;
-        let url = self.lake.system_table_url("catalog")?;
-        let table = self
-            .lake
-            .load_delta(&url, TimeTravel::Latest)
-            .await?
-            .ok_or_else(|| Error::LakeNotFound(self.lake.display_location().to_string()))?;
-        append_batches(table, vec![batch]).await?;
-        Ok(())
+        crate::util::append_to_system_table(&self.lake, "catalog", batch).await
     }
 
     /// Every current table and view, sorted by name.

@@ -5,8 +5,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
 use crate::catalog::create_system_table;
-use crate::util::{append_batches, int_column, text_column, time_column};
-use crate::{Error, Lake, Result, TimeTravel};
+use crate::util::{int_column, text_column, time_column};
+use crate::{Lake, Result};
 
 /// What happened to one file in a load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,12 +129,6 @@ impl LoadHistory {
                 times(&|r| r.finished_at),
             ],
         )?;
-        let table = self
-            .lake
-            .load_delta(&self.url()?, TimeTravel::Latest)
-            .await?
-            .ok_or_else(|| Error::LakeNotFound(self.lake.display_location().to_string()))?;
-        append_batches(table, vec![batch]).await?;
-        Ok(())
+        crate::util::append_to_system_table(&self.lake, "loads", batch).await
     }
 }

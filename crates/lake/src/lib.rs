@@ -28,4 +28,4 @@ pub use users::{
     ADMIN_ROLE, FIRST_USER, MIN_PASSWORD_LEN, User, UserStore, generate_password, hash_password,
     verify_password,
 };
-pub use util::{append_batches, read_table, row_count};
+pub use util::{append_batches, read_columns, read_table, row_count};

@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
 use crate::catalog::create_system_table;
-use crate::util::{append_batches, int_column, read_table, text_column, time_column};
+use crate::util::{int_column, read_table, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// One model in one pipeline run.
@@ -109,13 +109,7 @@ impl RunHistory {
                 times(&|r| r.finished_at),
             ],
         )?;
-        let table = self
-            .lake
-            .load_delta(&self.url()?, TimeTravel::Latest)
-            .await?
-            .ok_or_else(|| Error::LakeNotFound(self.lake.display_location().to_string()))?;
-        append_batches(table, vec![batch]).await?;
-        Ok(())
+        crate::util::append_to_system_table(&self.lake, "runs", batch).await
     }
 
     /// The last successful (or up-to-date) record of each model, by model name.

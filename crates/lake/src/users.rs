@@ -19,7 +19,7 @@ use carelake_common::Principal;
 use chrono::{DateTime, Utc};
 
 use crate::catalog::create_system_table;
-use crate::util::{append_batches, read_table, text_column, time_column};
+use crate::util::{append_to_system_table, read_table, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// The first user of every lake.
@@ -163,14 +163,7 @@ impl UserStore {
                 text_column(events, |e| Some(e.by.clone())),
             ],
         )?;
-        let url = self.lake.system_table_url("users")?;
-        let table = self
-            .lake
-            .load_delta(&url, TimeTravel::Latest)
-            .await?
-            .ok_or_else(|| Error::LakeNotFound(self.lake.display_location().to_string()))?;
-        append_batches(table, vec![batch]).await?;
-        Ok(())
+        append_to_system_table(&self.lake, "users", batch).await
     }
 
     /// Every user, by name.

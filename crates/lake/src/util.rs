@@ -5,7 +5,7 @@ use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 
-use crate::Result;
+use crate::{Error, Lake, Result, TimeTravel};
 
 /// Reads every row of a (small) Delta table, such as the catalog.
 pub async fn read_table(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
@@ -13,6 +13,18 @@ pub async fn read_table(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
     table.update_datafusion_session(&ctx.state())?;
     let provider = table.table_provider().await?;
     Ok(ctx.read_table(provider)?.collect().await?)
+}
+
+/// Reads some columns of every row of a Delta table.
+pub async fn read_columns(table: &DeltaTable, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await?;
+    Ok(ctx
+        .read_table(provider)?
+        .select_columns(columns)?
+        .collect()
+        .await?)
 }
 
 /// Rows in the table's current version, from the Delta log's file statistics (no data is read).
@@ -33,6 +45,20 @@ pub async fn append_batches(table: DeltaTable, batches: Vec<RecordBatch>) -> Res
         .write(batches)
         .with_save_mode(SaveMode::Append)
         .await?)
+}
+
+/// Appends a batch to one of the lake's own tables under `_carelake/` (which must exist).
+pub(crate) async fn append_to_system_table(
+    lake: &Lake,
+    name: &str,
+    batch: RecordBatch,
+) -> Result<()> {
+    let table = lake
+        .load_delta(&lake.system_table_url(name)?, TimeTravel::Latest)
+        .await?
+        .ok_or_else(|| Error::LakeNotFound(lake.display_location().to_string()))?;
+    append_batches(table, vec![batch]).await?;
+    Ok(())
 }
 
 /// A text column of `records`, one value (or NULL) each.

@@ -3,12 +3,12 @@
 //! and all in the lake exactly once after the server is killed and restarted.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::support::Workspace;
+use crate::support::{Workspace, spawn_serve};
 
 const USER: &str = "tester";
 const PASSWORD: &str = "a long test password";
@@ -21,26 +21,10 @@ struct Server {
 
 impl Server {
     fn start(ws: &Workspace) -> Self {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("carelake"))
-            .args([
-                "serve",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--flush-seconds",
-                "0.2",
-            ])
-            .env("CARELAKE_LAKE", ws.lake())
-            .env_remove("CARELAKE_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("ready line");
-        // Keep reading what it prints, so that its standard output stays open.
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let (child, line) = spawn_serve(
+            ws,
+            &["--http-listen", "127.0.0.1:0", "--flush-seconds", "0.2"],
+        );
         let port = line
             .split("http://")
             .nth(1)

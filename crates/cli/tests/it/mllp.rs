@@ -2,12 +2,12 @@
 //! resends are stored once, and everything ACKed is in the lake exactly once after a crash and
 //! restart.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::support::{Workspace, python_with};
+use crate::support::{Workspace, python_with, spawn_serve};
 
 /// A running `carelake serve --mllp` process.
 struct Listener {
@@ -17,19 +17,7 @@ struct Listener {
 
 impl Listener {
     fn start(ws: &Workspace) -> Self {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("carelake"))
-            .args(["serve", "--http-listen", "off", "--mllp", "127.0.0.1:0"])
-            .env("CARELAKE_LAKE", ws.lake())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the listener");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("ready line");
-        // Keep reading what it prints, so that its standard output stays open.
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let (child, line) = spawn_serve(ws, &["--http-listen", "off", "--mllp", "127.0.0.1:0"]);
         let port = line
             .split_whitespace()
             .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))

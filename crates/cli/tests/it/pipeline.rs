@@ -7,6 +7,26 @@ use std::collections::HashSet;
 
 use crate::support::Workspace;
 
+/// The generator's flat files the default project reads (reference files first).
+const FLAT_FILES: [&str; 8] = [
+    "facilities",
+    "providers",
+    "patients",
+    "encounters",
+    "diagnoses",
+    "labs",
+    "claims",
+    "claim_lines",
+];
+
+/// Loads `<data>/<table>.csv` into `raw.<table>` for each table.
+fn load_flat_files(ws: &Workspace, data: &str, tables: &[&str]) {
+    for table in tables {
+        let file = format!("{data}/{table}.csv");
+        ws.ok(&["load", &file, "--into", &format!("raw.{table}")]);
+    }
+}
+
 #[test]
 fn default_project_on_generated_data_matches_the_truth() {
     let ws = Workspace::new();
@@ -20,19 +40,7 @@ fn default_project_on_generated_data_matches_the_truth() {
         "--out",
         &data,
     ]);
-    for table in [
-        "facilities",
-        "providers",
-        "patients",
-        "encounters",
-        "diagnoses",
-        "labs",
-        "claims",
-        "claim_lines",
-    ] {
-        let file = format!("{data}/{table}.csv");
-        ws.ok(&["load", &file, "--into", &format!("raw.{table}")]);
-    }
+    load_flat_files(&ws, &data, &FLAT_FILES);
     let out = ws.ok(&["run"]);
     println!("{out}");
     assert!(out.contains("Ran 19 model(s)"), "{out}");
@@ -259,27 +267,12 @@ fn clinical_feeds_give_the_facts_the_flat_files_give() {
         "--out",
         &data,
     ]);
-    for table in [
-        "facilities",
-        "providers",
-        "patients",
-        "encounters",
-        "diagnoses",
-        "labs",
-        "claims",
-        "claim_lines",
-    ] {
-        let file = format!("{data}/{table}.csv");
-        flat.ok(&["load", &file, "--into", &format!("raw.{table}")]);
-    }
+    load_flat_files(&flat, &data, &FLAT_FILES);
     let out = flat.ok(&["run"]);
     assert!(out.contains(" 0 failed."), "{out}");
 
     let clinical = Workspace::new();
-    for table in ["facilities", "providers"] {
-        let file = format!("{data}/{table}.csv");
-        clinical.ok(&["load", &file, "--into", &format!("raw.{table}")]);
-    }
+    load_flat_files(&clinical, &data, &FLAT_FILES[..2]);
     for feed in ["hl7", "fhir", "x12"] {
         clinical.ok(&["load", &format!("{data}/{feed}")]);
     }
@@ -317,17 +310,7 @@ fn clinical_feeds_give_the_facts_the_flat_files_give() {
         }
     }
     // Loading the flat files as well changes no fact: a record in two feeds counts once.
-    for table in [
-        "patients",
-        "encounters",
-        "diagnoses",
-        "labs",
-        "claims",
-        "claim_lines",
-    ] {
-        let file = format!("{data}/{table}.csv");
-        clinical.ok(&["load", &file, "--into", &format!("raw.{table}")]);
-    }
+    load_flat_files(&clinical, &data, &FLAT_FILES[2..]);
     let out = clinical.ok(&["run"]);
     assert!(out.contains(" 0 failed."), "{out}");
     for ((what, a), (_, b)) in facts(&flat).into_iter().zip(facts(&clinical)) {

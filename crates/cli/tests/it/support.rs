@@ -5,6 +5,28 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
+/// Starts `carelake serve …` on the workspace's lake; returns the process and the first line
+/// it prints (the address it listens on). What it prints afterwards is read and dropped, so
+/// that its standard output stays open.
+pub(crate) fn spawn_serve(ws: &Workspace, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("carelake"))
+        .arg("serve")
+        .args(args)
+        .env("CARELAKE_LAKE", ws.lake())
+        .env_remove("CARELAKE_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start carelake serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("ready line");
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    (child, line)
+}
+
 /// A temporary folder holding a lake and input files; removed when dropped.
 pub(crate) struct Workspace {
     pub(crate) dir: tempfile::TempDir,

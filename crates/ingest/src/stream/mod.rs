@@ -26,7 +26,6 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::{Principal, TableName, Zone};
 use carelake_lake::{CatalogEvent, Lake, TimeTravel};
 use chrono::Utc;
-use datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
@@ -335,13 +334,7 @@ async fn stored_event_ids(lake: &Lake, stream: &str) -> Result<HashSet<String>> 
     if !has_id {
         return Ok(HashSet::new());
     }
-    let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state())?;
-    let batches = ctx
-        .read_table(table.table_provider().await?)?
-        .select_columns(&["event_id"])?
-        .collect()
-        .await?;
+    let batches = carelake_lake::read_columns(&table, &["event_id"]).await?;
     let mut ids = HashSet::new();
     for batch in batches {
         let column = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
