@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use carelake_common::{Principal, TableName};
 use carelake_ingest::{ClinicalRequest, LoadRequest, Loader};
 use carelake_lake::Lake;
+use carelake_server::{DEFAULT_HTTP_ADDR, DEFAULT_PG_ADDR};
 use carelake_sql::Session;
 
 use crate::output::{OutputFormat, print_result};
@@ -242,6 +243,7 @@ pub(crate) async fn run(
     seed: u64,
     data: &Path,
     principal: Principal,
+    serve: bool,
 ) -> Result<()> {
     let total = Instant::now();
     println!("carelake demo: a synthetic hospital network of {patients} patients (seed {seed}).\n");
@@ -283,7 +285,7 @@ pub(crate) async fn run(
     println!(
         "\n4. Curating: the default pipeline project (patient index, encounters, star schema):"
     );
-    let session = Arc::new(Session::open(lake, principal).await?);
+    let session = Arc::new(Session::open(lake, principal.clone()).await?);
     let project = Arc::new(carelake_pipeline::Project::default_project()?);
     let run = carelake_pipeline::run(
         Arc::clone(&session),
@@ -341,5 +343,25 @@ pub(crate) async fn run(
     if lake_location != "./carelake-data" {
         println!("  (add --lake {lake_location} to each command)");
     }
-    Ok(())
+    if !serve {
+        return Ok(());
+    }
+    let (pg_host, pg_port) = DEFAULT_PG_ADDR
+        .rsplit_once(':')
+        .unwrap_or((DEFAULT_PG_ADDR, ""));
+    println!(
+        "\n6. Serving the lake (sign in as {} with the password shown when the lake was made, or CARELAKE_PASSWORD):\n   \
+         web UI  http://{DEFAULT_HTTP_ADDR}/\n   \
+         psql    PGPASSWORD=... psql \"host={} port={} user={} dbname=carelake\"",
+        carelake_lake::FIRST_USER,
+        pg_host,
+        pg_port,
+        carelake_lake::FIRST_USER,
+    );
+    crate::serve::run(
+        lake_location,
+        principal,
+        crate::serve::ServeArgs::defaults(),
+    )
+    .await
 }

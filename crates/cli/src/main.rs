@@ -112,7 +112,8 @@ enum Command {
         #[arg(long, default_value = "./carelake-synthetic")]
         out: PathBuf,
     },
-    /// Generate data, load it into a fresh lake and print the hospital KPIs.
+    /// Generate data, load it into a fresh lake, print the hospital KPIs, then serve the lake
+    /// (web UI, HTTP API, Postgres wire protocol on loopback) until interrupted.
     Demo {
         /// Number of patients.
         #[arg(long, default_value_t = 20_000)]
@@ -123,6 +124,9 @@ enum Command {
         /// Where the generated files go.
         #[arg(long, default_value = "./carelake-demo")]
         data: PathBuf,
+        /// Stop after the KPIs instead of serving (for scripts and CI).
+        #[arg(long)]
+        no_serve: bool,
     },
     /// Serve the lake until interrupted: the HTTP API (queries, catalog, streaming ingest,
     /// health, metrics), and on request the MLLP listener for HL7 v2 and the pipeline's
@@ -319,7 +323,8 @@ async fn run(cli: Cli) -> Result<()> {
             patients,
             seed,
             data,
-        } => demo::run(&cli.lake, patients, seed, &data, principal).await,
+            no_serve,
+        } => demo::run(&cli.lake, patients, seed, &data, principal, !no_serve).await,
         Command::Bench { which } => bench::run(which, principal).await,
     }
 }

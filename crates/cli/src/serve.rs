@@ -10,7 +10,10 @@ use anyhow::{Context, Result};
 use carelake_common::Principal;
 use carelake_ingest::{StreamConfig, StreamIngest};
 use carelake_lake::Lake;
-use carelake_server::{DEFAULT_HTTP_ADDR, HttpConfig, HttpServer, MllpConfig, MllpServer};
+use carelake_server::{
+    DEFAULT_HTTP_ADDR, DEFAULT_PG_ADDR, HttpConfig, HttpServer, MllpConfig, MllpServer, PgConfig,
+    PgServer, TlsConfig,
+};
 use carelake_sql::Session;
 use clap::Args;
 
@@ -21,6 +24,16 @@ pub(crate) struct ServeArgs {
     /// listen on every interface.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_ADDR)]
     pub(crate) http_listen: String,
+    /// The PostgreSQL wire protocol's address (for psql, drivers and BI tools); `off` for none.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_PG_ADDR)]
+    pub(crate) pg_listen: String,
+    /// PEM certificate chain for TLS on the Postgres listener. With it (and --tls-key) every
+    /// Postgres client must use TLS; a certificate that cannot be loaded stops the server.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Take HL7 v2 messages over MLLP on this address; without a value 127.0.0.1:2575.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:2575")]
     pub(crate) mllp: Option<String>,
@@ -40,6 +53,16 @@ pub(crate) struct ServeArgs {
     /// Pending megabytes that start a flush before the interval is up.
     #[arg(long, default_value_t = 64)]
     pub(crate) flush_mb: u64,
+}
+
+impl ServeArgs {
+    /// The options `carelake serve` has when given none.
+    pub(crate) fn defaults() -> Self {
+        use clap::{Args as _, FromArgMatches as _};
+        let command = Self::augment_args(clap::Command::new("serve"));
+        Self::from_arg_matches(&command.get_matches_from(["serve"]))
+            .expect("the defaults of carelake serve parse")
+    }
 }
 
 /// A line on standard output that does not take the server down when nobody reads it any
@@ -81,9 +104,19 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
     } else {
         Some(crate::parse_listen_addr(&args.http_listen)?)
     };
-    if http.is_none() && args.mllp.is_none() && !args.schedules {
+    let pg = if args.pg_listen.eq_ignore_ascii_case("off") {
+        None
+    } else {
+        Some(crate::parse_listen_addr(&args.pg_listen)?)
+    };
+    if http.is_none() && pg.is_none() && args.mllp.is_none() && !args.schedules {
         anyhow::bail!(
-            "nothing to serve: the HTTP API is off; pass --mllp [ADDR] and/or --schedules"
+            "nothing to serve: the HTTP API and Postgres listener are off; pass --mllp [ADDR] and/or --schedules"
+        );
+    }
+    if (http.is_some() || pg.is_some()) && lake.users().list().await?.is_empty() {
+        anyhow::bail!(
+            "the lake has no users to sign in with: run `carelake init` (or `carelake user add NAME`) first"
         );
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -115,12 +148,36 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         });
     }
 
-    if let Some(addr) = http {
-        if lake.users().list().await?.is_empty() {
-            anyhow::bail!(
-                "the lake has no users to sign in with: run `carelake init` (or `carelake user add NAME`) first"
-            );
+    if let Some(addr) = pg {
+        let mut config = PgConfig::new(addr);
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            config.tls = Some(TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
         }
+        let server = PgServer::bind(config, lake.clone())
+            .await
+            .context("starting the Postgres listener")?;
+        let bound = server.local_addr().unwrap_or(addr);
+        let sslmode = if server.uses_tls() {
+            "require"
+        } else {
+            "disable"
+        };
+        say(&format!(
+            "Postgres wire protocol on {bound} (psql \"host={} port={} user=carelake dbname=carelake sslmode={sslmode}\")",
+            bound.ip(),
+            bound.port()
+        ));
+        let until = wait();
+        tasks.spawn(async move {
+            server.run(until).await?;
+            Ok(())
+        });
+    }
+
+    if let Some(addr) = http {
         let wal_dir = match (&args.wal_dir, lake.local_root()) {
             (Some(dir), _) => dir.clone(),
             (None, Some(root)) => root.join("_carelake").join("wal"),

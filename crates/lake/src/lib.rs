@@ -16,6 +16,7 @@ mod error;
 mod history;
 mod lake;
 mod runs;
+pub mod scram;
 mod users;
 mod util;
 
@@ -24,6 +25,7 @@ pub use error::{Error, Result};
 pub use history::{LoadHistory, LoadRecord, LoadStatus};
 pub use lake::{Lake, TimeTravel};
 pub use runs::{RunHistory, RunRecord};
+pub use scram::ScramVerifier;
 pub use users::{
     ADMIN_ROLE, FIRST_USER, MIN_PASSWORD_LEN, User, UserStore, generate_password, hash_password,
     verify_password,

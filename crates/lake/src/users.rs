@@ -19,6 +19,7 @@ use carelake_common::Principal;
 use chrono::{DateTime, Utc};
 
 use crate::catalog::create_system_table;
+use crate::scram::ScramVerifier;
 use crate::util::{append_to_system_table, read_table, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 
@@ -52,6 +53,9 @@ pub struct User {
     pub roles: Vec<String>,
     /// Argon2id hash in PHC form.
     password_hash: String,
+    /// SCRAM-SHA-256 verifier of the same password, for the Postgres wire protocol. Users whose
+    /// password was set before carelake kept verifiers have none until it is set again.
+    scram: Option<String>,
     /// Whether the user may no longer sign in.
     pub disabled: bool,
     /// When the user was created.
@@ -72,6 +76,11 @@ impl User {
     /// The principal the user acts as.
     pub fn principal(&self) -> Principal {
         Principal::new(self.name.clone(), self.roles.clone())
+    }
+
+    /// The SCRAM-SHA-256 verifier of the user's password, when one is stored.
+    pub fn scram_verifier(&self) -> Option<ScramVerifier> {
+        self.scram.as_deref().and_then(ScramVerifier::parse)
     }
 }
 
@@ -145,6 +154,19 @@ fn check_password(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// The SCRAM verifier event that follows a password event (a microsecond later, so that the
+/// fold meets it second).
+fn scram_event(name: &str, password: &str, at: DateTime<Utc>, by: &Principal) -> Result<Event> {
+    Ok(Event {
+        at: at + chrono::Duration::microseconds(1),
+        user: name.to_string(),
+        action: "scram",
+        password_hash: Some(ScramVerifier::new(password)?.to_string()),
+        roles: None,
+        by: by.name.clone(),
+    })
+}
+
 impl UserStore {
     pub(crate) fn new(lake: Lake) -> Self {
         Self { lake }
@@ -210,6 +232,7 @@ impl UserStore {
                     "roles" => "roles",
                     "disable" => "disable",
                     "enable" => "enable",
+                    "scram" => "scram",
                     _ => continue,
                 };
                 let value = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
@@ -243,6 +266,7 @@ impl UserStore {
                             name: e.user.clone(),
                             roles: roles(&e.roles),
                             password_hash: e.password_hash.clone().unwrap_or_default(),
+                            scram: None,
                             disabled: false,
                             created_at: e.at,
                         },
@@ -250,7 +274,9 @@ impl UserStore {
                 }
                 ("password", Some(u)) => {
                     u.password_hash = e.password_hash.clone().unwrap_or_default();
+                    u.scram = None;
                 }
+                ("scram", Some(u)) => u.scram = e.password_hash.clone(),
                 ("roles", Some(u)) => u.roles = roles(&e.roles),
                 ("disable", Some(u)) => u.disabled = true,
                 ("enable", Some(u)) => u.disabled = false,
@@ -279,14 +305,18 @@ impl UserStore {
         if self.get(name).await?.is_some() {
             return Err(Error::Users(format!("user {name} already exists")));
         }
-        self.append(&[Event {
-            at: Utc::now(),
-            user: name.to_string(),
-            action: "create",
-            password_hash: Some(hash_password(password)?),
-            roles: Some(roles.join(",")),
-            by: by.name.clone(),
-        }])
+        let at = Utc::now();
+        self.append(&[
+            Event {
+                at,
+                user: name.to_string(),
+                action: "create",
+                password_hash: Some(hash_password(password)?),
+                roles: Some(roles.join(",")),
+                by: by.name.clone(),
+            },
+            scram_event(name, password, at, by)?,
+        ])
         .await
     }
 
@@ -296,14 +326,18 @@ impl UserStore {
         if self.get(name).await?.is_none() {
             return Err(Error::Users(format!("no user {name}")));
         }
-        self.append(&[Event {
-            at: Utc::now(),
-            user: name.to_string(),
-            action: "password",
-            password_hash: Some(hash_password(password)?),
-            roles: None,
-            by: by.name.clone(),
-        }])
+        let at = Utc::now();
+        self.append(&[
+            Event {
+                at,
+                user: name.to_string(),
+                action: "password",
+                password_hash: Some(hash_password(password)?),
+                roles: None,
+                by: by.name.clone(),
+            },
+            scram_event(name, password, at, by)?,
+        ])
         .await
     }
 

@@ -7,6 +7,9 @@ pub enum Error {
         addr: String,
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Accepting a connection failed.
     #[error("accepting a connection failed: {0}")]
     Accept(std::io::Error),

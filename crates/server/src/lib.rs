@@ -1,5 +1,5 @@
 //! carelake's network listeners: the HTTP API (queries, catalog, streaming ingest, health,
-//! metrics) and the MLLP listener that takes HL7 v2 messages from
+//! metrics), the PostgreSQL wire protocol for psql, drivers and BI tools, and the MLLP listener that takes HL7 v2 messages from
 //! interface engines and EHRs over TCP, stores each durably in the lake exactly once and only
 //! then acknowledges it.
 //!
@@ -20,7 +20,11 @@
 mod error;
 mod http;
 mod mllp;
+mod pg;
+mod tls;
 
 pub use error::{Error, Result};
 pub use http::{DEFAULT_HTTP_ADDR, HttpConfig, HttpServer};
 pub use mllp::{DEFAULT_MLLP_PORT, MllpConfig, MllpServer};
+pub use pg::{DEFAULT_PG_ADDR, PgConfig, PgServer};
+pub use tls::TlsConfig;

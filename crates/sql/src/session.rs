@@ -355,9 +355,11 @@ impl Session {
         }
     }
 
-    /// The single place where access rules apply. Today: the `system` schema is read-only and
-    /// only tables of the lake's own catalog can be written.
-    fn authorize(&self, plan: &LogicalPlan) -> Result<()> {
+    /// The single place where access rules apply, for every interface: statements run through
+    /// [`Session::sql`] pass here, and interfaces that plan queries themselves (the Postgres wire
+    /// protocol) call it with their plan. Today: the `system` schema is read-only and only
+    /// tables of the lake's own catalog can be written.
+    pub fn authorize(&self, plan: &LogicalPlan) -> Result<()> {
         let target = match plan {
             LogicalPlan::Dml(dml) => Some(&dml.table_name),
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) => Some(&c.name),

@@ -75,6 +75,7 @@ fn demo_prints_kpis_and_fills_the_catalog() {
     let ws = Workspace::new();
     let out = ws.ok(&[
         "demo",
+        "--no-serve",
         "--patients",
         "400",
         "--data",
@@ -139,6 +140,7 @@ fn demo_prints_kpis_and_fills_the_catalog() {
     let encounters = ws.scalar("SELECT count(*) FROM raw.encounters");
     let again = ws.ok(&[
         "demo",
+        "--no-serve",
         "--patients",
         "400",
         "--data",

@@ -33,6 +33,7 @@ fn python_deltalake_reads_what_carelake_wrote() {
     let ws = Workspace::new();
     ws.ok(&[
         "demo",
+        "--no-serve",
         "--patients",
         "300",
         "--data",

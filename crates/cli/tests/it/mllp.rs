@@ -19,6 +19,9 @@ impl Listener {
     fn start(ws: &Workspace) -> Self {
         let (child, line) = spawn_serve(ws, &["--http-listen", "off", "--mllp", "127.0.0.1:0"]);
         let port = line
+            .lines()
+            .find(|l| l.starts_with("MLLP"))
+            .unwrap_or_default()
             .split_whitespace()
             .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
             .unwrap_or_else(|| panic!("no port in {line:?}"));

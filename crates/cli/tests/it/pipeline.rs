@@ -164,7 +164,7 @@ fn project_init_writes_a_copy_that_runs() {
     let ws = Workspace::new();
     let dir = ws.path("proj").to_string_lossy().into_owned();
     let out = ws.ok(&["project", "init", &dir]);
-    assert!(out.contains("Wrote 19 models"), "{out}");
+    assert!(out.contains("Wrote 20 models"), "{out}");
     let show = ws.ok(&["project", "show", &dir]);
     assert!(show.contains("curated.person_xref"), "{show}");
     let err = ws.fails(&["project", "init", &dir]);
@@ -174,7 +174,7 @@ fn project_init_writes_a_copy_that_runs() {
 #[test]
 fn serve_schedules_needs_scheduled_models() {
     let ws = Workspace::new();
-    let err = ws.fails(&["serve", "--http-listen", "off"]);
+    let err = ws.fails(&["serve", "--http-listen", "off", "--pg-listen", "off"]);
     assert!(err.contains("nothing to serve"), "{err}");
     let dir = ws.path("proj");
     std::fs::create_dir_all(dir.join("models/curated")).unwrap();

@@ -5,14 +5,19 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
-/// Starts `carelake serve …` on the workspace's lake; returns the process and the first line
-/// it prints (the address it listens on). What it prints afterwards is read and dropped, so
-/// that its standard output stays open.
+/// Starts `carelake serve …` on the workspace's lake; returns the process and the lines it
+/// prints until it is ready (the addresses it listens on). What it prints afterwards is read
+/// and dropped, so that its standard output stays open. The Postgres listener is off unless
+/// `args` name `--pg-listen`.
 pub(crate) fn spawn_serve(ws: &Workspace, args: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
+    let mut all: Vec<&str> = args.to_vec();
+    if !args.contains(&"--pg-listen") {
+        all.extend(["--pg-listen", "off"]);
+    }
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("carelake"))
         .arg("serve")
-        .args(args)
+        .args(all)
         .env("CARELAKE_LAKE", ws.lake())
         .env_remove("CARELAKE_LOG")
         .stdout(std::process::Stdio::piped())
@@ -21,10 +26,19 @@ pub(crate) fn spawn_serve(ws: &Workspace, args: &[&str]) -> (std::process::Child
         .expect("start carelake serve");
     let stdout = child.stdout.take().expect("stdout");
     let mut reader = std::io::BufReader::new(stdout);
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("ready line");
+    let mut lines = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).expect("a line from serve") == 0 {
+            panic!("carelake serve ended before it was ready: {lines}");
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+        lines.push_str(&line);
+    }
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    (child, line)
+    (child, lines)
 }
 
 /// A temporary folder holding a lake and input files; removed when dropped.

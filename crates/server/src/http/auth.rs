@@ -39,7 +39,12 @@ pub(crate) struct Credentials {
 }
 
 impl Credentials {
-    async fn basic(&self, users: &UserStore, name: &str, password: &str) -> Result<User, ApiError> {
+    pub(crate) async fn basic(
+        &self,
+        users: &UserStore,
+        name: &str,
+        password: &str,
+    ) -> Result<User, ApiError> {
         let key = digest(&[name.as_bytes(), password.as_bytes()]);
         if let Some((user, at)) = self
             .verified
@@ -62,7 +67,7 @@ impl Credentials {
         }
     }
 
-    fn bearer(&self, token: &str) -> Result<User, ApiError> {
+    pub(crate) fn bearer(&self, token: &str) -> Result<User, ApiError> {
         let key = digest(&[token.as_bytes()]);
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         match tokens.get(&key) {
@@ -73,6 +78,15 @@ impl Credentials {
             }
             None => Err(ApiError::unauthorized("unknown token")),
         }
+    }
+
+    /// Forgets a token (signing out).
+    pub(crate) fn revoke(&self, token: &str) {
+        let key = digest(&[token.as_bytes()]);
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
     }
 
     /// A new bearer token for `user` (only its digest is kept).

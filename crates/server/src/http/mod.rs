@@ -6,6 +6,7 @@
 
 mod auth;
 mod routes;
+mod ui;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -155,6 +156,10 @@ impl ApiError {
             status,
             message: carelake_common::redact_literals(&message.into()),
         }
+    }
+    /// The message (literals blanked).
+    pub(crate) fn message(&self) -> &str {
+        &self.message
     }
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)

@@ -32,6 +32,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/tables/{name}", get(table))
         .route("/api/v1/tokens", post(token))
         .route("/api/v1/ingest/{stream}", post(ingest))
+        .merge(super::ui::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), count))
         .with_state(state)

@@ -1,0 +1,99 @@
+//! The web UI in headless Chromium (Debian's chromium driven by playwright-core from npm): on a
+//! demo lake, every page loads, the charts draw, a query runs and downloads as CSV, and each
+//! page's screenshot is kept (`artifacts/ui-screenshots/`, or `$CARELAKE_SCREENSHOTS`).
+//!
+//! `scripts/test.sh` installs Chromium and playwright-core; without `CARELAKE_REQUIRE_INTEROP`
+//! their absence skips the test with a message.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::support::{Workspace, spawn_serve};
+
+const USER: &str = "viewer";
+const PASSWORD: &str = "a long viewer password";
+
+fn skip_or_fail(test: &str, why: &str) {
+    assert!(
+        std::env::var_os("CARELAKE_REQUIRE_INTEROP").is_none(),
+        "CARELAKE_REQUIRE_INTEROP is set but {why}"
+    );
+    eprintln!("SKIPPED {test}: {why} (scripts/test.sh installs it)");
+}
+
+#[test]
+fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
+    let test = "every_page_loads_charts_draw_and_a_query_runs_in_chromium";
+    let chromium =
+        std::env::var("CARELAKE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).is_file() {
+        return skip_or_fail(test, "Chromium is not installed");
+    }
+    let has_playwright = Command::new("node")
+        .args(["-e", "require('playwright-core')"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_playwright {
+        return skip_or_fail(test, "node cannot load playwright-core (NODE_PATH)");
+    }
+
+    let ws = Workspace::new();
+    ws.ok(&[
+        "demo",
+        "--patients",
+        "500",
+        "--no-serve",
+        "--data",
+        &ws.path("demo-data").to_string_lossy(),
+    ]);
+    let out = ws
+        .command(&["user", "add", USER])
+        .env("CARELAKE_PASSWORD", PASSWORD)
+        .output()
+        .expect("user add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut child, lines) = spawn_serve(&ws, &["--http-listen", "127.0.0.1:0"]);
+    let base = lines
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|addr| format!("http://{addr}"))
+        .unwrap_or_else(|| panic!("no address in {lines:?}"));
+
+    let shots = std::env::var_os("CARELAKE_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../artifacts/ui-screenshots"
+            ))
+        });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui/ui-test.cjs");
+    let result = Command::new("node")
+        .args([script, &base, USER, PASSWORD, &shots.to_string_lossy()])
+        .env("CARELAKE_CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    let _ = child.kill();
+    let _ = child.wait();
+    let report = String::from_utf8_lossy(&result.stdout);
+    eprintln!("{report}{}", String::from_utf8_lossy(&result.stderr));
+    assert!(result.status.success(), "the UI test failed:\n{report}");
+    for page in [
+        "login",
+        "overview",
+        "worklist",
+        "catalog",
+        "catalog-table",
+        "sql",
+        "runs",
+    ] {
+        let file = shots.join(format!("{page}.png"));
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "{} is missing or empty", file.display());
+    }
+}

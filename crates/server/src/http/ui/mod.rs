@@ -1,0 +1,646 @@
+//! The web UI: server-rendered pages with SVG charts, no build step, nothing fetched from
+//! elsewhere. Overview (admissions, 30-day readmission trend, census and length of stay by
+//! facility), Worklist (recent discharges at high readmission risk), Catalog (tables, columns,
+//! lineage, rows), SQL (an editor with a result grid and CSV download) and Pipeline runs.
+//!
+//! Sign-in is a form that sets a session cookie (`HttpOnly`, `SameSite=Strict`) holding a token
+//! of the same kind as `POST /api/v1/tokens` gives; every page runs its queries in the signed-in
+//! user's own session. Forms that change something are accepted only from this origin.
+
+mod html;
+mod svg;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use carelake_lake::User;
+use carelake_sql::QueryResult;
+use serde::Deserialize;
+
+use super::AppState;
+use html::{cells, esc, page, table};
+
+/// The session cookie's name.
+const COOKIE: &str = "carelake_session";
+/// Most rows the SQL page shows (the CSV download has them all, up to the API's limit).
+const GRID_ROWS: usize = 1000;
+
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/worklist", get(worklist))
+        .route("/catalog", get(catalog))
+        .route("/catalog/{name}", get(catalog_table))
+        .route("/sql", get(sql_form).post(sql_run))
+        .route("/sql/csv", post(sql_csv))
+        .route("/runs", get(runs))
+        .route("/ui/style.css", get(style))
+        .route("/ui/icon.svg", get(icon))
+        .route("/favicon.ico", get(icon))
+}
+
+/// The signed-in user of a page; without a valid cookie, a redirect to the sign-in page.
+struct UiUser(User);
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+impl FromRequestParts<Arc<AppState>> for UiUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let user =
+            cookie_token(&parts.headers).and_then(|token| state.credentials.bearer(&token).ok());
+        match user {
+            Some(user) => Ok(UiUser(user)),
+            None => Err(Redirect::to("/login").into_response()),
+        }
+    }
+}
+
+/// Refuses a form posted from another site (the cookie is `SameSite=Strict` as well).
+fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && site != "same-origin"
+        && site != "none"
+    {
+        return Err((StatusCode::FORBIDDEN, "cross-site form refused").into_response());
+    }
+    if let (Some(origin), Some(host)) = (text(header::ORIGIN), text(header::HOST)) {
+        let origin_host = origin.split("://").nth(1).unwrap_or(origin);
+        if origin_host != host {
+            return Err((StatusCode::FORBIDDEN, "cross-site form refused").into_response());
+        }
+    }
+    Ok(())
+}
+
+/// A page that failed: the message (literals blanked) in the page frame.
+fn failure(title: &str, current: &str, user: &User, message: &str) -> Response {
+    let body = format!(
+        r#"<h1>{}</h1><p class="error">{}</p>"#,
+        esc(title),
+        esc(&carelake_common::redact_literals(message))
+    );
+    Html(page(title, current, Some(&user.name), &body)).into_response()
+}
+
+async fn run(state: &AppState, user: &User, sql: &str) -> Result<QueryResult, String> {
+    let session = state
+        .session(user)
+        .await
+        .map_err(|e| e.message().to_string())?;
+    tokio::time::timeout(state.config.query_timeout, session.sql(sql))
+        .await
+        .map_err(|_| {
+            format!(
+                "the query ran longer than {} s",
+                state.config.query_timeout.as_secs()
+            )
+        })?
+        .map_err(|e| e.to_string())
+}
+
+/// Whether the lake has `table` (a `zone.name`).
+async fn has_table(state: &AppState, user: &User, table: &str) -> bool {
+    let sql = format!(
+        "SELECT 1 FROM system.tables WHERE table_name = '{}'",
+        table.replace('\'', "''")
+    );
+    run(state, user, &sql)
+        .await
+        .is_ok_and(|r| r.row_count() > 0)
+}
+
+/// `(label, value)` pairs from a two-column result.
+fn pairs(result: &QueryResult) -> Vec<(String, f64)> {
+    cells(&result.batches)
+        .into_iter()
+        .filter_map(|row| {
+            let value = row.get(1)?.parse::<f64>().ok()?;
+            Some((row.first()?.clone(), value))
+        })
+        .collect()
+}
+
+fn numeric_columns(result: &QueryResult) -> Vec<bool> {
+    result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().is_numeric())
+        .collect()
+}
+
+fn headers_of(result: &QueryResult) -> Vec<String> {
+    result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        html::STYLE,
+    )
+        .into_response()
+}
+
+async fn icon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        html::ICON,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    failed: Option<String>,
+}
+
+async fn login_form(Query(q): Query<LoginQuery>) -> Response {
+    let error = if q.failed.is_some() {
+        r#"<p class="error">Wrong user name or password.</p>"#
+    } else {
+        ""
+    };
+    let body = format!(
+        r#"<form class="login card" method="post" action="/login"><h1>Sign in</h1>{error}
+<label for="user">User</label><input id="user" name="user" autocomplete="username" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<div class="actions"><button type="submit">Sign in</button></div></form>"#
+    );
+    Html(page("Sign in", "", None, &body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused;
+    }
+    let user = state
+        .credentials
+        .basic(&state.lake.users(), &form.user, &form.password)
+        .await;
+    let Ok(user) = user else {
+        return Redirect::to("/login?failed=1").into_response();
+    };
+    let token = state.credentials.issue(&user);
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        super::auth::TOKEN_LIFETIME.as_secs()
+    );
+    let mut response = Redirect::to("/").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused;
+    }
+    if let Some(token) = cookie_token(&headers) {
+        state.credentials.revoke(&token);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("carelake_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    response
+}
+
+fn kpi(label: &str, value: &str) -> String {
+    format!(
+        r#"<div class="kpi"><div class="value">{}</div><div class="label">{}</div></div>"#,
+        esc(value),
+        esc(label)
+    )
+}
+
+fn card(title: &str, note: &str, content: &str) -> String {
+    format!(
+        r#"<section class="card"><h2>{}</h2><p class="muted">{}</p>{content}</section>"#,
+        esc(title),
+        esc(note)
+    )
+}
+
+const NO_ANALYTICS: &str = r#"<p class="muted">No analytics tables yet. Load data and run the pipeline (<code>carelake run</code>), or start with <code>carelake demo</code>.</p>"#;
+
+async fn overview(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> Response {
+    if !has_table(&state, &user, "analytics.fact_encounter").await {
+        return Html(page(
+            "Overview",
+            "/",
+            Some(&user.name),
+            &format!("<h1>Overview</h1>{NO_ANALYTICS}"),
+        ))
+        .into_response();
+    }
+    let queries = [
+        // KPIs over all inpatient stays.
+        "SELECT count(*) AS admissions, count(DISTINCT person_key) AS patients, \
+                round(avg(length_of_stay_days), 2) AS mean_los, \
+                round(100.0 * sum(CASE WHEN readmitted_30d THEN 1 ELSE 0 END) / nullif(count(readmitted_30d), 0), 1) AS readmission_pct \
+         FROM analytics.fact_encounter WHERE encounter_class = 'inpatient'",
+        // Admissions per month, the last 24 months of data.
+        "SELECT month, admissions FROM (SELECT to_char(admit_time, '%Y-%m') AS month, count(*) AS admissions \
+         FROM analytics.fact_encounter WHERE encounter_class = 'inpatient' GROUP BY 1 ORDER BY 1 DESC LIMIT 24) ORDER BY month",
+        // 30-day readmission rate by discharge month.
+        "SELECT discharge_month, round(100.0 * sum(readmissions_30d) / sum(index_discharges), 1) AS rate \
+         FROM analytics.mart_readmissions GROUP BY 1 ORDER BY 1 DESC LIMIT 24",
+        // Mean daily census by facility over the last 30 days of data.
+        "SELECT facility_id, round(avg(patients_in_house), 1) AS census FROM analytics.mart_census \
+         WHERE census_date > (SELECT max(census_date) FROM analytics.mart_census) - INTERVAL '30 days' \
+         GROUP BY 1 ORDER BY 1",
+        // Mean length of stay by facility.
+        "SELECT facility_id, round(sum(mean_los_days * stays) / sum(stays), 2) AS los \
+         FROM analytics.mart_length_of_stay GROUP BY 1 ORDER BY 1",
+    ];
+    let mut results = Vec::new();
+    for sql in queries {
+        match run(&state, &user, sql).await {
+            Ok(r) => results.push(r),
+            Err(e) => return failure("Overview", "/", &user, &e),
+        }
+    }
+    let kpis = cells(&results[0].batches)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let value = |i: usize| kpis.get(i).cloned().unwrap_or_default();
+    let mut trend = pairs(&results[2]);
+    trend.reverse();
+    let body = format!(
+        r#"<h1>Overview</h1><div class="kpis">{}{}{}{}</div><div class="cards">{}{}{}{}</div>"#,
+        kpi("inpatient admissions", &value(0)),
+        kpi("patients admitted", &value(1)),
+        kpi("mean length of stay (days)", &value(2)),
+        kpi("30-day readmission rate (%)", &value(3)),
+        card(
+            "Admissions",
+            "Inpatient admissions per month (last 24 months of data).",
+            &svg::bars("Admissions per month", &pairs(&results[1]), "")
+        ),
+        card(
+            "30-day readmission rate",
+            "Share of index discharges readmitted within 30 days, by discharge month.",
+            &svg::line("30-day readmission rate by month", &trend, "%")
+        ),
+        card(
+            "Census by facility",
+            "Mean patients in house per day, last 30 days of data.",
+            &svg::bars("Census by facility", &pairs(&results[3]), "")
+        ),
+        card(
+            "Length of stay by facility",
+            "Mean inpatient length of stay in days.",
+            &svg::bars("Length of stay by facility", &pairs(&results[4]), "")
+        ),
+    );
+    Html(page("Overview", "/", Some(&user.name), &body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct WorklistQuery {
+    risk: Option<String>,
+}
+
+async fn worklist(
+    State(state): State<Arc<AppState>>,
+    UiUser(user): UiUser,
+    Query(q): Query<WorklistQuery>,
+) -> Response {
+    const VIEW: &str = "analytics.worklist_readmission_risk";
+    if !has_table(&state, &user, VIEW).await {
+        return Html(page(
+            "Worklist",
+            "/worklist",
+            Some(&user.name),
+            &format!("<h1>Worklist</h1>{NO_ANALYTICS}"),
+        ))
+        .into_response();
+    }
+    let all = q.risk.as_deref() == Some("all");
+    let filter = if all { "" } else { "WHERE risk = 'high'" };
+    let sql = format!(
+        "SELECT last_name, first_name, birth_date, phone, facility_id, \
+                CAST(discharge_time AS DATE) AS discharged, length_of_stay_days AS los_days, \
+                principal_diagnosis, charlson_index, ed_visits_6m, lace_score, risk \
+         FROM {VIEW} {filter} ORDER BY lace_score DESC, discharge_time DESC LIMIT 500"
+    );
+    let counts =
+        format!("SELECT count(*), sum(CASE WHEN risk = 'high' THEN 1 ELSE 0 END) FROM {VIEW}");
+    let (result, counts) = match (
+        run(&state, &user, &sql).await,
+        run(&state, &user, &counts).await,
+    ) {
+        (Ok(r), Ok(c)) => (r, c),
+        (Err(e), _) | (_, Err(e)) => return failure("Worklist", "/worklist", &user, &e),
+    };
+    let counts = cells(&counts.batches)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let toggle = if all {
+        r#"<a href="/worklist">Show high risk only</a>"#
+    } else {
+        r#"<a href="/worklist?risk=all">Show every recent discharge</a>"#
+    };
+    let body = format!(
+        r#"<h1>Worklist</h1><p class="muted">Patients to contact: inpatients discharged in the last 30 days of data who are not back yet, by LACE readmission risk (10 or more is high). {} recent discharges, {} at high risk. {toggle}</p>{}
+<p class="muted">From the view <a href="/catalog/{VIEW}">{VIEW}</a>; the trained risk models replace it later.</p>"#,
+        esc(counts.first().map_or("0", String::as_str)),
+        esc(counts.get(1).map_or("0", String::as_str)),
+        table(
+            &headers_of(&result),
+            &cells(&result.batches),
+            &numeric_columns(&result)
+        ),
+    );
+    Html(page("Worklist", "/worklist", Some(&user.name), &body)).into_response()
+}
+
+async fn catalog(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> Response {
+    let sql = "SELECT table_name, kind, row_count, table_version, owner, upstream, updated_at, description \
+               FROM system.tables ORDER BY table_name";
+    let result = match run(&state, &user, sql).await {
+        Ok(r) => r,
+        Err(e) => return failure("Catalog", "/catalog", &user, &e),
+    };
+    let rows = cells(&result.batches);
+    let mut out = String::from(
+        r#"<h1>Catalog</h1><div class="grid"><table><thead><tr><th>Table</th><th>Kind</th><th class="num">Rows</th><th class="num">Version</th><th>Owner</th><th>Reads</th><th>Updated</th><th>Description</th></tr></thead><tbody>"#,
+    );
+    for row in &rows {
+        let get = |i: usize| row.get(i).map_or("", String::as_str);
+        out.push_str(&format!(
+            r#"<tr><td><a href="/catalog/{0}">{0}</a></td><td>{1}</td><td class="num">{2}</td><td class="num">{3}</td><td>{4}</td><td>{5}</td><td>{6}</td><td>{7}</td></tr>"#,
+            esc(get(0)),
+            esc(get(1)),
+            esc(get(2)),
+            esc(get(3)),
+            esc(get(4)),
+            esc(get(5)),
+            esc(get(6)),
+            esc(get(7)),
+        ));
+    }
+    out.push_str(&format!(
+        r#"</tbody></table></div><p class="muted">{} tables and views.</p>"#,
+        rows.len()
+    ));
+    Html(page("Catalog", "/catalog", Some(&user.name), &out)).into_response()
+}
+
+async fn catalog_table(
+    State(state): State<Arc<AppState>>,
+    UiUser(user): UiUser,
+    Path(name): Path<String>,
+) -> Response {
+    let Ok(parsed) = name.parse::<carelake_common::TableName>() else {
+        return failure("Catalog", "/catalog", &user, "not a table name (zone.name)");
+    };
+    let quoted = parsed.to_string().replace('\'', "''");
+    let entry_sql = format!(
+        "SELECT kind, row_count, table_version, owner, source, upstream, description, updated_at \
+         FROM system.tables WHERE table_name = '{quoted}'"
+    );
+    let columns_sql = format!(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+         WHERE table_schema = '{}' AND table_name = '{}' ORDER BY ordinal_position",
+        parsed.zone,
+        parsed.name.replace('\'', "''")
+    );
+    let downstream_sql = format!(
+        "SELECT table_name FROM system.tables \
+         WHERE array_has(string_to_array(upstream, ', '), '{quoted}') ORDER BY table_name"
+    );
+    let (entry, columns, downstream) = match (
+        run(&state, &user, &entry_sql).await,
+        run(&state, &user, &columns_sql).await,
+        run(&state, &user, &downstream_sql).await,
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return failure("Catalog", "/catalog", &user, &e);
+        }
+    };
+    let Some(entry) = cells(&entry.batches).into_iter().next() else {
+        let mut response = failure("Catalog", "/catalog", &user, &format!("no table {parsed}"));
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        return response;
+    };
+    let get = |i: usize| entry.get(i).map_or("", String::as_str);
+    let upstream: Vec<String> = get(5)
+        .split(", ")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let downstream: Vec<String> = cells(&downstream.batches)
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect();
+    let title = parsed.to_string();
+    let body = format!(
+        r#"<h1>{}</h1><p class="muted">{}</p>
+<div class="kpis">{}{}{}{}</div>
+<section class="card"><h2>Lineage</h2>{}</section>
+<h2>Columns</h2>{}
+<form method="get" action="/sql" class="actions"><input type="hidden" name="q" value="SELECT * FROM {} LIMIT 100"><button type="submit" class="secondary">Query it</button></form>"#,
+        esc(&title),
+        esc(get(6)),
+        kpi("kind", get(0)),
+        kpi("rows", get(1)),
+        kpi("version", get(2)),
+        kpi("owner", get(3)),
+        svg::lineage(&title, &upstream, &downstream),
+        table(
+            &headers_of(&columns),
+            &cells(&columns.batches),
+            &numeric_columns(&columns)
+        ),
+        esc(&title),
+    );
+    Html(page(&title, "/catalog", Some(&user.name), &body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct SqlQuery {
+    q: Option<String>,
+}
+
+fn sql_page(user: &User, sql: &str, result: &str) -> Response {
+    let body = format!(
+        r#"<h1>SQL</h1><form method="post" action="/sql" id="sql-form">
+<textarea name="q" id="sql" spellcheck="false" placeholder="SELECT * FROM analytics.mart_readmissions LIMIT 20">{}</textarea>
+<div class="actions"><button type="submit" id="run">Run</button><button type="submit" formaction="/sql/csv" class="secondary" id="csv">Download CSV</button>
+<span class="muted">Tables: raw, curated and analytics zones; system.tables, system.loads, system.runs.</span></div></form>{result}"#,
+        esc(sql)
+    );
+    Html(page("SQL", "/sql", Some(&user.name), &body)).into_response()
+}
+
+/// The editor; `?q=` fills it in without running anything.
+async fn sql_form(UiUser(user): UiUser, Query(q): Query<SqlQuery>) -> Response {
+    sql_page(&user, q.q.as_deref().unwrap_or(""), "")
+}
+
+#[derive(Deserialize)]
+struct SqlForm {
+    q: String,
+}
+
+async fn sql_run(
+    State(state): State<Arc<AppState>>,
+    UiUser(user): UiUser,
+    headers: HeaderMap,
+    Form(form): Form<SqlForm>,
+) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused;
+    }
+    let started = std::time::Instant::now();
+    let session = match state.session(&user).await {
+        Ok(s) => s,
+        Err(e) => return failure("SQL", "/sql", &user, e.message()),
+    };
+    let outcome = tokio::time::timeout(state.config.query_timeout, session.sql_all(&form.q)).await;
+    let result = match outcome {
+        Err(_) => Err(format!(
+            "the query ran longer than {} s",
+            state.config.query_timeout.as_secs()
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(mut all)) => all.pop().ok_or_else(|| "no statement given".to_string()),
+    };
+    let shown = match result {
+        Err(e) => format!(
+            r#"<p class="error" id="sql-error">{}</p>"#,
+            esc(&carelake_common::redact_literals(&e))
+        ),
+        Ok(result) => {
+            if let Some(message) = &result.message {
+                format!(r#"<p id="sql-message">{}</p>"#, esc(message))
+            } else {
+                let rows = cells(&result.batches);
+                let total = rows.len();
+                let shown: Vec<Vec<String>> = rows.into_iter().take(GRID_ROWS).collect();
+                format!(
+                    r#"<p class="muted" id="sql-summary">{total} rows in {:.0} ms{}.</p>{}"#,
+                    started.elapsed().as_secs_f64() * 1000.0,
+                    if total > GRID_ROWS {
+                        format!("; the first {GRID_ROWS} are shown, the CSV has them all")
+                    } else {
+                        String::new()
+                    },
+                    table(&headers_of(&result), &shown, &numeric_columns(&result))
+                )
+            }
+        }
+    };
+    sql_page(&user, &form.q, &shown)
+}
+
+async fn sql_csv(
+    State(state): State<Arc<AppState>>,
+    UiUser(user): UiUser,
+    headers: HeaderMap,
+    Form(form): Form<SqlForm>,
+) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused;
+    }
+    let result = match run(&state, &user, &form.q).await {
+        Ok(r) => r,
+        Err(e) => return failure("SQL", "/sql", &user, &e),
+    };
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut rows = vec![headers_of(&result)];
+    rows.extend(cells(&result.batches));
+    for row in rows {
+        if let Err(e) = writer.write_record(&row) {
+            return failure("SQL", "/sql", &user, &e.to_string());
+        }
+    }
+    let out = match writer.into_inner() {
+        Ok(out) => out,
+        Err(e) => return failure("SQL", "/sql", &user, &e.to_string()),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"carelake-query.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+async fn runs(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> Response {
+    let sql = "SELECT run_id, model, target, materialization, status, attempts, rows_in, rows_out, \
+                      round((to_unixtime(finished_at) - to_unixtime(started_at)), 2) AS seconds, \
+                      started_at, principal, error \
+               FROM system.runs ORDER BY started_at DESC, model LIMIT 300";
+    let body = match run(&state, &user, sql).await {
+        Ok(result) => {
+            let mut rows = cells(&result.batches);
+            // The run id is long; its first part tells runs apart.
+            for row in &mut rows {
+                if let Some(id) = row.first_mut() {
+                    id.truncate(8);
+                }
+            }
+            format!(
+                r#"<h1>Pipeline runs</h1><p class="muted">The last 300 model runs, newest first.</p>{}"#,
+                table(&headers_of(&result), &rows, &numeric_columns(&result))
+            )
+        }
+        Err(_) => r#"<h1>Pipeline runs</h1><p class="muted">No pipeline has run on this lake yet (<code>carelake run</code>).</p>"#.to_string(),
+    };
+    Html(page("Pipeline runs", "/runs", Some(&user.name), &body)).into_response()
+}

@@ -1,0 +1,244 @@
+//! Charts drawn on the server as SVG: no JavaScript, no fonts or files to fetch, and they print.
+
+use std::fmt::Write;
+
+use super::html::esc;
+
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 240.0;
+const LEFT: f64 = 48.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 40.0;
+
+/// A round step for `max` split into about four intervals.
+fn nice_step(max: f64) -> f64 {
+    if max <= 0.0 || !max.is_finite() {
+        return 1.0;
+    }
+    let raw = max / 4.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let fraction = raw / magnitude;
+    let nice = if fraction <= 1.0 {
+        1.0
+    } else if fraction <= 2.0 {
+        2.0
+    } else if fraction <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * magnitude
+}
+
+fn number(v: f64) -> String {
+    if v.fract().abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Horizontal grid lines with their values; returns the top of the scale.
+fn axes(out: &mut String, max: f64, unit: &str) -> f64 {
+    let step = nice_step(max);
+    let top = (max / step).ceil().max(1.0) * step;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let mut v = 0.0;
+    while v <= top + step / 2.0 {
+        let y = TOP + plot_h * (1.0 - v / top);
+        let _ = write!(
+            out,
+            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" class="grid"/><text x="{}" y="{:.1}" class="tick" text-anchor="end">{}{}</text>"##,
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            y + 4.0,
+            number(v),
+            esc(unit)
+        );
+        v += step;
+    }
+    top
+}
+
+/// Every `n`th label, so that labels do not overlap.
+fn label_every(count: usize, width: f64) -> usize {
+    let fits = (width / 56.0).max(1.0) as usize;
+    count.div_ceil(fits).max(1)
+}
+
+fn open(out: &mut String, title: &str) {
+    let _ = write!(
+        out,
+        r##"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"##,
+        esc(title),
+        esc(title)
+    );
+}
+
+/// A bar chart of `(label, value)`.
+pub(crate) fn bars(title: &str, data: &[(String, f64)], unit: &str) -> String {
+    let mut out = String::new();
+    open(&mut out, title);
+    let max = data.iter().map(|d| d.1).fold(0.0, f64::max);
+    let top = axes(&mut out, max, unit);
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let slot = plot_w / data.len().max(1) as f64;
+    let every = label_every(data.len(), plot_w);
+    for (i, (label, value)) in data.iter().enumerate() {
+        let h = plot_h * (value / top).clamp(0.0, 1.0);
+        let x = LEFT + slot * i as f64 + slot * 0.15;
+        let _ = write!(
+            out,
+            r##"<rect class="bar" x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}"><title>{}: {}{}</title></rect>"##,
+            TOP + plot_h - h,
+            slot * 0.7,
+            esc(label),
+            number(*value),
+            esc(unit)
+        );
+        if i % every == 0 {
+            let _ = write!(
+                out,
+                r##"<text class="tick" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                x + slot * 0.35,
+                HEIGHT - BOTTOM + 16.0,
+                esc(label)
+            );
+        }
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// A line chart of `(label, value)` in order.
+pub(crate) fn line(title: &str, data: &[(String, f64)], unit: &str) -> String {
+    let mut out = String::new();
+    open(&mut out, title);
+    let max = data.iter().map(|d| d.1).fold(0.0, f64::max);
+    let top = axes(&mut out, max, unit);
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let step = if data.len() > 1 {
+        plot_w / (data.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let every = label_every(data.len(), plot_w);
+    let points: Vec<(f64, f64)> = data
+        .iter()
+        .enumerate()
+        .map(|(i, (_, v))| {
+            (
+                LEFT + step * i as f64,
+                TOP + plot_h * (1.0 - (v / top).clamp(0.0, 1.0)),
+            )
+        })
+        .collect();
+    let path: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{x:.1},{y:.1}"))
+        .collect();
+    let _ = write!(
+        out,
+        r##"<polyline class="line" fill="none" points="{}"/>"##,
+        path.join(" ")
+    );
+    for (i, ((label, value), (x, y))) in data.iter().zip(&points).enumerate() {
+        let _ = write!(
+            out,
+            r##"<circle class="dot" cx="{x:.1}" cy="{y:.1}" r="3"><title>{}: {}{}</title></circle>"##,
+            esc(label),
+            number(*value),
+            esc(unit)
+        );
+        if i % every == 0 {
+            let _ = write!(
+                out,
+                r##"<text class="tick" x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                HEIGHT - BOTTOM + 16.0,
+                esc(label)
+            );
+        }
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// A lineage graph: upstream tables on the left, the table in the middle, downstream on the
+/// right, each a link to its catalog page.
+pub(crate) fn lineage(table: &str, upstream: &[String], downstream: &[String]) -> String {
+    let rows = upstream.len().max(downstream.len()).max(1);
+    let row_h = 34.0;
+    let height = rows as f64 * row_h + 16.0;
+    let (w, box_w, box_h) = (780.0, 240.0, 24.0);
+    let column_x = [10.0, (w - box_w) / 2.0, w - box_w - 10.0];
+    let y_of = |i: usize, n: usize| {
+        let used = n as f64 * row_h;
+        (height - used) / 2.0 + i as f64 * row_h + (row_h - box_h) / 2.0
+    };
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r##"<svg class="lineage" viewBox="0 0 {w} {height}" role="img" aria-label="lineage of {}" xmlns="http://www.w3.org/2000/svg">"##,
+        esc(table)
+    );
+    let node = |out: &mut String, x: f64, y: f64, name: &str, current: bool| {
+        let class = if current { "node current" } else { "node" };
+        let _ = write!(
+            out,
+            r##"<a href="/catalog/{}"><rect class="{class}" x="{x:.1}" y="{y:.1}" width="{box_w}" height="{box_h}" rx="4"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text></a>"##,
+            esc(name),
+            x + box_w / 2.0,
+            y + 16.0,
+            esc(name)
+        );
+    };
+    let centre_y = y_of(0, 1);
+    for (i, name) in upstream.iter().enumerate() {
+        let y = y_of(i, upstream.len());
+        let _ = write!(
+            out,
+            r##"<line class="edge" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/>"##,
+            column_x[0] + box_w,
+            y + box_h / 2.0,
+            column_x[1],
+            centre_y + box_h / 2.0
+        );
+        node(&mut out, column_x[0], y, name, false);
+    }
+    for (i, name) in downstream.iter().enumerate() {
+        let y = y_of(i, downstream.len());
+        let _ = write!(
+            out,
+            r##"<line class="edge" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/>"##,
+            column_x[1] + box_w,
+            centre_y + box_h / 2.0,
+            column_x[2],
+            y + box_h / 2.0
+        );
+        node(&mut out, column_x[2], y, name, false);
+    }
+    node(&mut out, column_x[1], centre_y, table, true);
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_draw_one_mark_per_value_and_escape_labels() {
+        let data = vec![("<a>".to_string(), 3.0), ("b".to_string(), 7.5)];
+        let svg = bars("t", &data, "");
+        assert_eq!(svg.matches("<rect class=\"bar\"").count(), 2);
+        assert!(svg.contains("&lt;a&gt;") && !svg.contains("<a>"));
+        let svg = line("t", &data, "%");
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert_eq!(nice_step(7.5), 2.0);
+        let svg = lineage("curated.x", &["raw.a".into(), "raw.b".into()], &[]);
+        assert_eq!(svg.matches("class=\"edge\"").count(), 2);
+    }
+}

@@ -1,0 +1,403 @@
+//! One Postgres connection: its sign-in, its user's [`Session`], and the hook that sends writes
+//! through the session and passes every read plan through [`Session::authorize`].
+
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use carelake_common::redact_literals;
+use carelake_lake::User;
+use carelake_sql::{QueryResult, Session};
+use datafusion::common::{DFSchema, ParamValues};
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Expr, Statement, Value, visit_expressions};
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::{DfSessionService, QueryHook};
+use futures::Sink;
+use pgwire::api::portal::Portal;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{Response, Tag};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+
+use super::Shared;
+use super::auth::ScramStartup;
+
+/// The catalog name the zones live under (as in [`Session`]).
+const CATALOG: &str = "carelake";
+/// How stale a connection's view of the catalog may be.
+const REFRESH_AFTER: Duration = Duration::from_secs(1);
+
+/// The handlers of one connection.
+pub(crate) struct Connection {
+    pub(crate) startup: Arc<ScramStartup>,
+    pub(crate) query: Arc<QueryHandler>,
+}
+
+impl Connection {
+    pub(crate) fn new(shared: Arc<Shared>, require_tls: bool) -> Self {
+        let query = Arc::new(QueryHandler::new());
+        Self {
+            startup: Arc::new(ScramStartup::new(shared, Arc::clone(&query), require_tls)),
+            query,
+        }
+    }
+}
+
+/// What a connection runs queries with before sign-in: nothing (pgwire passes no query to the
+/// handlers before the start-up handler has finished), but the handler types need one.
+static SIGNED_OUT: LazyLock<Arc<DfSessionService>> =
+    LazyLock::new(|| Arc::new(DfSessionService::new(Arc::new(SessionContext::new()))));
+
+/// The connection's query handler: `datafusion-postgres`'s service over the signed-in user's
+/// own session.
+pub(crate) struct QueryHandler {
+    inner: RwLock<Arc<DfSessionService>>,
+}
+
+impl QueryHandler {
+    fn new() -> Self {
+        Self {
+            inner: RwLock::new(Arc::clone(&SIGNED_OUT)),
+        }
+    }
+
+    fn current(&self) -> Arc<DfSessionService> {
+        Arc::clone(&self.inner.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Opens `user`'s session with `pg_catalog` and serves this connection from it.
+    pub(crate) async fn sign_in(&self, shared: &Shared, user: &User) -> carelake_sql::Result<()> {
+        let session = Session::open(shared.lake.clone(), user.principal()).await?;
+        setup_pg_catalog(session.context(), CATALOG, EmptyContextProvider)
+            .map_err(|e| carelake_sql::Error::DataFusion(*e))?;
+        let context = Arc::new(session.context().clone());
+        let hook = CarelakeHook {
+            session: Arc::new(session),
+            refreshed: tokio::sync::Mutex::new(Instant::now()),
+        };
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(hook),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(DfSessionService::new_with_hooks(context, hooks));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        SimpleQueryHandler::do_query(self.current().as_ref(), client, query).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+    type QueryParser = <DfSessionService as ExtendedQueryHandler>::QueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.current().query_parser()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        ExtendedQueryHandler::do_query(self.current().as_ref(), client, portal, max_rows).await
+    }
+}
+
+/// carelake's rules for a connection's statements.
+struct CarelakeHook {
+    session: Arc<Session>,
+    refreshed: tokio::sync::Mutex<Instant>,
+}
+
+impl std::fmt::Debug for CarelakeHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CarelakeHook").finish_non_exhaustive()
+    }
+}
+
+/// Statements that change the lake or its catalog: these run through [`Session::sql`].
+fn is_write(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_)
+            | Statement::Merge(_)
+            | Statement::CreateTable(_)
+            | Statement::CreateView(_)
+            | Statement::Drop { .. }
+    )
+}
+
+fn has_parameters(statement: &Statement) -> bool {
+    visit_expressions(statement, |expr| {
+        if let Expr::Value(v) = expr
+            && matches!(v.value, Value::Placeholder(_))
+        {
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .is_break()
+}
+
+fn sql_error(error: carelake_sql::Error) -> PgWireError {
+    let code = match &error {
+        carelake_sql::Error::PermissionDenied(_) => "42501",
+        carelake_sql::Error::Syntax(_) => "42601",
+        carelake_sql::Error::Unsupported(_) => "0A000",
+        _ => "XX000",
+    };
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        error.to_string(),
+    )))
+}
+
+/// The command tag for what [`Session::sql`] said it did ("INSERT 3", "MERGE inserted 1, …").
+fn tag_for(message: &str) -> Tag {
+    let words: Vec<&str> = message.split_whitespace().collect();
+    let command: Vec<&str> = words
+        .iter()
+        .take_while(|w| w.chars().all(|c| c.is_ascii_uppercase()))
+        .copied()
+        .collect();
+    let numbers = words
+        .iter()
+        .filter_map(|w| w.trim_end_matches(',').parse::<usize>().ok());
+    let command = if command.is_empty() {
+        "OK".to_string()
+    } else {
+        command.join(" ")
+    };
+    let rows: Option<usize> = match command.as_str() {
+        "MERGE" => Some(numbers.sum()),
+        "INSERT" | "UPDATE" | "DELETE" | "COPY" => numbers.into_iter().next(),
+        _ => None,
+    };
+    let tag = Tag::new(&command);
+    let tag = if command == "INSERT" {
+        tag.with_oid(0)
+    } else {
+        tag
+    };
+    match rows {
+        Some(n) => tag.with_rows(n),
+        None => tag,
+    }
+}
+
+impl CarelakeHook {
+    /// Reads the catalog again when the connection's view is more than a second old, so that
+    /// tables made by others appear.
+    async fn refresh(&self) -> PgWireResult<()> {
+        let mut refreshed = self.refreshed.lock().await;
+        if refreshed.elapsed() > REFRESH_AFTER {
+            self.session.refresh().await.map_err(sql_error)?;
+            *refreshed = Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn write(&self, statement: &Statement) -> PgWireResult<Response> {
+        let result: QueryResult = self
+            .session
+            .sql(&statement.to_string())
+            .await
+            .map_err(sql_error)?;
+        if let Some(message) = &result.message {
+            return Ok(Response::Execution(tag_for(message)));
+        }
+        let frame = self
+            .session
+            .context()
+            .read_batches(result.batches)
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        Ok(Response::Query(
+            encode_dataframe(frame, &Format::UnifiedText, None).await?,
+        ))
+    }
+}
+
+#[async_trait]
+impl QueryHook for CarelakeHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        if let Err(e) = self.refresh().await {
+            return Some(Err(e));
+        }
+        if is_write(statement) {
+            return Some(self.write(statement).await);
+        }
+        if matches!(statement, Statement::Query(_)) {
+            // Plan once here so that the session's rules see the plan; the service plans again.
+            let planned = session_context
+                .state()
+                .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
+                .await;
+            if let Ok(plan) = planned
+                && let Err(e) = self.session.authorize(&plan)
+            {
+                return Some(Err(sql_error(e)));
+            }
+        }
+        None
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        if let Err(e) = self.refresh().await {
+            return Some(Err(e));
+        }
+        if !is_write(statement) {
+            return None;
+        }
+        if has_parameters(statement) {
+            return Some(Err(sql_error(carelake_sql::Error::Unsupported(
+                "parameters in writes over the Postgres protocol; give the values in the statement"
+                    .into(),
+            ))));
+        }
+        // Run at execute time by the session; described as returning no rows.
+        Some(Ok(LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema: Arc::new(DFSchema::empty()),
+        })))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        if is_write(statement) {
+            return Some(self.write(statement).await);
+        }
+        match self.session.authorize(plan) {
+            Ok(()) => None,
+            Err(e) => Some(Err(sql_error(e))),
+        }
+    }
+}
+
+/// Gives errors a SQLSTATE that clients understand and blanks quoted literals in them, so that a
+/// failed cast does not echo a patient's name into a client's log.
+pub(crate) struct ErrorRewriter;
+
+impl ErrorHandler for ErrorRewriter {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        let PgWireError::ApiError(inner) = error else {
+            if let PgWireError::UserError(info) = error {
+                info.message = redact_literals(&info.message);
+            }
+            return;
+        };
+        let original = inner.to_string();
+        // A missing table's name is no patient data, and the one thing the reader needs.
+        if let Some(name) = original
+            .split_once("table '")
+            .and_then(|(_, rest)| rest.split_once("' not found"))
+            .map(|(name, _)| name)
+            .filter(|name| !name.contains('\''))
+        {
+            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                "42P01".into(),
+                format!("relation \"{name}\" does not exist"),
+            )));
+            return;
+        }
+        let message = redact_literals(&original);
+        let lower = message.to_ascii_lowercase();
+        let code = if lower.contains("schema error") && lower.contains("column") {
+            "42703"
+        } else if lower.contains("sql error") || lower.contains("parsererror") {
+            "42601"
+        } else if lower.contains("cast") {
+            "22P02"
+        } else {
+            "XX000"
+        };
+        *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            code.into(),
+            message,
+        )));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_follow_what_the_session_did() {
+        let t = |m: &str| format!("{:?}", tag_for(m));
+        assert_eq!(
+            t("INSERT 3"),
+            format!("{:?}", Tag::new("INSERT").with_oid(0).with_rows(3))
+        );
+        assert_eq!(
+            t("DELETE 2"),
+            format!("{:?}", Tag::new("DELETE").with_rows(2))
+        );
+        assert_eq!(
+            t("MERGE inserted 1, updated 2, deleted 0"),
+            format!("{:?}", Tag::new("MERGE").with_rows(3))
+        );
+        assert_eq!(
+            t("CREATE TABLE 5 rows"),
+            format!("{:?}", Tag::new("CREATE TABLE"))
+        );
+        assert_eq!(t("DROP VIEW"), format!("{:?}", Tag::new("DROP VIEW")));
+    }
+}
