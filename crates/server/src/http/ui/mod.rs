@@ -76,22 +76,24 @@ impl FromRequestParts<Arc<AppState>> for UiUser {
     }
 }
 
-/// Refuses a form posted from another site (the cookie is `SameSite=Strict` as well).
-fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+/// Whether a form comes from another site (refused; the cookie is `SameSite=Strict` as well).
+fn cross_site(headers: &HeaderMap) -> bool {
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && site != "same-origin"
         && site != "none"
     {
-        return Err((StatusCode::FORBIDDEN, "cross-site form refused").into_response());
+        return true;
     }
     if let (Some(origin), Some(host)) = (text(header::ORIGIN), text(header::HOST)) {
         let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-        if origin_host != host {
-            return Err((StatusCode::FORBIDDEN, "cross-site form refused").into_response());
-        }
+        return origin_host != host;
     }
-    Ok(())
+    false
+}
+
+fn refused() -> Response {
+    (StatusCode::FORBIDDEN, "cross-site form refused").into_response()
 }
 
 /// A page that failed: the message (literals blanked) in the page frame.
@@ -213,8 +215,8 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if let Err(refused) = same_origin(&headers) {
-        return refused;
+    if cross_site(&headers) {
+        return refused();
     }
     let user = state
         .credentials
@@ -236,8 +238,8 @@ async fn login(
 }
 
 async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = same_origin(&headers) {
-        return refused;
+    if cross_site(&headers) {
+        return refused();
     }
     if let Some(token) = cookie_token(&headers) {
         state.credentials.revoke(&token);
@@ -538,8 +540,8 @@ async fn sql_run(
     headers: HeaderMap,
     Form(form): Form<SqlForm>,
 ) -> Response {
-    if let Err(refused) = same_origin(&headers) {
-        return refused;
+    if cross_site(&headers) {
+        return refused();
     }
     let started = std::time::Instant::now();
     let session = match state.session(&user).await {
@@ -589,8 +591,8 @@ async fn sql_csv(
     headers: HeaderMap,
     Form(form): Form<SqlForm>,
 ) -> Response {
-    if let Err(refused) = same_origin(&headers) {
-        return refused;
+    if cross_site(&headers) {
+        return refused();
     }
     let result = match run(&state, &user, &form.q).await {
         Ok(r) => r,
