@@ -12,11 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${CARELAKE_VENV:-$PWD/.venv-interop}"
-if ! "$venv/bin/python" -c "import deltalake, pyarrow, moto.server, boto3, psycopg" >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c "import deltalake, pyarrow, moto.server, boto3, psycopg, schemathesis" >/dev/null 2>&1; then
   echo "Installing the Python Delta reader, the S3 test server and psycopg into $venv ..."
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    "deltalake==1.6.6" "pyarrow==26.0.1" "moto[server]>=5,<6" "psycopg[binary]>=3.2,<4"
+    "deltalake==1.6.6" "pyarrow==26.0.1" "moto[server]>=5,<6" "psycopg[binary]>=3.2,<4" "schemathesis==4.32.5"
 fi
 
 missing=()

@@ -126,7 +126,7 @@ pub(crate) async fn run(args: HttpBenchArgs, principal: Principal) -> Result<()>
     config.flush_interval = Duration::from_secs(5);
     let ingest = StreamIngest::open(lake.clone(), principal.clone(), config).await?;
     let server = HttpServer::bind(
-        HttpConfig::new(([127, 0, 0, 1], 0).into()),
+        HttpConfig::new(([127, 0, 0, 1], 0).into(), dir.join("spool")),
         lake.clone(),
         ingest.clone(),
     )

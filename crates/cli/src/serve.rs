@@ -27,8 +27,9 @@ pub(crate) struct ServeArgs {
     /// The PostgreSQL wire protocol's address (for psql, drivers and BI tools); `off` for none.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_PG_ADDR)]
     pub(crate) pg_listen: String,
-    /// PEM certificate chain for TLS on the Postgres listener. With it (and --tls-key) every
-    /// Postgres client must use TLS; a certificate that cannot be loaded stops the server.
+    /// PEM certificate chain for TLS on the HTTP and Postgres listeners. With it (and
+    /// --tls-key) the HTTP API and web UI speak only HTTPS and every Postgres client must use
+    /// TLS; a certificate that cannot be loaded stops the server.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
@@ -148,14 +149,16 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         });
     }
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsConfig {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
     if let Some(addr) = pg {
         let mut config = PgConfig::new(addr);
-        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-            config.tls = Some(TlsConfig {
-                cert: cert.clone(),
-                key: key.clone(),
-            });
-        }
+        config.tls = tls.clone();
         let server = PgServer::bind(config, lake.clone())
             .await
             .context("starting the Postgres listener")?;
@@ -189,10 +192,16 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         let ingest = StreamIngest::open(lake.clone(), principal.clone(), config)
             .await
             .with_context(|| format!("opening the write-ahead log in {}", wal_dir.display()))?;
-        let server = HttpServer::bind(HttpConfig::new(addr), lake.clone(), ingest).await?;
+        let spool = wal_dir.with_file_name("spool");
+        let mut config = HttpConfig::new(addr, spool);
+        config.tls = tls.clone();
+        let server = HttpServer::bind(config, lake.clone(), ingest)
+            .await
+            .context("starting the HTTP API")?;
         let bound = server.local_addr().unwrap_or(addr);
+        let scheme = if server.uses_tls() { "https" } else { "http" };
         say(&format!(
-            "HTTP API on http://{bound}/ (health /healthz, metrics /metrics, SQL POST /api/v1/query, events POST /api/v1/ingest/STREAM)"
+            "Web UI and HTTP API on {scheme}://{bound}/ (health /healthz, metrics /metrics, API /api/v1/openapi.json)"
         ));
         let until = wait();
         tasks.spawn(async move {

@@ -11,6 +11,7 @@ mod interop;
 mod link;
 mod load;
 mod mllp;
+mod openapi;
 mod pg;
 mod pipeline;
 mod s3;

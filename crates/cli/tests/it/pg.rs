@@ -45,11 +45,16 @@ fn lake() -> Workspace {
 struct Server {
     child: Child,
     port: u16,
+    /// `https://host:port` when the HTTP API runs with TLS.
+    https: Option<String>,
 }
 
 impl Server {
     fn start(ws: &Workspace, extra: &[&str]) -> Self {
-        let mut args = vec!["--http-listen", "off", "--pg-listen", "127.0.0.1:0"];
+        let mut args = vec!["--pg-listen", "127.0.0.1:0"];
+        if !extra.contains(&"--http-listen") {
+            args.extend(["--http-listen", "off"]);
+        }
         args.extend_from_slice(extra);
         let (child, lines) = spawn_serve(ws, &args);
         let port = lines
@@ -59,7 +64,12 @@ impl Server {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|p| p.parse::<u16>().ok())
             .unwrap_or_else(|| panic!("no Postgres port in {lines:?}"));
-        Self { child, port }
+        let https = lines
+            .split("https://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .map(|addr| format!("https://{addr}"));
+        Self { child, port, https }
     }
 
     fn conninfo(&self, password: &str, sslmode: &str) -> (String, String) {
@@ -320,7 +330,13 @@ fn tls_is_required_when_configured_and_a_bad_certificate_stops_the_server() {
         .args([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
         ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
@@ -351,9 +367,43 @@ fn tls_is_required_when_configured_and_a_bad_certificate_stops_the_server() {
     ]);
     assert!(err.contains("TLS") && err.contains("bad.key"), "{err}");
 
-    let server = Server::start(&ws, &["--tls-cert", &cert, "--tls-key", &key]);
+    let server = Server::start(
+        &ws,
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+    );
     let secure = stdout(&psql(&psql_bin, &server, PASSWORD, "require", "\\conninfo"));
     assert!(secure.contains("SSL connection"), "{secure}");
     let plain = stderr(&psql(&psql_bin, &server, PASSWORD, "disable", "SELECT 1"));
     assert!(plain.contains("requires TLS"), "{plain}");
+
+    // The HTTP API speaks HTTPS with the same certificate, and only HTTPS.
+    let https = server.https.clone().expect("an https address");
+    let script = format!(
+        r#"
+import ssl, urllib.request
+ctx = ssl.create_default_context(cafile={cert:?})
+print(urllib.request.urlopen("{https}/healthz", context=ctx).read().decode().strip())
+try:
+    urllib.request.urlopen("{plain}/healthz", timeout=5)
+    print("plain http answered")
+except Exception as e:
+    print("plain http refused")
+"#,
+        plain = https.replacen("https://", "http://", 1)
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        ["ok", "plain http refused"]
+    );
 }

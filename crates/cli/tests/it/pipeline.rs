@@ -43,7 +43,7 @@ fn default_project_on_generated_data_matches_the_truth() {
     load_flat_files(&ws, &data, &FLAT_FILES);
     let out = ws.ok(&["run"]);
     println!("{out}");
-    assert!(out.contains("Ran 19 model(s)"), "{out}");
+    assert!(out.contains("Ran 20 model(s)"), "{out}");
     // No vitals were loaded: that model waits for its feed and its descendants go on.
     assert!(out.contains("no input"), "{out}");
     // Standardised codes: the generator sends valid ones; glucose also in mmol/L.

@@ -571,9 +571,52 @@ async fn flush_once(ingest: &StreamIngest) -> Result<()> {
     }
 }
 
-/// The Arrow type a column gets from JSON values when its table does not say.
-fn merged_schema(existing: Option<&Schema>, values: &[Value]) -> Result<SchemaRef> {
-    let inferred = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))?;
+/// The type a new column takes: nested values (and all-null ones) are kept as JSON text.
+fn column_type(inferred: &DataType) -> DataType {
+    match inferred {
+        DataType::Struct(_) | DataType::List(_) | DataType::Null => DataType::Utf8,
+        other => other.clone(),
+    }
+}
+
+/// The fields of `values`, and the positions of values that cannot be typed at all (an array
+/// holding both objects and numbers, say). Fields whose values disagree in type across events
+/// become text. Inference runs once over all values, and event by event only when that fails.
+fn infer_fields(values: &[Value]) -> (Vec<Field>, Vec<usize>) {
+    if let Ok(schema) = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
+    {
+        let fields = schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), column_type(f.data_type()), true))
+            .collect();
+        return (fields, Vec::new());
+    }
+    let mut fields: Vec<Field> = Vec::new();
+    let mut untyped = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        let Ok(schema) =
+            arrow::json::reader::infer_json_schema_from_iterator(std::iter::once(Ok(value)))
+        else {
+            untyped.push(i);
+            continue;
+        };
+        for f in schema.fields() {
+            let data_type = column_type(f.data_type());
+            match fields.iter_mut().find(|e| e.name() == f.name()) {
+                Some(e) if e.data_type() != &data_type => {
+                    *e = Field::new(f.name(), DataType::Utf8, true);
+                }
+                Some(_) => {}
+                None => fields.push(Field::new(f.name(), data_type, true)),
+            }
+        }
+    }
+    (fields, untyped)
+}
+
+/// The table's columns (text as plain strings) followed by the new fields.
+fn merged_schema(existing: Option<&Schema>, inferred: &[Field]) -> SchemaRef {
     let mut fields: Vec<Field> = match existing {
         Some(s) => s
             .fields()
@@ -590,18 +633,12 @@ fn merged_schema(existing: Option<&Schema>, values: &[Value]) -> Result<SchemaRe
             .collect(),
         None => Vec::new(),
     };
-    for f in inferred.fields() {
+    for f in inferred {
         if !fields.iter().any(|e| e.name() == f.name()) {
-            // Nested values are kept as JSON text.
-            let data_type = match f.data_type() {
-                DataType::Struct(_) | DataType::List(_) => DataType::Utf8,
-                DataType::Null => DataType::Utf8,
-                other => other.clone(),
-            };
-            fields.push(Field::new(f.name(), data_type, true));
+            fields.push(f.clone());
         }
     }
-    Ok(Arc::new(Schema::new(fields)))
+    Arc::new(Schema::new(fields))
 }
 
 /// Values of text columns as text: nested objects and arrays as JSON, numbers as written.
@@ -678,7 +715,29 @@ async fn write_stream(
             )),
         }
     }
-    let schema = merged_schema(existing_schema.as_ref(), &values)?;
+    let (inferred, untyped) = infer_fields(&values);
+    if !untyped.is_empty() {
+        let mut typed_values = Vec::with_capacity(values.len());
+        let mut typed_records = Vec::with_capacity(kept.len());
+        for (i, (v, p)) in values.into_iter().zip(kept).enumerate() {
+            if untyped.contains(&i) {
+                rejects.push((
+                    format!("http:{stream}"),
+                    Reject {
+                        line: p.seq,
+                        reason: "an array holds values of different kinds".into(),
+                        raw: p.envelope.event.clone(),
+                    },
+                ));
+            } else {
+                typed_values.push(v);
+                typed_records.push(p);
+            }
+        }
+        values = typed_values;
+        kept = typed_records;
+    }
+    let schema = merged_schema(existing_schema.as_ref(), &inferred);
     let values: Vec<Value> = values
         .into_iter()
         .map(|v| flatten_for(&schema, v))
@@ -799,7 +858,7 @@ mod tests {
             Field::new("_load_id", DataType::Utf8, true),
         ]);
         let values = vec![serde_json::json!({"event_id": "a", "value": 1, "note": {"x": 1}})];
-        let schema = merged_schema(Some(&existing), &values).unwrap();
+        let schema = merged_schema(Some(&existing), &infer_fields(&values).0);
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["event_id", "value", "note"]);
         assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
@@ -811,5 +870,32 @@ mod tests {
         let batch = decode(&schema, &values).unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert!(decode(&schema, &[serde_json::json!({"value": "high"})]).is_err());
+    }
+
+    #[test]
+    fn events_that_disagree_in_shape_become_text_and_untypable_ones_are_set_aside() {
+        let values = vec![
+            serde_json::json!({"reading": [1, 2], "site": "arm"}),
+            serde_json::json!({"reading": [{"sys": 120}], "site": 3}),
+            serde_json::json!({"reading": 7}),
+            serde_json::json!({"mixed": [1, {"a": 1}]}),
+        ];
+        let (fields, untyped) = infer_fields(&values);
+        assert_eq!(untyped, [3]);
+        let types: Vec<(&str, &DataType)> = fields
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type()))
+            .collect();
+        assert_eq!(
+            types,
+            [("reading", &DataType::Utf8), ("site", &DataType::Utf8)]
+        );
+        let schema = merged_schema(None, &fields);
+        let typed: Vec<Value> = values[..3]
+            .iter()
+            .cloned()
+            .map(|v| flatten_for(&schema, v))
+            .collect();
+        assert_eq!(decode(&schema, &typed).unwrap().num_rows(), 3);
     }
 }

@@ -39,17 +39,24 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Most events in one ingest request.
     pub max_events: usize,
+    /// Where FHIR bodies posted to `/api/v1/fhir` are kept (the loader's input files).
+    pub spool_dir: std::path::PathBuf,
+    /// Certificate and key: HTTPS only when set.
+    pub tls: Option<crate::TlsConfig>,
 }
 
 impl HttpConfig {
-    /// Defaults at `addr`: 100,000 rows, 60 s, 16 MiB bodies, 100,000 events per request.
-    pub fn new(addr: SocketAddr) -> Self {
+    /// Defaults at `addr`: 100,000 rows, 60 s, 16 MiB bodies, 100,000 events per request,
+    /// FHIR bodies spooled to `spool_dir`.
+    pub fn new(addr: SocketAddr, spool_dir: impl Into<std::path::PathBuf>) -> Self {
         Self {
             addr,
             max_rows: 100_000,
             query_timeout: Duration::from_secs(60),
             max_body_bytes: 16 << 20,
             max_events: 100_000,
+            spool_dir: spool_dir.into(),
+            tls: None,
         }
     }
 }
@@ -195,10 +202,19 @@ impl IntoResponse for ApiError {
 }
 
 /// The HTTP API, bound and ready to serve.
-#[derive(Debug)]
 pub struct HttpServer {
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("addr", &self.local_addr())
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -211,7 +227,13 @@ impl std::fmt::Debug for AppState {
 
 impl HttpServer {
     /// Binds the address; streamed events go through `ingest`.
+    /// Fails, rather than serving in the clear, when a configured certificate cannot be used.
     pub async fn bind(config: HttpConfig, lake: Lake, ingest: StreamIngest) -> Result<Self> {
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::TlsConfig::acceptor)
+            .transpose()?;
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|source| Error::Bind {
@@ -227,7 +249,16 @@ impl HttpServer {
             metrics: Metrics::default(),
             ready: AtomicBool::new(true),
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            tls,
+            state,
+        })
+    }
+
+    /// Whether the server speaks HTTPS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address bound (useful with port 0).
@@ -242,10 +273,19 @@ impl HttpServer {
     ) -> Result<()> {
         let state = Arc::clone(&self.state);
         let app = routes::router(Arc::clone(&self.state));
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(Error::Accept)?;
+        match self.tls {
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(self.listener, acceptor)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .map_err(Error::Accept)?;
+            }
+            None => axum::serve(self.listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(Error::Accept)?,
+        }
         state.ready.store(false, Ordering::Relaxed);
         state.ingest.shutdown().await?;
         Ok(())

@@ -32,6 +32,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/tables/{name}", get(table))
         .route("/api/v1/tokens", post(token))
         .route("/api/v1/ingest/{stream}", post(ingest))
+        .route("/api/v1/fhir", post(fhir))
+        .route("/api/v1/openapi.json", get(openapi))
         .merge(super::ui::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), count))
@@ -50,6 +52,15 @@ async fn count(State(state): State<Arc<AppState>>, request: Request, next: Next)
         .metrics
         .count(&route, response.status(), started.elapsed().as_secs_f64());
     response
+}
+
+/// The OpenAPI 3 document of this API.
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -531,4 +542,118 @@ async fn ingest(
         })),
     )
         .into_response())
+}
+
+/// The FHIR content of a request: a Bundle as sent, or resources as NDJSON (one per line).
+fn fhir_content(body: &[u8]) -> Result<(Vec<u8>, &'static str, usize), ApiError> {
+    let is_resource = |v: &Value| {
+        v.get("resourceType")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty())
+    };
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        if !is_resource(&value) {
+            return Err(ApiError::bad_request(
+                "not a FHIR resource: a JSON object with a resourceType is expected",
+            ));
+        }
+        if value.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+            let entries = value
+                .get("entry")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            return Ok((body.to_vec(), "json", entries));
+        }
+        let mut line = serde_json::to_vec(&value).map_err(|e| ApiError::internal(e.to_string()))?;
+        line.push(b'\n');
+        return Ok((line, "ndjson", 1));
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+    let mut count = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) if is_resource(&v) => count += 1,
+            Ok(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "line {}: not a FHIR resource (no resourceType)",
+                    i + 1
+                )));
+            }
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "line {}: not JSON ({e})",
+                    i + 1
+                )));
+            }
+        }
+    }
+    if count == 0 {
+        return Err(ApiError::bad_request("no FHIR resource given"));
+    }
+    Ok((body.to_vec(), "ndjson", count))
+}
+
+/// `POST /api/v1/fhir`: a FHIR resource, a Bundle, or NDJSON of resources, loaded like `carelake
+/// load` loads FHIR files (raw.fhir_resources with versions and deletions, the curated views)
+/// before the response. The body is kept in the spool folder under its SHA-256, so the same
+/// body sent again is recognised and loads once.
+async fn fhir(
+    State(state): State<Arc<AppState>>,
+    Authed(user): Authed,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use sha2::Digest;
+    let (content, extension, resources) = fhir_content(&body)?;
+    let name = format!(
+        "{}.{extension}",
+        hex_digest(&sha2::Sha256::digest(&content))
+    );
+    let dir = state.config.spool_dir.join("fhir");
+    let path = dir.join(&name);
+    if !path.exists() {
+        let temp = dir.join(format!(".{name}.{}", uuid::Uuid::new_v4().simple()));
+        let write = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(&temp, &content).await?;
+            tokio::fs::File::open(&temp).await?.sync_all().await?;
+            tokio::fs::rename(&temp, &path).await
+        };
+        write
+            .await
+            .map_err(|e| ApiError::internal(format!("spooling the request: {e}")))?;
+    }
+    let loader = carelake_ingest::Loader::new(state.lake.clone(), user.principal());
+    let mut request =
+        carelake_ingest::ClinicalRequest::new(vec![path.to_string_lossy().into_owned()]);
+    request.format = Some(carelake_ingest::ClinicalFormat::Fhir);
+    let summary = loader
+        .load_clinical(request)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let status = summary
+        .files
+        .first()
+        .map_or("loaded", |f| f.status.as_str());
+    let tables: Vec<Value> = summary
+        .tables
+        .iter()
+        .map(|t| json!({ "table": t.table.to_string(), "rows_added": t.rows_added }))
+        .collect();
+    Ok(axum::Json(json!({
+        "load_id": summary.load_id,
+        "status": status,
+        "resources": resources,
+        "rejected": summary.rejected,
+        "duplicates": summary.duplicates,
+        "tables": tables,
+    }))
+    .into_response())
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

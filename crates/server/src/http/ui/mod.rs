@@ -226,8 +226,13 @@ async fn login(
         return Redirect::to("/login?failed=1").into_response();
     };
     let token = state.credentials.issue(&user);
+    let secure = if state.config.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
         super::auth::TOKEN_LIFETIME.as_secs()
     );
     let mut response = Redirect::to("/").into_response();
