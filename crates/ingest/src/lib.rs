@@ -44,4 +44,4 @@ pub use load::{
     FileOutcome, LINEAGE_COLUMNS, LoadRequest, LoadSummary, Loader, Progress, ProgressEvent,
     REJECTS_TABLE, expand_inputs,
 };
-pub use stream::{Accepted, StreamConfig, StreamIngest, StreamStats, stream_table};
+pub use stream::{Accepted, StreamConfig, StreamEvent, StreamIngest, StreamStats, stream_table};

@@ -116,9 +116,29 @@ struct Pending {
     envelope: Envelope,
 }
 
+/// One event for [`StreamIngest::append`]: its JSON text and its `event_id`, read in one parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEvent {
+    /// The event, one JSON object.
+    pub json: String,
+    /// Its `event_id`, when it has one (stored once per stream).
+    pub id: Option<String>,
+}
+
+impl StreamEvent {
+    /// The event in `text`, or `None` when `text` is not one JSON object.
+    pub fn parse(text: &str) -> Option<Self> {
+        let object: serde_json::Map<String, Value> = serde_json::from_str(text).ok()?;
+        Some(Self {
+            id: event_id(&object),
+            json: text.trim().to_string(),
+        })
+    }
+}
+
 struct Request {
     stream: String,
-    events: Vec<String>,
+    events: Vec<StreamEvent>,
     reply: oneshot::Sender<Result<Accepted>>,
 }
 
@@ -253,9 +273,8 @@ impl StreamIngest {
         Ok(ingest)
     }
 
-    /// Appends events (each the text of one JSON object) to `stream`; returns once they are in
-    /// the log on disk. Nothing is stored when any event is not a JSON object.
-    pub async fn append(&self, stream: &str, events: Vec<String>) -> Result<Accepted> {
+    /// Appends events to `stream`; returns once they are in the log on disk.
+    pub async fn append(&self, stream: &str, events: Vec<StreamEvent>) -> Result<Accepted> {
         stream_table(stream)?;
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(Error::StreamClosed);
@@ -296,6 +315,7 @@ impl StreamIngest {
     /// Stops taking events, flushes what is pending, and returns.
     pub async fn shutdown(&self) -> Result<()> {
         self.shared.closed.store(true, Ordering::Relaxed);
+        self.flush_now.notify_one();
         self.flush().await
     }
 }
@@ -389,11 +409,8 @@ async fn writer(
             }
             let ids = known.entry(r.stream.clone()).or_default();
             let (mut logged, mut duplicates) = (0, 0);
-            for text in &r.events {
-                let id = serde_json::from_str::<serde_json::Map<String, Value>>(text)
-                    .ok()
-                    .and_then(|o| event_id(&o));
-                if let Some(id) = &id
+            for StreamEvent { json: text, id } in &r.events {
+                if let Some(id) = id
                     && (ids.contains(id) || !batch_ids.insert((r.stream.clone(), id.clone())))
                 {
                     duplicates += 1;
@@ -402,7 +419,7 @@ async fn writer(
                 let envelope = Envelope {
                     stream: r.stream.clone(),
                     received_at: now,
-                    event_id: id,
+                    event_id: id.clone(),
                     event: text.clone(),
                 };
                 payloads.push(serde_json::to_vec(&envelope).unwrap_or_default());
@@ -497,7 +514,8 @@ async fn flusher(ingest: StreamIngest, interval: Duration) {
         if let Err(e) = result {
             tracing::warn!(error = %carelake_common::redact_literals(&e.to_string()), "Flushing streamed events failed; they stay pending and are retried.");
         }
-        if ingest.shared.closed.load(Ordering::Relaxed) && ingest.tx.is_closed() {
+        // After shutdown, whose own flush writes whatever comes last.
+        if ingest.shared.closed.load(Ordering::Relaxed) {
             break;
         }
     }

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use carelake_ingest::StreamEvent;
 use carelake_sql::QueryResult;
 use serde_json::{Value, json};
 
@@ -460,7 +461,11 @@ async fn token(
 
 /// The events of an ingest body: one JSON object, an array of objects, or NDJSON (one object
 /// per line). Any event that is not an object refuses the whole body.
-fn events_of(headers: &HeaderMap, body: &[u8], max_events: usize) -> Result<Vec<String>, ApiError> {
+fn events_of(
+    headers: &HeaderMap,
+    body: &[u8],
+    max_events: usize,
+) -> Result<Vec<StreamEvent>, ApiError> {
     let text =
         std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
     let content_type = headers
@@ -474,29 +479,22 @@ fn events_of(headers: &HeaderMap, body: &[u8], max_events: usize) -> Result<Vec<
         let values: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(text)
             .map_err(|e| ApiError::bad_request(format!("the body is not a JSON array: {e}")))?;
         for (i, v) in values.into_iter().enumerate() {
-            if !v.get().trim_start().starts_with('{') {
-                return Err(ApiError::bad_request(format!(
-                    "element {} is not a JSON object",
-                    i + 1
-                )));
-            }
-            events.push(v.get().to_string());
+            let event = StreamEvent::parse(v.get()).ok_or_else(|| {
+                ApiError::bad_request(format!("element {} is not a JSON object", i + 1))
+            })?;
+            events.push(event);
         }
-    } else if !ndjson && serde_json::from_str::<serde_json::Map<String, Value>>(text).is_ok() {
-        events.push(text.trim().to_string());
+    } else if let Some(event) = (!ndjson).then(|| StreamEvent::parse(text)).flatten() {
+        events.push(event);
     } else {
         for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() {
+            if line.trim().is_empty() {
                 continue;
             }
-            if serde_json::from_str::<serde_json::Map<String, Value>>(line).is_err() {
-                return Err(ApiError::bad_request(format!(
-                    "line {} is not a JSON object",
-                    i + 1
-                )));
-            }
-            events.push(line.to_string());
+            let event = StreamEvent::parse(line).ok_or_else(|| {
+                ApiError::bad_request(format!("line {} is not a JSON object", i + 1))
+            })?;
+            events.push(event);
         }
     }
     if events.is_empty() {
