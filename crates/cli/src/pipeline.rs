@@ -81,6 +81,13 @@ pub(crate) fn print_summary(project: &Project, summary: &RunSummary) {
         summary.elapsed.as_secs_f64(),
         summary.run_id
     );
+    let width = summary
+        .outcomes
+        .iter()
+        .map(|o| o.model.len())
+        .max()
+        .unwrap_or(0)
+        .max(22);
     for o in &summary.outcomes {
         let status = match o.status {
             ModelStatus::Success => "ok",
@@ -95,7 +102,7 @@ pub(crate) fn print_summary(project: &Project, summary: &RunSummary) {
             _ => String::new(),
         };
         println!(
-            "  {:<22} {:<12} {:<11} {:>7.2}s  {rows}",
+            "  {:<width$} {:<12} {:<11} {:>7.2}s  {rows}",
             o.model,
             o.materialization.as_str(),
             status,

@@ -144,16 +144,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 fn workspace_with_user() -> Workspace {
     let ws = Workspace::new();
-    let out = ws
-        .command(&["user", "add", USER, "--roles", "admin"])
-        .env("CARELAKE_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.add_user(USER, PASSWORD, "admin");
     ws
 }
 

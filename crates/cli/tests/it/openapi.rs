@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::{Workspace, python_with, spawn_serve};
+use crate::support::{Workspace, python_with, served_at, spawn_serve};
 
 const USER: &str = "fuzzer";
 const PASSWORD: &str = "a long fuzzer password";
@@ -18,16 +18,7 @@ fn the_http_api_keeps_to_its_openapi_document_under_schemathesis() {
         return;
     };
     let ws = Workspace::new();
-    let out = ws
-        .command(&["user", "add", USER, "--roles", "admin"])
-        .env("CARELAKE_PASSWORD", PASSWORD)
-        .output()
-        .expect("user add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.add_user(USER, PASSWORD, "admin");
     let csv = ws.write(
         "encounters.csv",
         "encounter_id,facility_id,los\nE1,FAC-A,3\nE2,FAC-B,5\n",
@@ -37,12 +28,7 @@ fn the_http_api_keeps_to_its_openapi_document_under_schemathesis() {
         &ws,
         &["--http-listen", "127.0.0.1:0", "--flush-seconds", "0.2"],
     );
-    let base = lines
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .map(|addr| format!("http://{addr}"))
-        .unwrap_or_else(|| panic!("no address in {lines:?}"));
+    let base = served_at(&lines, "http").unwrap_or_else(|| panic!("no address in {lines:?}"));
 
     let schemathesis = PathBuf::from(&python).with_file_name("schemathesis");
     let reports = ws.path("schemathesis");

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
-use crate::support::{Workspace, python_with, spawn_serve};
+use crate::support::{Workspace, python_with, served_at, spawn_serve};
 
 const USER: &str = "analyst";
 const PASSWORD: &str = "a long analyst password";
@@ -19,16 +19,7 @@ const PASSWORD: &str = "a long analyst password";
 /// A lake with a user and a small table of patients.
 fn lake() -> Workspace {
     let ws = Workspace::new();
-    let out = ws
-        .command(&["user", "add", USER, "--roles", "admin"])
-        .env("CARELAKE_PASSWORD", PASSWORD)
-        .output()
-        .expect("user add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.add_user(USER, PASSWORD, "admin");
     let csv = ws.write(
         "patients.csv",
         "patient_id,family_name,birth_date,weight_kg\n1,Lovelace,1815-12-10,54.5\n2,Turing,1912-06-23,70.25\n3,Hopper,1906-12-09,\n",
@@ -64,11 +55,7 @@ impl Server {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|p| p.parse::<u16>().ok())
             .unwrap_or_else(|| panic!("no Postgres port in {lines:?}"));
-        let https = lines
-            .split("https://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .map(|addr| format!("https://{addr}"));
+        let https = served_at(&lines, "https");
         Self { child, port, https }
     }
 

@@ -41,6 +41,15 @@ pub(crate) fn spawn_serve(ws: &Workspace, args: &[&str]) -> (std::process::Child
     (child, lines)
 }
 
+/// `scheme://host:port` of the listener `carelake serve` announced for `scheme` in `lines`.
+pub(crate) fn served_at(lines: &str, scheme: &str) -> Option<String> {
+    lines
+        .split(&format!("{scheme}://"))
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|addr| format!("{scheme}://{addr}"))
+}
+
 /// A temporary folder holding a lake and input files; removed when dropped.
 pub(crate) struct Workspace {
     pub(crate) dir: tempfile::TempDir,
@@ -54,6 +63,24 @@ impl Workspace {
         };
         ws.ok(&["init"]);
         ws
+    }
+
+    /// Adds a lake user with `password` and `roles` (comma-separated, or empty for none).
+    pub(crate) fn add_user(&self, name: &str, password: &str, roles: &str) {
+        let mut args = vec!["user", "add", name];
+        if !roles.is_empty() {
+            args.extend(["--roles", roles]);
+        }
+        let out = self
+            .command(&args)
+            .env("CARELAKE_PASSWORD", password)
+            .output()
+            .expect("user add");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {

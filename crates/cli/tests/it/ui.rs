@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::{Workspace, spawn_serve};
+use crate::support::{Workspace, served_at, spawn_serve};
 
 const USER: &str = "viewer";
 const PASSWORD: &str = "a long viewer password";
@@ -46,23 +46,9 @@ fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
         "--data",
         &ws.path("demo-data").to_string_lossy(),
     ]);
-    let out = ws
-        .command(&["user", "add", USER])
-        .env("CARELAKE_PASSWORD", PASSWORD)
-        .output()
-        .expect("user add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.add_user(USER, PASSWORD, "");
     let (mut child, lines) = spawn_serve(&ws, &["--http-listen", "127.0.0.1:0"]);
-    let base = lines
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .map(|addr| format!("http://{addr}"))
-        .unwrap_or_else(|| panic!("no address in {lines:?}"));
+    let base = served_at(&lines, "http").unwrap_or_else(|| panic!("no address in {lines:?}"));
 
     let shots = std::env::var_os("CARELAKE_SCREENSHOTS")
         .map(PathBuf::from)
