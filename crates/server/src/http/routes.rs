@@ -228,7 +228,7 @@ fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, ApiError> {
     })
 }
 
-fn respond(
+pub(super) fn respond(
     result: &QueryResult,
     accept: &str,
     max_rows: usize,
@@ -608,7 +608,7 @@ async fn fhir(
     let (content, extension, resources) = fhir_content(&body)?;
     let name = format!(
         "{}.{extension}",
-        hex_digest(&sha2::Sha256::digest(&content))
+        hex::encode(sha2::Sha256::digest(&content))
     );
     let dir = state.config.spool_dir.join("fhir");
     let path = dir.join(&name);
@@ -650,8 +650,4 @@ async fn fhir(
         "tables": tables,
     }))
     .into_response())
-}
-
-fn hex_digest(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -603,29 +603,17 @@ async fn sql_csv(
         Ok(r) => r,
         Err(e) => return failure("SQL", "/sql", &user, &e),
     };
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut rows = vec![headers_of(&result)];
-    rows.extend(cells(&result.batches));
-    for row in rows {
-        if let Err(e) = writer.write_record(&row) {
-            return failure("SQL", "/sql", &user, &e.to_string());
-        }
-    }
-    let out = match writer.into_inner() {
-        Ok(out) => out,
-        Err(e) => return failure("SQL", "/sql", &user, &e.to_string()),
+    // The API's CSV writer, with the API's row limit.
+    let mut response = match super::routes::respond(&result, "text/csv", state.config.max_rows, 0.0)
+    {
+        Ok(response) => response,
+        Err(e) => return failure("SQL", "/sql", &user, e.message()),
     };
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"carelake-query.csv\"",
-            ),
-        ],
-        out,
-    )
-        .into_response()
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"carelake-query.csv\""),
+    );
+    response
 }
 
 async fn runs(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> Response {

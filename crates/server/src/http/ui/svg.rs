@@ -196,29 +196,22 @@ pub(crate) fn lineage(table: &str, upstream: &[String], downstream: &[String]) -
         );
     };
     let centre_y = y_of(0, 1);
-    for (i, name) in upstream.iter().enumerate() {
-        let y = y_of(i, upstream.len());
-        let _ = write!(
-            out,
-            r##"<line class="edge" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/>"##,
-            column_x[0] + box_w,
-            y + box_h / 2.0,
-            column_x[1],
-            centre_y + box_h / 2.0
-        );
-        node(&mut out, column_x[0], y, name, false);
-    }
-    for (i, name) in downstream.iter().enumerate() {
-        let y = y_of(i, downstream.len());
-        let _ = write!(
-            out,
-            r##"<line class="edge" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/>"##,
-            column_x[1] + box_w,
-            centre_y + box_h / 2.0,
-            column_x[2],
-            y + box_h / 2.0
-        );
-        node(&mut out, column_x[2], y, name, false);
+    // Each side: its boxes in a column, an edge from (or to) the table in the middle.
+    for (names, column, into_table) in [(upstream, 0, true), (downstream, 2, false)] {
+        for (i, name) in names.iter().enumerate() {
+            let y = y_of(i, names.len()) + box_h / 2.0;
+            let (mid_left, mid_right) = (column_x[1], column_x[1] + box_w);
+            let (x1, y1, x2, y2) = if into_table {
+                (column_x[0] + box_w, y, mid_left, centre_y + box_h / 2.0)
+            } else {
+                (mid_right, centre_y + box_h / 2.0, column_x[2], y)
+            };
+            let _ = write!(
+                out,
+                r##"<line class="edge" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}"/>"##
+            );
+            node(&mut out, column_x[column], y - box_h / 2.0, name, false);
+        }
     }
     node(&mut out, column_x[1], centre_y, table, true);
     out.push_str("</svg>");
