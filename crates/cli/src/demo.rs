@@ -314,6 +314,7 @@ pub(crate) async fn run(
          whose claims (X12 837 patients, by payer member id) were linked to them:"
     );
     print_result(&persons, OutputFormat::Table, None)?;
+    example_roles(&session).await?;
     println!("\n5. Hospital KPIs (from analytics.fact_encounter)");
     for (title, sql) in KPI_QUERIES {
         let started = Instant::now();
@@ -364,4 +365,104 @@ pub(crate) async fn run(
         crate::serve::ServeArgs::defaults(),
     )
     .await
+}
+
+/// The tables a facility-scoped clinician reads, each with its `facility_id`.
+const FACILITY_TABLES: [&str; 5] = [
+    "analytics.fact_encounter",
+    "analytics.mart_census",
+    "analytics.mart_length_of_stay",
+    "analytics.mart_readmissions",
+    "analytics.dim_facility",
+];
+
+/// Example roles and users, made once per lake: an analyst who sees the analytics zone with
+/// identifiers masked, a clinician who sees one facility's rows, and an auditor who reads the
+/// audit log. Passwords come from CARELAKE_ANALYST_PASSWORD, CARELAKE_CLINICIAN_PASSWORD and
+/// CARELAKE_AUDITOR_PASSWORD, or are generated and shown once.
+async fn example_roles(session: &Session) -> Result<()> {
+    let lake = session.lake();
+    let governance = lake.governance().load().await?;
+    if governance.role_exists("analyst") {
+        return Ok(());
+    }
+    let facility = session
+        .sql("SELECT facility_id FROM analytics.dim_facility ORDER BY facility_id LIMIT 1")
+        .await?;
+    let facility = facility
+        .batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
+                .ok()
+                .and_then(|a| {
+                    a.as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .map(|s| s.value(0).to_string())
+                })
+        })
+        .context("the demo has no facility")?;
+    let mut script = vec![
+        "CREATE ROLE analyst".to_string(),
+        "CREATE ROLE clinician".to_string(),
+        "GRANT SELECT ON analytics.* TO analyst".to_string(),
+        "CREATE MASKING POLICY analyst_mrn ON analytics.fact_encounter (mrn) FOR analyst USING (pseudonym(mrn))".to_string(),
+        "CREATE MASKING POLICY analyst_first_name ON analytics.dim_patient (first_name) FOR analyst USING (mask_full(first_name))".to_string(),
+        "CREATE MASKING POLICY analyst_last_name ON analytics.dim_patient (last_name) FOR analyst USING (mask_full(last_name))".to_string(),
+        "CREATE MASKING POLICY analyst_birth_date ON analytics.dim_patient (birth_date) FOR analyst USING (year_only(birth_date))".to_string(),
+        "CREATE MASKING POLICY analyst_street ON analytics.dim_patient (street) FOR analyst USING (mask_full(street))".to_string(),
+        "CREATE MASKING POLICY analyst_street_number ON analytics.dim_patient (street_number) FOR analyst USING (mask_full(street_number))".to_string(),
+        "CREATE MASKING POLICY analyst_zip ON analytics.dim_patient (zip) FOR analyst USING (zip3(zip))".to_string(),
+        "CREATE MASKING POLICY analyst_phone ON analytics.dim_patient (phone) FOR analyst USING (mask_last4(phone))".to_string(),
+        "GRANT SELECT ON analytics.worklist_readmission_risk TO clinician".to_string(),
+        "GRANT SELECT ON analytics.dim_patient TO clinician".to_string(),
+        "CREATE ROW POLICY clinician_dim_patient ON analytics.dim_patient FOR clinician USING (person_key IN (SELECT person_key FROM analytics.fact_encounter WHERE facility_id = current_user_attr('facility')))".to_string(),
+    ];
+    for table in FACILITY_TABLES {
+        let short = table.trim_start_matches("analytics.");
+        script.push(format!("GRANT SELECT ON {table} TO clinician"));
+        script.push(format!(
+            "CREATE ROW POLICY clinician_{short} ON {table} FOR clinician USING (facility_id = current_user_attr('facility'))"
+        ));
+    }
+    session.sql_all(&script.join(";\n")).await?;
+    let users = lake.users();
+    let admin = session.principal();
+    println!("   Example roles (see the README's tour; passwords shown only this once):");
+    for (name, role, env, what) in [
+        ("analyst", "analyst", "CARELAKE_ANALYST_PASSWORD", "the analytics zone, identifiers masked".to_string()),
+        ("clinician", "clinician", "CARELAKE_CLINICIAN_PASSWORD", format!("facility {facility}'s rows only")),
+        ("auditor", carelake_lake::AUDITOR_ROLE, "CARELAKE_AUDITOR_PASSWORD", "system.audit only".to_string()),
+    ] {
+        if users.get(name).await?.is_some() {
+            continue;
+        }
+        let (password, generated) = match std::env::var(env) {
+            Ok(p) if !p.is_empty() => (p, false),
+            _ => (carelake_lake::generate_password(), true),
+        };
+        users
+            .create(name, &password, &[role.to_string()], admin)
+            .await?;
+        if name == "clinician" {
+            lake.governance()
+                .record(
+                    &[carelake_lake::GovernanceEvent::SetAttribute {
+                        user: name.into(),
+                        key: "facility".into(),
+                        value: Some(facility.clone()),
+                    }],
+                    admin,
+                )
+                .await?;
+        }
+        let shown = if generated {
+            password.clone()
+        } else {
+            format!("(from {env})")
+        };
+        println!("     {name:<10} {shown:<26} ({what})");
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `carelake` command line: init a lake, load files, run SQL, generate synthetic data, run
 //! the demo and the benchmarks.
 
+mod audit;
 mod bench;
 mod bench_http;
 mod demo;
@@ -97,7 +98,14 @@ enum Command {
         /// Write the result to this file instead of standard output (required for parquet).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Run as this lake user, under their grants, row policies and masks (to see what
+        /// they see); without it the command line acts as the lake's owner.
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
     },
+    /// The audit log: every sign-in, statement, export, grant, policy and user change, as a
+    /// hash chain; `verify` recomputes it.
+    Audit(audit::AuditArgs),
     /// List the catalog: tables, views, row counts and lineage.
     Tables,
     /// Generate a deterministic synthetic hospital network as CSV and NDJSON files.
@@ -186,6 +194,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if audit::is_verification_failure(&e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(4)
+        }
         Err(e) => {
             // One line: the chain of causes, no backtrace.
             let mut message = e.to_string();
@@ -197,7 +209,18 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("error: {}", message.replace('\n', " "));
-            ExitCode::FAILURE
+            // A refusal (a privilege missing) is told apart from other failures.
+            let denied = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<carelake_sql::Error>(),
+                    Some(carelake_sql::Error::PermissionDenied(_))
+                )
+            });
+            if denied {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -262,13 +285,35 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Link(args) => tokio::task::spawn_blocking(move || link::run(args)).await?,
         Command::User { which } => users::run(&cli.lake, principal, which).await,
         Command::Serve(args) => serve::run(&cli.lake, principal, args).await,
+        Command::Audit(args) => audit::run(&cli.lake, args).await,
         Command::Sql {
             query,
             format,
             output,
+            as_user,
         } => {
             let lake = Lake::open(&cli.lake).await?;
-            let session = Session::open(lake, principal).await?;
+            let session = match as_user {
+                None => Session::open(lake, principal).await?,
+                Some(name) => {
+                    let user = lake
+                        .users()
+                        .get(&name)
+                        .await?
+                        .with_context(|| format!("no user {name}"))?;
+                    Session::open_with(
+                        lake,
+                        user.principal(),
+                        carelake_common::Origin {
+                            interface: carelake_common::Interface::Cli,
+                            peer: None,
+                            local: false,
+                        },
+                        carelake_sql::FileAccess::from_env(),
+                    )
+                    .await?
+                }
+            };
             match query {
                 None => repl::run(&session).await,
                 Some(q) => {

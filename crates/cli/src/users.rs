@@ -18,8 +18,29 @@ pub(crate) enum UserCommand {
     Add {
         /// Login name: lower-case letters, digits, '_', '-' and '.'.
         name: String,
-        /// Roles, comma-separated (admin may do everything).
+        /// Roles, comma-separated (admin may do everything; others are made with
+        /// `CREATE ROLE`).
         #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Attributes that row policies read with current_user_attr('key'): key=value,
+        /// repeated.
+        #[arg(long = "attr")]
+        attrs: Vec<String>,
+    },
+    /// Set a user's attributes (key=value; key= removes one).
+    Attr {
+        /// Login name.
+        name: String,
+        /// key=value pairs.
+        #[arg(required = true)]
+        attrs: Vec<String>,
+    },
+    /// Set the roles a user holds (replacing the ones held before).
+    Roles {
+        /// Login name.
+        name: String,
+        /// Roles, comma-separated (none: an empty string).
+        #[arg(value_delimiter = ',')]
         roles: Vec<String>,
     },
     /// Set a user's password from CARELAKE_PASSWORD, or generate one and show it once.
@@ -87,10 +108,14 @@ pub(crate) async fn run(
                 );
             }
         }
-        UserCommand::Add { name, roles } => {
+        UserCommand::Add { name, roles, attrs } => {
             let (password, generated) = password_from_env();
             let roles: Vec<String> = roles.into_iter().filter(|r| !r.is_empty()).collect();
+            check_roles(&lake, &roles).await?;
+            let attributes = parse_attrs(&name, &attrs)?;
             users.create(&name, &password, &roles, &principal).await?;
+            set_attrs(&lake, &principal, attributes).await?;
+            audit_user(&lake, &principal, &format!("user add {name}")).await?;
             println!(
                 "User {name} added{}.",
                 if roles.iter().any(|r| r == ADMIN_ROLE) {
@@ -106,13 +131,32 @@ pub(crate) async fn run(
         UserCommand::Password { name } => {
             let (password, generated) = password_from_env();
             users.set_password(&name, &password, &principal).await?;
+            audit_user(&lake, &principal, &format!("user password {name}")).await?;
             println!("Password of {name} changed.");
             if generated {
                 println!("The new password, shown only this once:\n\n    {password}\n");
             }
         }
+        UserCommand::Attr { name, attrs } => {
+            if users.get(&name).await?.is_none() {
+                anyhow::bail!("no user {name}");
+            }
+            let attributes = parse_attrs(&name, &attrs)?;
+            let n = attributes.len();
+            set_attrs(&lake, &principal, attributes).await?;
+            audit_user(&lake, &principal, &format!("user attr {name}")).await?;
+            println!("{n} attribute(s) of {name} set.");
+        }
+        UserCommand::Roles { name, roles } => {
+            let roles: Vec<String> = roles.into_iter().filter(|r| !r.is_empty()).collect();
+            check_roles(&lake, &roles).await?;
+            users.set_roles(&name, &roles, &principal).await?;
+            audit_user(&lake, &principal, &format!("user roles {name}")).await?;
+            println!("{name} holds: {}.", if roles.is_empty() { "no role".to_string() } else { roles.join(", ") });
+        }
         UserCommand::Disable { name } => {
             users.set_disabled(&name, true, &principal).await?;
+            audit_user(&lake, &principal, &format!("user disable {name}")).await?;
             println!("User {name} disabled.");
         }
         UserCommand::Enable { name } => {
@@ -120,5 +164,52 @@ pub(crate) async fn run(
             println!("User {name} enabled.");
         }
     }
+    Ok(())
+}
+
+/// Refuses roles that do not exist (the built-in ones, or made with `CREATE ROLE`).
+async fn check_roles(lake: &Lake, roles: &[String]) -> Result<()> {
+    let governance = lake.governance().load().await?;
+    if let Some(missing) = roles.iter().find(|r| !governance.role_exists(r)) {
+        anyhow::bail!(
+            "no role {missing}: create it with `carelake sql \"CREATE ROLE {missing}\"` first"
+        );
+    }
+    Ok(())
+}
+
+/// `key=value` pairs as attribute events of `user` (`key=` removes one).
+fn parse_attrs(user: &str, attrs: &[String]) -> Result<Vec<carelake_lake::GovernanceEvent>> {
+    attrs
+        .iter()
+        .map(|a| {
+            let (key, value) = a
+                .split_once('=')
+                .with_context(|| format!("'{a}' is not key=value"))?;
+            let key = key.trim().to_ascii_lowercase();
+            carelake_lake::check_role_name(&key)?;
+            Ok(carelake_lake::GovernanceEvent::SetAttribute {
+                user: user.to_string(),
+                key,
+                value: (!value.is_empty()).then(|| value.to_string()),
+            })
+        })
+        .collect()
+}
+
+async fn set_attrs(
+    lake: &Lake,
+    principal: &Principal,
+    events: Vec<carelake_lake::GovernanceEvent>,
+) -> Result<()> {
+    lake.governance().record(&events, principal).await?;
+    Ok(())
+}
+
+/// A user change in the audit log (the command, never a password).
+async fn audit_user(lake: &Lake, principal: &Principal, what: &str) -> Result<()> {
+    let mut record = carelake_lake::AuditRecord::new(principal.name.clone(), "cli", "user");
+    record.statement = Some(format!("carelake {what}"));
+    lake.audit_append(vec![record]).await?;
     Ok(())
 }

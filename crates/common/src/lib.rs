@@ -15,5 +15,5 @@ mod redact;
 
 pub use error::{Error, Result};
 pub use name::{TableName, Zone, normalize_identifier};
-pub use principal::Principal;
+pub use principal::{Interface, Origin, Principal};
 pub use redact::redact_literals;

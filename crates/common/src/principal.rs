@@ -43,3 +43,75 @@ impl fmt::Display for Principal {
         f.write_str(&self.name)
     }
 }
+
+/// The interface a session or a write came through, recorded in the audit log and deciding
+/// what a session may reach beyond the lake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Interface {
+    /// The command line, run by the operating-system user who owns the lake folder.
+    Cli,
+    /// The HTTP API.
+    Http,
+    /// The web UI.
+    Ui,
+    /// The Postgres wire protocol.
+    Postgres,
+    /// The MLLP listener for HL7 v2.
+    Mllp,
+    /// carelake's own background work (schedules, catalog upkeep).
+    Internal,
+}
+
+impl Interface {
+    /// The name used in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interface::Cli => "cli",
+            Interface::Http => "http",
+            Interface::Ui => "ui",
+            Interface::Postgres => "postgres",
+            Interface::Mllp => "mllp",
+            Interface::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for Interface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a session comes from: its interface, the peer's address and whether it acts for the
+/// operating-system user who owns the lake (the only caller trusted with the file system).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The interface.
+    pub interface: Interface,
+    /// The peer's address, for network interfaces.
+    pub peer: Option<String>,
+    /// Whether the principal is the local operating-system user (the command line without
+    /// `--as`, and carelake's own background work). Such a session acts as the lake's owner;
+    /// every other session acts as a lake user, whose roles are read from the lake.
+    pub local: bool,
+}
+
+impl Origin {
+    /// The command line, acting as the lake's owner.
+    pub fn local_cli() -> Self {
+        Self {
+            interface: Interface::Cli,
+            peer: None,
+            local: true,
+        }
+    }
+
+    /// A signed-in lake user on `interface`, from `peer`.
+    pub fn network(interface: Interface, peer: Option<String>) -> Self {
+        Self {
+            interface,
+            peer,
+            local: false,
+        }
+    }
+}

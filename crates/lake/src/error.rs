@@ -34,6 +34,12 @@ pub enum Error {
     /// A user could not be created, changed or read.
     #[error("{0}")]
     Users(String),
+    /// A role, grant or policy could not be created, changed or read.
+    #[error("{0}")]
+    Governance(String),
+    /// The audit log could not be written or read.
+    #[error("audit log: {0}")]
+    Audit(String),
     /// Local file system access failed.
     #[error("{context}: {source}")]
     Io {

@@ -44,6 +44,18 @@ struct LakeInner {
     /// Root URL, always ending in '/'.
     root: Url,
     storage_options: HashMap<String, String>,
+    audit: crate::AuditLog,
+    secret: SecretCell,
+}
+
+/// The lake key once read; never printed.
+#[derive(Default)]
+struct SecretCell(std::sync::OnceLock<Vec<u8>>);
+
+impl std::fmt::Debug for SecretCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretCell(…)")
+    }
 }
 
 impl Lake {
@@ -80,6 +92,8 @@ impl Lake {
                 display: location.to_string(),
                 root,
                 storage_options: storage_options_from_env(),
+                audit: crate::AuditLog::default(),
+                secret: SecretCell::default(),
             }),
         })
     }
@@ -119,6 +133,43 @@ impl Lake {
     /// The lake's users and their password hashes.
     pub fn users(&self) -> crate::UserStore {
         crate::UserStore::new(self.clone())
+    }
+
+    /// Roles, grants, row and masking policies, user attributes.
+    pub fn governance(&self) -> crate::GovernanceStore {
+        crate::GovernanceStore::new(self.clone())
+    }
+
+    /// The tamper-evident audit log (one per lake handle, shared by its clones).
+    pub fn audit(&self) -> &crate::AuditLog {
+        &self.inner.audit
+    }
+
+    /// The lake's own secret (32 random bytes kept under `_carelake/`, made on first use),
+    /// keying `pseudonym()` so that pseudonyms are stable within a lake and differ between
+    /// lakes.
+    pub async fn secret(&self) -> Result<Vec<u8>> {
+        if let Some(secret) = self.inner.secret.0.get() {
+            return Ok(secret.clone());
+        }
+        let existing = self
+            .system_files("keys")
+            .await?
+            .into_iter()
+            .find(|(name, _)| name == "pseudonym.key")
+            .map(|(_, bytes)| bytes);
+        let secret = match existing {
+            Some(bytes) if bytes.len() >= 32 => bytes,
+            _ => {
+                let mut bytes = vec![0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                    .map_err(|_| Error::Governance("no random source for the lake key".into()))?;
+                self.put_system_file("keys/pseudonym.key", bytes.clone())
+                    .await?;
+                bytes
+            }
+        };
+        Ok(self.inner.secret.0.get_or_init(|| secret).clone())
     }
 
     /// The pipeline run history (`system.runs`).

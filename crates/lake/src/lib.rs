@@ -11,8 +11,10 @@
 //! let entries = lake.catalog().list().await?;
 //! ```
 
+mod audit;
 mod catalog;
 mod error;
+mod governance;
 mod history;
 mod lake;
 mod runs;
@@ -20,8 +22,13 @@ pub mod scram;
 mod users;
 mod util;
 
+pub use audit::{AuditLog, AuditRecord, ChainedRecord, Verification, audit_schema, verify_chain};
 pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
 pub use error::{Error, Result};
+pub use governance::{
+    AUDITOR_ROLE, BUILTIN_ROLES, Governance, GovernanceEvent, GovernanceStore, Grant, MaskPolicy,
+    Privilege, RowPolicy, Securable, check_role_name,
+};
 pub use history::{LoadHistory, LoadRecord, LoadStatus};
 pub use lake::{Lake, TimeTravel};
 pub use runs::{RunHistory, RunRecord};

@@ -172,6 +172,11 @@ impl UserStore {
         Self { lake }
     }
 
+    /// The lake the users belong to.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
     async fn append(&self, events: &[Event]) -> Result<()> {
         create_system_table(&self.lake, "users", &USERS_SCHEMA, "carelake users").await?;
         let batch = RecordBatch::try_new(
@@ -352,6 +357,22 @@ impl UserStore {
             action: if disabled { "disable" } else { "enable" },
             password_hash: None,
             roles: None,
+            by: by.name.clone(),
+        }])
+        .await
+    }
+
+    /// Sets the roles a user holds (replacing the ones held before).
+    pub async fn set_roles(&self, name: &str, roles: &[String], by: &Principal) -> Result<()> {
+        if self.get(name).await?.is_none() {
+            return Err(Error::Users(format!("no user {name}")));
+        }
+        self.append(&[Event {
+            at: Utc::now(),
+            user: name.to_string(),
+            action: "roles",
+            password_hash: None,
+            roles: Some(roles.join(",")),
             by: by.name.clone(),
         }])
         .await

@@ -21,13 +21,23 @@ pub enum Error {
     Delta(#[from] deltalake::DeltaTableError),
     /// The query engine failed.
     #[error("{}", strip_backtrace(.0))]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    DataFusion(datafusion::error::DataFusionError),
     /// Arrow failed.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
     /// A name was invalid.
     #[error(transparent)]
     Name(#[from] carelake_common::Error),
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    /// A refusal carried through the engine comes back as the refusal.
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        match crate::session::denial_in(&e) {
+            Some(message) => Error::PermissionDenied(message),
+            None => Error::DataFusion(e),
+        }
+    }
 }
 
 /// DataFusion's message on one line, without its backtrace.

@@ -12,13 +12,22 @@
 //! let result = session.sql("SELECT count(*) FROM raw.claims").await?;
 //! ```
 
+mod ddl;
+mod dml;
 mod error;
+mod files;
 mod functions;
+mod govern;
+mod grants;
+mod policy;
 mod schema;
 mod session;
 mod standard;
 mod statement;
+mod surface;
+mod system;
 
 pub use error::{Error, Result};
 pub use session::{QueryResult, Session};
 pub use statement::split_statements;
+pub use surface::FileAccess;

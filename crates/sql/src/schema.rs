@@ -1,15 +1,53 @@
 //! The lake's zones as DataFusion schemas: tables are opened from Delta on each lookup (so
 //! other processes' commits are seen), views come from the catalog, and `name@v3` or
 //! `name@2026-01-01T00:00:00Z` reads an earlier version.
+//!
+//! This is where the policy layer sits: a zone of a session lists and resolves only what its
+//! principal holds a privilege on, and for a principal who is not an admin every table
+//! resolves to a [`ProtectedTable`] (today's rules, for every version read).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use async_trait::async_trait;
 use carelake_common::{TableName, Zone};
 use carelake_lake::{Lake, TimeTravel};
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::session_state::SessionState;
+
+use crate::policy::{ProtectedTable, Rules};
+
+/// What a session's zones need to apply its principal's rules: the rules (replaced at each
+/// refresh) and the session's state, to plan policies with its functions.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    rules: RwLock<Arc<Rules>>,
+    state: Weak<parking_lot::RwLock<SessionState>>,
+}
+
+impl Guard {
+    pub(crate) fn new(rules: Rules, state: Weak<parking_lot::RwLock<SessionState>>) -> Self {
+        Self {
+            rules: RwLock::new(Arc::new(rules)),
+            state,
+        }
+    }
+
+    /// The rules in force.
+    pub(crate) fn rules(&self) -> Arc<Rules> {
+        Arc::clone(&self.rules.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn set_rules(&self, rules: Rules) {
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+    }
+}
+
+/// Turns a carelake error into one DataFusion carries (and gives back unchanged).
+pub(crate) fn external(e: crate::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
 
 /// One zone of the lake.
 #[derive(Debug)]
@@ -20,15 +58,47 @@ pub(crate) struct ZoneSchema {
     names: RwLock<Vec<String>>,
     /// Views by name.
     views: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+    /// The session's rules; `None` for the unprotected zones policies are planned over.
+    guard: Option<Arc<Guard>>,
 }
 
 impl ZoneSchema {
-    pub(crate) fn new(lake: Lake, zone: Zone) -> Self {
+    pub(crate) fn new(lake: Lake, zone: Zone, guard: Arc<Guard>) -> Self {
         Self {
             lake,
             zone,
             names: RwLock::new(Vec::new()),
             views: RwLock::new(HashMap::new()),
+            guard: Some(guard),
+        }
+    }
+
+    /// A zone with no rules and no views, for planning row and masking policies (whose
+    /// subqueries read mapping tables as the admin who wrote them).
+    pub(crate) fn unprotected(lake: Lake, zone: Zone) -> Self {
+        Self {
+            lake,
+            zone,
+            names: RwLock::new(Vec::new()),
+            views: RwLock::new(HashMap::new()),
+            guard: None,
+        }
+    }
+
+    /// Every table and view name of the zone in the catalog, visible or not.
+    pub(crate) fn table_names_all(&self) -> Vec<String> {
+        self.names.read().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// Whether the rules let the principal see `name` at all.
+    fn visible(&self, name: &str) -> bool {
+        match &self.guard {
+            None => true,
+            Some(guard) => {
+                let rules = guard.rules();
+                rules.admin
+                    || TableName::new(self.zone, name).is_ok_and(|n| rules.sees(&n))
+            }
         }
     }
 
@@ -75,17 +145,32 @@ pub(crate) fn parse_time_travel(name: &str) -> DfResult<(&str, TimeTravel)> {
 #[async_trait]
 impl SchemaProvider for ZoneSchema {
     fn table_names(&self) -> Vec<String> {
-        self.names.read().map(|n| n.clone()).unwrap_or_default()
+        let names = self.names.read().map(|n| n.clone()).unwrap_or_default();
+        names.into_iter().filter(|n| self.visible(n)).collect()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if let Some(view) = self.views.read().ok().and_then(|v| v.get(name).cloned()) {
-            return Ok(Some(view));
-        }
         let (base, at) = parse_time_travel(name)?;
         let Ok(table_name) = TableName::new(self.zone, base) else {
             return Ok(None);
         };
+        let known = self
+            .names
+            .read()
+            .map(|n| n.iter().any(|n| n == base))
+            .unwrap_or(false);
+        if self.guard.is_some() && !self.visible(base) {
+            // Say so only for what exists: others' tables stay unknown by name alone.
+            if known {
+                return Err(external(crate::Error::PermissionDenied(format!(
+                    "SELECT on {table_name}"
+                ))));
+            }
+            return Ok(None);
+        }
+        if let Some(view) = self.views.read().ok().and_then(|v| v.get(name).cloned()) {
+            return Ok(Some(view));
+        }
         let url = self
             .lake
             .table_url(&table_name)
@@ -95,15 +180,27 @@ impl SchemaProvider for ZoneSchema {
             .load_delta(&url, at)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        match table {
-            None => Ok(None),
-            Some(table) => Ok(Some(
-                table
-                    .table_provider()
-                    .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
-            )),
+        let Some(table) = table else {
+            return Ok(None);
+        };
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Some(guard) = &self.guard else {
+            return Ok(Some(provider));
+        };
+        let rules = guard.rules();
+        if rules.admin {
+            return Ok(Some(provider));
         }
+        let Some(state) = guard.state.upgrade() else {
+            return Err(DataFusionError::Internal("the session has ended".into()));
+        };
+        let state = state.read().clone();
+        let protected =
+            ProtectedTable::new(table_name, provider, &rules, &state, &self.lake).await?;
+        Ok(Some(Arc::new(protected)))
     }
 
     fn table_exist(&self, name: &str) -> bool {

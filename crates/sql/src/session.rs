@@ -1,38 +1,43 @@
+//! [`Session`]: statement dispatch, the catalog and rules refresh, and the audit record of
+//! every statement. DDL is in `ddl.rs`, DML in `dml.rs`, files in `files.rs`, governance
+//! statements in `govern.rs` and `grants.rs`, the system schema in `system.rs`, the policy
+//! layer in `policy/`, and the closed surface in `surface.rs`.
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use carelake_common::{Principal, TableName, Zone};
-use carelake_ingest::{Format, LoadRequest, Loader};
-use carelake_lake::{CatalogEntry, CatalogEvent, EntryKind, Lake, TimeTravel, row_count};
-use datafusion::catalog::{CatalogProvider, MemTable, MemoryCatalogProvider};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use carelake_common::{Origin, Principal, TableName, Zone};
+use carelake_lake::{AuditRecord, CatalogEntry, EntryKind, Lake};
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::common::TableReference;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::datasource::ViewTable;
+use datafusion::datasource::{ViewTable, source_as_provider};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
-use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, FromTable, MergeAction, MergeClauseKind, MergeInsertKind, ObjectName,
-    Statement, TableFactor,
-};
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use deltalake::DeltaTable;
 use deltalake::delta_datafusion::DeltaSessionContext;
-use deltalake::operations::optimize::OptimizeType;
-use deltalake::protocol::SaveMode;
 
-use crate::schema::ZoneSchema;
-use crate::statement::{Custom, parse_custom, split_statements};
+use crate::govern::parse_governed;
+use crate::policy::functions::{Identity, register_identity, register_masks};
+use crate::policy::{ProtectedTable, Rules};
+use crate::schema::{Guard, ZoneSchema};
+use crate::statement::{parse_custom, split_statements};
+use crate::surface::{Allow, FileAccess, LakeRegistry, check_plan};
+use crate::system::SystemSchema;
 use crate::{Error, Result};
 
 /// The catalog name under which the zones appear in SQL.
-const CATALOG: &str = "carelake";
+pub(crate) const CATALOG: &str = "carelake";
 /// Schema of an unqualified table name.
-const DEFAULT_ZONE: &str = "raw";
-/// Read-only schema exposing the catalog and load history.
-const SYSTEM_SCHEMA: &str = "system";
+pub(crate) const DEFAULT_ZONE: &str = "raw";
+/// Read-only schema exposing the catalog, load and run history and the audit log.
+pub(crate) const SYSTEM_SCHEMA: &str = "system";
 
 /// The outcome of one statement: rows, or a message for statements that change things.
 #[derive(Debug, Clone)]
@@ -46,7 +51,7 @@ pub struct QueryResult {
 }
 
 impl QueryResult {
-    fn message(message: impl Into<String>) -> Self {
+    pub(crate) fn message(message: impl Into<String>) -> Self {
         Self {
             schema: Arc::new(Schema::empty()),
             batches: Vec::new(),
@@ -60,13 +65,60 @@ impl QueryResult {
     }
 }
 
+/// What the audit record of a statement says it touched.
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    pub(crate) action: Option<&'static str>,
+    pub(crate) tables: BTreeSet<String>,
+    pub(crate) columns: BTreeSet<String>,
+    pub(crate) policies: BTreeSet<String>,
+}
+
+impl Touched {
+    /// Adds what `plan` reads: its lake tables, the columns its scans project (after
+    /// optimisation, exact) and the policies applied.
+    pub(crate) fn read(&mut self, plan: &LogicalPlan) {
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let table = scan.table_name.to_string();
+                if let Ok(provider) = source_as_provider(&scan.source)
+                    && let Some(protected) = provider.downcast_ref::<ProtectedTable>()
+                {
+                    self.policies
+                        .extend(protected.applied().iter().cloned());
+                    self.tables.insert(protected.name().to_string());
+                } else {
+                    self.tables.insert(table.clone());
+                }
+                if let Some(projection) = &scan.projection {
+                    let schema = scan.source.schema();
+                    for i in projection {
+                        if let Some(f) = schema.fields().get(*i) {
+                            self.columns.insert(format!("{table}.{}", f.name()));
+                        }
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+}
+
+fn joined(set: &BTreeSet<String>) -> Option<String> {
+    (!set.is_empty()).then(|| set.iter().cloned().collect::<Vec<_>>().join(", "))
+}
+
 /// A SQL session over a lake, acting as one principal.
 pub struct Session {
-    ctx: SessionContext,
-    lake: Lake,
-    principal: Principal,
-    zones: HashMap<Zone, Arc<ZoneSchema>>,
-    system: Arc<datafusion::catalog::MemorySchemaProvider>,
+    pub(crate) ctx: SessionContext,
+    pub(crate) lake: Lake,
+    pub(crate) principal: Principal,
+    pub(crate) origin: Origin,
+    pub(crate) files: FileAccess,
+    pub(crate) guard: Arc<Guard>,
+    pub(crate) zones: HashMap<Zone, Arc<ZoneSchema>>,
+    pub(crate) system: Arc<SystemSchema>,
+    identity: std::sync::Mutex<Option<Identity>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -74,13 +126,47 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("lake", &self.lake.display_location())
             .field("principal", &self.principal.name)
+            .field("interface", &self.origin.interface)
             .finish_non_exhaustive()
     }
 }
 
+/// Finds a permission refusal anywhere in an error's chain of sources.
+pub(crate) fn denial_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(Error::PermissionDenied(m)) = e.downcast_ref::<Error>() {
+            return Some(m.clone());
+        }
+        if let Some(datafusion::error::DataFusionError::External(inner)) =
+            e.downcast_ref::<datafusion::error::DataFusionError>()
+            && let Some(Error::PermissionDenied(m)) = inner.downcast_ref::<Error>()
+        {
+            return Some(m.clone());
+        }
+        current = e.source();
+    }
+    // A layer that carried the refusal on as text.
+    let text = error.to_string();
+    text.split_once("permission denied: ")
+        .map(|(_, rest)| rest.lines().next().unwrap_or_default().to_string())
+}
+
 impl Session {
-    /// Opens a session on `lake` for `principal`, loading the catalog and its views.
+    /// Opens a session on `lake` for `principal` on the command line, acting as the lake's
+    /// owner, loading the catalog and its views.
     pub async fn open(lake: Lake, principal: Principal) -> Result<Self> {
+        Self::open_with(lake, principal, Origin::local_cli(), FileAccess::from_env()).await
+    }
+
+    /// Opens a session for `principal` coming from `origin`; `files` names the folders file
+    /// statements may use (admins only).
+    pub async fn open_with(
+        lake: Lake,
+        principal: Principal,
+        origin: Origin,
+        files: FileAccess,
+    ) -> Result<Self> {
         let overrides = HashMap::from([
             (
                 "datafusion.catalog.default_catalog".to_string(),
@@ -95,24 +181,39 @@ impl Session {
                 "true".to_string(),
             ),
         ]);
-        let ctx = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
+        let delta = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
+        // The closed surface: no file-format table factories, stores confined to the lake.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(LakeRegistry::new(lake.root().clone())))
+            .build_arc()?;
+        let state = SessionStateBuilder::new_from_existing(delta.state())
+            .with_runtime_env(runtime)
+            .with_table_factories(HashMap::new())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         crate::functions::register(&ctx);
+        register_masks(&ctx, &lake.secret().await?);
+        let guard = Arc::new(Guard::new(Rules::default(), ctx.state_weak_ref()));
         let catalog = MemoryCatalogProvider::new();
         let mut zones = HashMap::new();
         for zone in Zone::ALL {
-            let schema = Arc::new(ZoneSchema::new(lake.clone(), zone));
+            let schema = Arc::new(ZoneSchema::new(lake.clone(), zone, Arc::clone(&guard)));
             catalog.register_schema(zone.as_str(), Arc::clone(&schema) as _)?;
             zones.insert(zone, schema);
         }
-        let system = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+        let system = Arc::new(SystemSchema::default());
         catalog.register_schema(SYSTEM_SCHEMA, Arc::clone(&system) as _)?;
         ctx.register_catalog(CATALOG, Arc::new(catalog));
         let session = Self {
             ctx,
             lake,
             principal,
+            origin,
+            files,
+            guard,
             zones,
             system,
+            identity: std::sync::Mutex::new(None),
         };
         session.refresh().await?;
         Ok(session)
@@ -123,14 +224,44 @@ impl Session {
         &self.principal
     }
 
+    /// Where the session comes from.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
     /// The lake.
     pub fn lake(&self) -> &Lake {
         &self.lake
     }
 
-    /// The DataFusion context (for interfaces that plan queries themselves).
+    /// The DataFusion context (for interfaces that plan queries themselves: pass every plan to
+    /// [`Session::authorize`] first). Its tables resolve through the session's policy layer
+    /// and its stores are confined to the lake, whatever is run on it.
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Whether the session's principal holds `admin` (as of the last refresh).
+    pub fn is_admin(&self) -> bool {
+        self.guard.rules().admin
+    }
+
+    /// The roles the principal holds (as of the last refresh).
+    pub fn roles(&self) -> Vec<String> {
+        self.guard.rules().roles.iter().cloned().collect()
+    }
+
+    /// Registers the identity functions again (after an interface registered its own
+    /// `session_user`, as the Postgres catalog does).
+    pub fn register_identity_functions(&self) {
+        if let Some(identity) = self
+            .identity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            register_identity(&self.ctx, identity);
+        }
     }
 
     /// Runs a script of one or more statements and returns the result of each.
@@ -150,9 +281,28 @@ impl Session {
             .ok_or_else(|| Error::Syntax("no SQL statement given".into()))
     }
 
-    /// Reloads table names and views from the catalog, and the system tables.
+    /// Reloads the principal's roles and the lake's rules, table names and views from the
+    /// catalog, and the system tables.
     pub async fn refresh(&self) -> Result<()> {
         let entries = self.lake.catalog().list().await?;
+        let rules = self.load_rules(&entries).await?;
+        let identity = Identity {
+            user: rules.user.clone(),
+            roles: rules.roles.iter().cloned().collect(),
+            attributes: rules
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        {
+            let mut current = self.identity.lock().unwrap_or_else(|e| e.into_inner());
+            if current.as_ref() != Some(&identity) {
+                register_identity(&self.ctx, &identity);
+                *current = Some(identity);
+            }
+        }
+        self.guard.set_rules(rules);
         for (zone, schema) in &self.zones {
             let names = entries
                 .iter()
@@ -167,6 +317,10 @@ impl Session {
             .iter()
             .filter(|e| e.kind == EntryKind::View)
             .collect();
+        for entry in &pending {
+            self.zones[&entry.name.zone].set_view(&entry.name.name, None);
+        }
+        let mut last_error = HashMap::new();
         while !pending.is_empty() {
             let before = pending.len();
             let mut failed = Vec::new();
@@ -177,12 +331,25 @@ impl Session {
                         &entry.name.name,
                         Some(Arc::new(ViewTable::new(plan, Some(sql)))),
                     ),
-                    Err(_) => failed.push(entry),
+                    Err(e) => {
+                        last_error.insert(entry.name.clone(), denial_in(&e));
+                        failed.push(entry);
+                    }
                 }
             }
             if failed.len() == before {
                 for entry in failed {
-                    tracing::warn!(view = %entry.name, "View cannot be planned (a table it reads is gone?).");
+                    match last_error.get(&entry.name).cloned().flatten() {
+                        // The view reads a table the principal may not read.
+                        Some(denied) => self.zones[&entry.name.zone].set_view(
+                            &entry.name.name,
+                            Some(Arc::new(crate::system::DeniedTable::new(format!(
+                                "{denied} (read by the view {})",
+                                entry.name
+                            )))),
+                        ),
+                        None => tracing::warn!(view = %entry.name, "View cannot be planned (a table it reads is gone?)."),
+                    }
                 }
                 break;
             }
@@ -191,90 +358,126 @@ impl Session {
         Ok(())
     }
 
-    async fn register_system_tables(&self, entries: &[CatalogEntry]) -> Result<()> {
-        let n = entries.len();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("table_name", DataType::Utf8, false),
-            Field::new("zone", DataType::Utf8, false),
-            Field::new("kind", DataType::Utf8, false),
-            Field::new("description", DataType::Utf8, true),
-            Field::new("owner", DataType::Utf8, true),
-            Field::new("source", DataType::Utf8, true),
-            Field::new("row_count", DataType::Int64, true),
-            Field::new("table_version", DataType::Int64, true),
-            Field::new("upstream", DataType::Utf8, true),
-            Field::new("created_at", DataType::Utf8, false),
-            Field::new("updated_at", DataType::Utf8, false),
-        ]));
-        let strings = |f: &dyn Fn(&CatalogEntry) -> Option<String>| -> Arc<StringArray> {
-            Arc::new(entries.iter().map(f).collect::<StringArray>())
-        };
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                strings(&|e| Some(e.name.to_string())),
-                strings(&|e| Some(e.name.zone.to_string())),
-                strings(&|e| {
-                    Some(
-                        if e.kind == EntryKind::View {
-                            "view"
-                        } else {
-                            "table"
-                        }
-                        .to_string(),
-                    )
-                }),
-                strings(&|e| e.description.clone()),
-                strings(&|e| e.owner.clone()),
-                strings(&|e| e.source.clone()),
-                Arc::new(entries.iter().map(|e| e.row_count).collect::<Int64Array>()),
-                Arc::new(
-                    entries
-                        .iter()
-                        .map(|e| e.table_version)
-                        .collect::<Int64Array>(),
-                ),
-                strings(&|e| {
-                    Some(
-                        e.upstream
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    )
-                }),
-                strings(&|e| Some(e.created_at.to_rfc3339())),
-                strings(&|e| Some(e.updated_at.to_rfc3339())),
-            ],
-        )?;
-        debug_assert_eq!(batch.num_rows(), n);
-        let tables = MemTable::try_new(schema, vec![vec![batch]])?;
-        datafusion::catalog::SchemaProvider::deregister_table(&*self.system, "tables")?;
-        datafusion::catalog::SchemaProvider::register_table(
-            &*self.system,
-            "tables".into(),
-            Arc::new(tables),
-        )?;
-        for (name, url) in [
-            ("loads", self.lake.load_history().url()?),
-            ("runs", self.lake.run_history().url()?),
-        ] {
-            if let Some(history) = self.lake.load_delta(&url, TimeTravel::Latest).await? {
-                datafusion::catalog::SchemaProvider::deregister_table(&*self.system, name)?;
-                datafusion::catalog::SchemaProvider::register_table(
-                    &*self.system,
-                    name.into(),
-                    history.table_provider().await?,
-                )?;
+    async fn load_rules(&self, entries: &[CatalogEntry]) -> Result<Rules> {
+        let governance = self.lake.governance().load().await?;
+        let roles = if self.origin.local {
+            self.principal.roles.clone()
+        } else {
+            match self.lake.users().get(&self.principal.name).await? {
+                Some(user) if !user.disabled => user.roles,
+                _ => Vec::new(),
             }
-        }
-        Ok(())
+        };
+        let owners = entries
+            .iter()
+            .filter_map(|e| e.owner.clone().map(|o| (e.name.clone(), o)))
+            .collect();
+        Ok(Rules::new(&self.principal.name, roles, governance, owners))
     }
 
-    /// Runs one statement.
+    /// What the closed surface allows this session beyond queries.
+    pub(crate) fn allow(&self) -> Allow {
+        Allow {
+            set_options: self.origin.local && self.guard.rules().admin,
+        }
+    }
+
+    /// Runs one statement and records it in the audit log: if the record cannot be written,
+    /// the statement fails.
     async fn execute(&self, sql: &str) -> Result<QueryResult> {
+        let mut touched = Touched::default();
+        let result = self.dispatch(sql, &mut touched).await;
+        let result = result.map_err(|e| match denial_in(&e) {
+            Some(m) if !matches!(e, Error::PermissionDenied(_)) => Error::PermissionDenied(m),
+            _ => e,
+        });
+        let rows = result.as_ref().ok().map(|r| {
+            if r.message.is_some() {
+                r.message
+                    .as_deref()
+                    .and_then(|m| m.split_whitespace().find_map(|w| w.parse::<i64>().ok()))
+                    .unwrap_or(0)
+            } else {
+                r.row_count() as i64
+            }
+        });
+        self.audit(
+            touched.action.unwrap_or("statement"),
+            Some(sql),
+            &touched,
+            rows,
+            result.as_ref().err(),
+        )
+        .await?;
+        result
+    }
+
+    /// Appends one record to the audit log for this session.
+    pub(crate) async fn audit(
+        &self,
+        action: &str,
+        sql: Option<&str>,
+        touched: &Touched,
+        rows: Option<i64>,
+        error: Option<&Error>,
+    ) -> Result<()> {
+        let mut record = AuditRecord::new(
+            self.principal.name.clone(),
+            self.origin.interface.as_str(),
+            action,
+        );
+        record.peer = self.origin.peer.clone();
+        record.statement = sql.map(|s| carelake_common::redact_literals(s.trim()));
+        record.tables = joined(&touched.tables);
+        record.columns = joined(&touched.columns);
+        record.policies = joined(&touched.policies);
+        record.rows = rows;
+        if let Some(e) = error {
+            record.outcome = if matches!(e, Error::PermissionDenied(_)) {
+                "denied".into()
+            } else {
+                "error".into()
+            };
+            record.detail = Some(carelake_common::redact_literals(&e.to_string()));
+        }
+        self.lake.audit_append(vec![record]).await.map_err(|e| {
+            Error::Lake(carelake_lake::Error::Audit(format!(
+                "the statement is refused because its audit record could not be written: {e}"
+            )))
+        })
+    }
+
+    /// Records a statement an interface planned and ran itself (the Postgres protocol's
+    /// reads): what it read, the rows it returned, its outcome.
+    pub async fn record_statement(
+        &self,
+        sql: &str,
+        plan: Option<&LogicalPlan>,
+        rows: Option<usize>,
+        error: Option<&Error>,
+    ) -> Result<()> {
+        let mut touched = Touched::default();
+        if let Some(plan) = plan
+            && let Ok(optimized) = self.ctx.state().optimize(plan)
+        {
+            touched.read(&optimized);
+        }
+        self.audit(
+            "statement",
+            Some(sql),
+            &touched,
+            rows.map(|r| r as i64),
+            error,
+        )
+        .await
+    }
+
+    async fn dispatch(&self, sql: &str, touched: &mut Touched) -> Result<QueryResult> {
+        if let Some(governed) = parse_governed(sql)? {
+            return self.governed(governed, touched).await;
+        }
         if let Some(custom) = parse_custom(sql, DEFAULT_ZONE)? {
-            return self.execute_custom(custom).await;
+            return self.execute_custom(custom, touched).await;
         }
         let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
             .map_err(|e| Error::Syntax(e.to_string()))?;
@@ -283,11 +486,15 @@ impl Session {
         }
         let statement = statements.pop_front().expect("one statement");
         let mut view_query = None;
-        if let DFStatement::Statement(inner) = &statement {
-            match inner.as_ref() {
-                Statement::Update(update) => return self.update(update).await,
-                Statement::Delete(delete) => return self.delete(delete).await,
-                Statement::Merge(merge) => return self.merge(merge).await,
+        match &statement {
+            DFStatement::CopyTo(copy) => return self.copy_to(copy, touched).await,
+            DFStatement::CreateExternalTable(create) => {
+                return self.create_external(create, touched).await;
+            }
+            DFStatement::Statement(inner) => match inner.as_ref() {
+                Statement::Update(update) => return self.update(update, touched).await,
+                Statement::Delete(delete) => return self.delete(delete, touched).await,
+                Statement::Merge(merge) => return self.merge(merge, touched).await,
                 Statement::CreateView(view) => view_query = Some(view.query.to_string()),
                 Statement::CreateSchema { .. } | Statement::CreateDatabase { .. } => {
                     return Err(Error::Unsupported(
@@ -296,13 +503,15 @@ impl Session {
                     ));
                 }
                 _ => {}
-            }
+            },
+            _ => {}
         }
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         self.authorize(&plan)?;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
                 let name = self.resolve(&create.name)?;
+                touched.tables.insert(name.to_string());
                 self.create_table(
                     name,
                     create.input.as_ref().clone(),
@@ -313,69 +522,158 @@ impl Session {
             }
             LogicalPlan::Ddl(DdlStatement::CreateView(view)) => {
                 let name = self.resolve(&view.name)?;
+                touched.tables.insert(name.to_string());
                 let sql = view_query.unwrap_or_default();
                 self.create_view(name, sql, view.input.as_ref(), view.or_replace)
                     .await
             }
             LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
-                self.drop(self.resolve(&drop.name)?, EntryKind::Table, drop.if_exists)
-                    .await
+                let name = self.resolve(&drop.name)?;
+                touched.tables.insert(name.to_string());
+                self.drop(name, EntryKind::Table, drop.if_exists).await
             }
             LogicalPlan::Ddl(DdlStatement::DropView(drop)) => {
-                self.drop(self.resolve(&drop.name)?, EntryKind::View, drop.if_exists)
-                    .await
+                let name = self.resolve(&drop.name)?;
+                touched.tables.insert(name.to_string());
+                self.drop(name, EntryKind::View, drop.if_exists).await
             }
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
-                let name = self.resolve(&dml.table_name)?;
-                let df = self.ctx.execute_logical_plan(LogicalPlan::Dml(dml)).await?;
-                let batches = df.collect().await?;
-                let count = batches
-                    .first()
-                    .and_then(|b| {
-                        b.column(0)
-                            .as_any()
-                            .downcast_ref::<arrow::array::UInt64Array>()
-                            .map(|a| a.value(0))
-                    })
-                    .unwrap_or(0);
-                let table = self.lake.open_table(&name).await?;
-                self.record_write(&name, &table, None).await?;
-                Ok(QueryResult::message(format!("INSERT {count}")))
+                self.insert(dml, touched).await
             }
-            plan => {
-                let df = self.ctx.execute_logical_plan(plan).await?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let batches = df.collect().await?;
-                Ok(QueryResult {
-                    schema,
-                    batches,
-                    message: None,
-                })
-            }
+            plan => self.run_query_plan(plan, touched).await,
         }
     }
 
-    /// The single place where access rules apply, for every interface: statements run through
-    /// [`Session::sql`] pass here, and interfaces that plan queries themselves (the Postgres wire
-    /// protocol) call it with their plan. Today: the `system` schema is read-only and only
-    /// tables of the lake's own catalog can be written.
+    /// Runs a query plan: optimised once, what it reads noted for the audit, then executed.
+    pub(crate) async fn run_query_plan(&self, plan: LogicalPlan, touched: &mut Touched) -> Result<QueryResult> {
+        let state = self.ctx.state();
+        let optimized = state.optimize(&plan)?;
+        touched.read(&optimized);
+        let schema: SchemaRef = Arc::new(optimized.schema().as_arrow().clone());
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&optimized, &state)
+            .await?;
+        let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
+        Ok(QueryResult {
+            schema,
+            batches,
+            message: None,
+        })
+    }
+
+    /// The single check point for statements, on every interface: statements run through
+    /// [`Session::sql`] pass here, and interfaces that plan queries themselves (the Postgres
+    /// wire protocol) call it with their plan. The plan must be one the closed surface allows
+    /// (see `surface.rs`); the `system` schema is read-only; writes and DDL need their
+    /// privilege on the target. Reads are enforced where tables resolve (the policy layer).
     pub fn authorize(&self, plan: &LogicalPlan) -> Result<()> {
+        check_plan(plan, self.allow())?;
         let target = match plan {
             LogicalPlan::Dml(dml) => Some(&dml.table_name),
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) => Some(&c.name),
             LogicalPlan::Ddl(DdlStatement::CreateView(c)) => Some(&c.name),
             LogicalPlan::Ddl(DdlStatement::DropTable(d)) => Some(&d.name),
+            LogicalPlan::Ddl(DdlStatement::DropView(d)) => Some(&d.name),
             _ => None,
         };
-        if let Some(target) = target
-            && target.schema() == Some(SYSTEM_SCHEMA)
-        {
+        let Some(target) = target else {
+            return Ok(());
+        };
+        if target.schema() == Some(SYSTEM_SCHEMA) {
             return Err(Error::PermissionDenied(format!("{target} is read-only")));
         }
-        Ok(())
+        let name = self.resolve(target)?;
+        let rules = self.guard.rules();
+        match plan {
+            LogicalPlan::Dml(_) => self.require(carelake_lake::Privilege::Insert, &name),
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_))
+            | LogicalPlan::Ddl(DdlStatement::CreateView(_)) => {
+                let exists = rules.owners.contains_key(&name)
+                    || self.zones[&name.zone].table_names_all().contains(&name.name);
+                if exists && !(rules.admin || rules.owns(&name)) {
+                    Err(Error::PermissionDenied(format!(
+                        "replacing {name}: only its owner or an admin"
+                    )))
+                } else if !exists
+                    && !rules.allows_on(carelake_lake::Privilege::Create, name.zone.as_str(), &name.name)
+                {
+                    Err(Error::PermissionDenied(format!(
+                        "CREATE in {} (GRANT CREATE ON {}.* TO a role of yours)",
+                        name.zone, name.zone
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => self.require_owner(&name, "DROP"),
+        }
     }
 
-    fn resolve(&self, reference: &TableReference) -> Result<TableName> {
+    /// Refuses unless the principal may write rows to `name` outside SQL (streamed events, a
+    /// FHIR body): INSERT on it, or CREATE in its zone while it does not exist yet.
+    pub fn authorize_write(&self, name: &TableName) -> Result<()> {
+        let rules = self.guard.rules();
+        let exists = self.zones[&name.zone].table_names_all().contains(&name.name);
+        if exists {
+            self.require(carelake_lake::Privilege::Insert, name)
+        } else if rules.allows_on(carelake_lake::Privilege::Create, name.zone.as_str(), &name.name)
+            || rules.allows(carelake_lake::Privilege::Insert, name)
+        {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "CREATE in {} (the table {name} does not exist yet)",
+                name.zone
+            )))
+        }
+    }
+
+    /// Records something done outside SQL (streamed events, a FHIR body, a download) in the
+    /// audit log; an error if the record cannot be written.
+    pub async fn record_action(
+        &self,
+        action: &str,
+        tables: &[TableName],
+        rows: Option<i64>,
+        error: Option<&Error>,
+    ) -> Result<()> {
+        let mut touched = Touched::default();
+        touched.tables.extend(tables.iter().map(ToString::to_string));
+        self.audit(action, None, &touched, rows, error).await
+    }
+
+    /// Refuses unless the principal holds `privilege` on `name`.
+    pub(crate) fn require(&self, privilege: carelake_lake::Privilege, name: &TableName) -> Result<()> {
+        if self.guard.rules().allows(privilege, name) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!("{privilege} on {name}")))
+        }
+    }
+
+    /// Refuses unless the principal owns `name` or is an admin.
+    pub(crate) fn require_owner(&self, name: &TableName, what: &str) -> Result<()> {
+        let rules = self.guard.rules();
+        if rules.admin || rules.owns(name) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "{what} of {name}: only its owner or an admin"
+            )))
+        }
+    }
+
+    /// Refuses unless the principal is an admin.
+    pub(crate) fn require_admin(&self, what: &str) -> Result<()> {
+        if self.guard.rules().admin {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!("{what} needs the admin role")))
+        }
+    }
+
+    pub(crate) fn resolve(&self, reference: &TableReference) -> Result<TableName> {
         if let Some(catalog) = reference.catalog()
             && catalog != CATALOG
         {
@@ -388,7 +686,7 @@ impl Session {
         )?)
     }
 
-    fn resolve_object(&self, name: &ObjectName) -> Result<TableName> {
+    pub(crate) fn resolve_object(&self, name: &ObjectName) -> Result<TableName> {
         let text = name.to_string().replace('"', "");
         let parts: Vec<&str> = text.split('.').collect();
         let reference = match parts.as_slice() {
@@ -399,481 +697,20 @@ impl Session {
         };
         self.resolve(&reference)
     }
-
-    /// Records a write in the catalog (row count and version of the snapshot the write
-    /// returned; lineage when given) and refreshes the session's view of it.
-    async fn record_write(
-        &self,
-        name: &TableName,
-        table: &DeltaTable,
-        upstream: Option<Vec<TableName>>,
-    ) -> Result<()> {
-        let mut event = CatalogEvent::written(name.clone(), table);
-        event.upstream = upstream;
-        self.lake.catalog().record(&[event]).await?;
-        self.refresh().await
-    }
-
-    async fn create_table(
-        &self,
-        name: TableName,
-        input: LogicalPlan,
-        if_not_exists: bool,
-        or_replace: bool,
-    ) -> Result<QueryResult> {
-        let url = self.lake.table_url(&name)?;
-        let existing = self.lake.load_delta(&url, TimeTravel::Latest).await?;
-        if existing.is_some() && !or_replace {
-            if if_not_exists {
-                return Ok(QueryResult::message("CREATE TABLE (exists)"));
-            }
-            return Err(carelake_lake::Error::TableExists(name.to_string()).into());
-        }
-        let upstream = tables_read(&input, self)?;
-        let rows = self
-            .write_table(
-                &name,
-                existing,
-                input,
-                or_replace,
-                "CREATE TABLE",
-                upstream,
-                None,
-            )
-            .await?;
-        Ok(QueryResult::message(format!("CREATE TABLE {rows} rows")))
-    }
-
-    /// Writes `batches` as the whole content of `name`, creating or replacing the table, and
-    /// records the writer, the tables it was computed from and a description in the catalog.
-    /// For results computed outside SQL, like the master patient index. Returns the rows
-    /// written.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn replace_table(
-        &self,
-        name: &TableName,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-        source: &str,
-        upstream: Vec<TableName>,
-        description: Option<String>,
-    ) -> Result<u64> {
-        let memory = MemTable::try_new(schema, vec![batches])?;
-        let input = self
-            .ctx
-            .read_table(Arc::new(memory))?
-            .logical_plan()
-            .clone();
-        let url = self.lake.table_url(name)?;
-        let existing = self.lake.load_delta(&url, TimeTravel::Latest).await?;
-        self.write_table(name, existing, input, true, source, upstream, description)
-            .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn write_table(
-        &self,
-        name: &TableName,
-        existing: Option<deltalake::DeltaTable>,
-        input: LogicalPlan,
-        or_replace: bool,
-        source: &str,
-        upstream: Vec<TableName>,
-        description: Option<String>,
-    ) -> Result<u64> {
-        let url = self.lake.table_url(name)?;
-        let handle = match existing {
-            Some(t) => t,
-            None => self.lake.delta_handle(&url)?,
-        };
-        let mut write = handle
-            .write(Vec::new())
-            .with_input_plan(input)
-            .with_session_state(Arc::new(self.ctx.state()))
-            .with_table_name(name.name.clone())
-            .with_save_mode(if or_replace {
-                SaveMode::Overwrite
-            } else {
-                SaveMode::ErrorIfExists
-            });
-        if or_replace {
-            write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
-        }
-        let table = write.await?;
-        let mut event = CatalogEvent::written(name.clone(), &table);
-        event.owner = Some(self.principal.name.clone());
-        event.source = Some(source.to_string());
-        event.upstream = Some(upstream);
-        if description.is_some() {
-            event.description = description;
-        }
-        self.lake.catalog().record(&[event]).await?;
-        self.refresh().await?;
-        Ok(row_count(&table).unwrap_or(0).max(0) as u64)
-    }
-
-    async fn create_view(
-        &self,
-        name: TableName,
-        sql: String,
-        input: &LogicalPlan,
-        or_replace: bool,
-    ) -> Result<QueryResult> {
-        if !or_replace && self.lake.catalog().get(&name).await?.is_some() {
-            return Err(carelake_lake::Error::TableExists(name.to_string()).into());
-        }
-        let upstream = tables_read(input, self)?;
-        let mut event = CatalogEvent::view(name, sql, upstream);
-        event.owner = Some(self.principal.name.clone());
-        self.lake.catalog().record(&[event]).await?;
-        self.refresh().await?;
-        Ok(QueryResult::message("CREATE VIEW"))
-    }
-
-    async fn drop(&self, name: TableName, kind: EntryKind, if_exists: bool) -> Result<QueryResult> {
-        let entry = self.lake.catalog().get(&name).await?;
-        let exists = match kind {
-            EntryKind::View => entry.as_ref().is_some_and(|e| e.kind == EntryKind::View),
-            EntryKind::Table => {
-                entry.as_ref().is_some_and(|e| e.kind == EntryKind::Table)
-                    || self
-                        .lake
-                        .open_table_at(&name, TimeTravel::Latest)
-                        .await?
-                        .is_some()
-            }
-        };
-        if !exists {
-            if if_exists {
-                return Ok(QueryResult::message("DROP (absent)"));
-            }
-            return Err(carelake_lake::Error::TableNotFound(name.to_string()).into());
-        }
-        if kind == EntryKind::Table {
-            self.lake.delete_table_files(&name).await?;
-        } else {
-            self.zones[&name.zone].set_view(&name.name, None);
-        }
-        self.lake
-            .catalog()
-            .record(&[CatalogEvent::drop(kind, name)])
-            .await?;
-        self.refresh().await?;
-        Ok(QueryResult::message(match kind {
-            EntryKind::Table => "DROP TABLE",
-            EntryKind::View => "DROP VIEW",
-        }))
-    }
-
-    fn target_of(&self, factor: &TableFactor) -> Result<(TableName, Option<String>)> {
-        match factor {
-            TableFactor::Table { name, alias, .. } => Ok((
-                self.resolve_object(name)?,
-                alias.as_ref().map(|a| a.name.value.clone()),
-            )),
-            _ => Err(Error::Unsupported(
-                "this statement needs a table as its target".into(),
-            )),
-        }
-    }
-
-    async fn update(
-        &self,
-        update: &datafusion::sql::sqlparser::ast::Update,
-    ) -> Result<QueryResult> {
-        let (name, _) = self.target_of(&update.table.relation)?;
-        if update.from.is_some() || !update.table.joins.is_empty() {
-            return Err(Error::Unsupported("UPDATE … FROM; use MERGE".into()));
-        }
-        let table = self.lake.open_table(&name).await?;
-        let mut builder = table
-            .update()
-            .with_session_state(Arc::new(self.ctx.state()));
-        if let Some(selection) = &update.selection {
-            builder = builder.with_predicate(selection.to_string());
-        }
-        for assignment in &update.assignments {
-            let AssignmentTarget::ColumnName(column) = &assignment.target else {
-                return Err(Error::Unsupported("tuple assignments".into()));
-            };
-            builder = builder.with_update(last_ident(column), assignment.value.to_string());
-        }
-        let (table, metrics) = builder.await?;
-        self.record_write(&name, &table, None).await?;
-        Ok(QueryResult::message(format!(
-            "UPDATE {}",
-            metrics.num_updated_rows
-        )))
-    }
-
-    async fn delete(
-        &self,
-        delete: &datafusion::sql::sqlparser::ast::Delete,
-    ) -> Result<QueryResult> {
-        let tables = match &delete.from {
-            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
-        };
-        let [target] = tables.as_slice() else {
-            return Err(Error::Unsupported("DELETE from several tables".into()));
-        };
-        if delete.using.is_some() {
-            return Err(Error::Unsupported("DELETE … USING; use MERGE".into()));
-        }
-        let (name, _) = self.target_of(&target.relation)?;
-        let table = self.lake.open_table(&name).await?;
-        let mut builder = table
-            .delete()
-            .with_session_state(Arc::new(self.ctx.state()));
-        if let Some(selection) = &delete.selection {
-            builder = builder.with_predicate(selection.to_string());
-        }
-        let (table, metrics) = builder.await?;
-        self.record_write(&name, &table, None).await?;
-        let count = metrics
-            .num_deleted_rows
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "all".into());
-        Ok(QueryResult::message(format!("DELETE {count}")))
-    }
-
-    async fn merge(&self, merge: &datafusion::sql::sqlparser::ast::Merge) -> Result<QueryResult> {
-        let (name, target_alias) = self.target_of(&merge.table)?;
-        let target_alias = target_alias.unwrap_or_else(|| name.name.clone());
-        let (source, source_alias) = match &merge.source {
-            TableFactor::Table { name, alias, .. } => {
-                let source_name = self.resolve_object(name)?;
-                let df = self
-                    .ctx
-                    .table(TableReference::partial(
-                        source_name.zone.as_str(),
-                        source_name.name.as_str(),
-                    ))
-                    .await?;
-                (
-                    df,
-                    alias
-                        .as_ref()
-                        .map(|a| a.name.value.clone())
-                        .unwrap_or(source_name.name),
-                )
-            }
-            TableFactor::Derived {
-                subquery, alias, ..
-            } => {
-                let df = self.ctx.sql(&subquery.to_string()).await?;
-                (
-                    df,
-                    alias
-                        .as_ref()
-                        .map(|a| a.name.value.clone())
-                        .unwrap_or_else(|| "source".into()),
-                )
-            }
-            _ => {
-                return Err(Error::Unsupported(
-                    "MERGE source must be a table or a subquery".into(),
-                ));
-            }
-        };
-        let upstream = tables_read(source.logical_plan(), self)?;
-        let table = self.lake.open_table(&name).await?;
-        let mut builder = table
-            .merge(source, merge.on.to_string())
-            .with_source_alias(source_alias)
-            .with_target_alias(target_alias)
-            .with_session_state(Arc::new(self.ctx.state()));
-        for clause in &merge.clauses {
-            if let MergeAction::Update(update) = &clause.action
-                && update
-                    .assignments
-                    .iter()
-                    .any(|a| !matches!(a.target, AssignmentTarget::ColumnName(_)))
-            {
-                return Err(Error::Unsupported("tuple assignments in MERGE".into()));
-            }
-            let predicate = clause.predicate.as_ref().map(ToString::to_string);
-            builder = match (&clause.clause_kind, &clause.action) {
-                (MergeClauseKind::Matched, MergeAction::Update(update)) => builder
-                    .when_matched_update(|b| merge_update(b, &predicate, &update.assignments))?,
-                (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
-                    builder.when_matched_delete(|b| merge_delete(b, &predicate))?
-                }
-                (
-                    MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
-                    MergeAction::Insert(insert),
-                ) => {
-                    let MergeInsertKind::Values(values) = &insert.kind else {
-                        return Err(Error::Unsupported(
-                            "MERGE INSERT ROW; list the columns and VALUES".into(),
-                        ));
-                    };
-                    let [row] = values.rows.as_slice() else {
-                        return Err(Error::Syntax("MERGE INSERT takes one VALUES row".into()));
-                    };
-                    let row = &row.content;
-                    if insert.columns.len() != row.len() {
-                        return Err(Error::Syntax(
-                            "MERGE INSERT needs as many columns as values".into(),
-                        ));
-                    }
-                    builder.when_not_matched_insert(|mut b| {
-                        if let Some(p) = &predicate {
-                            b = b.predicate(p.clone());
-                        }
-                        for (column, value) in insert.columns.iter().zip(row) {
-                            b = b.set(last_ident(column), value.to_string());
-                        }
-                        b
-                    })?
-                }
-                (MergeClauseKind::NotMatchedBySource, MergeAction::Update(update)) => builder
-                    .when_not_matched_by_source_update(|b| {
-                        merge_update(b, &predicate, &update.assignments)
-                    })?,
-                (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
-                    builder.when_not_matched_by_source_delete(|b| merge_delete(b, &predicate))?
-                }
-                (kind, _) => {
-                    return Err(Error::Unsupported(format!(
-                        "MERGE clause WHEN {kind} with this action"
-                    )));
-                }
-            };
-        }
-        let (table, metrics) = builder.await?;
-        let mut upstream = upstream;
-        upstream.retain(|t| t != &name);
-        let mut known = self
-            .lake
-            .catalog()
-            .get(&name)
-            .await?
-            .map(|e| e.upstream)
-            .unwrap_or_default();
-        for t in upstream {
-            if !known.contains(&t) {
-                known.push(t);
-            }
-        }
-        self.record_write(&name, &table, Some(known)).await?;
-        Ok(QueryResult::message(format!(
-            "MERGE inserted {}, updated {}, deleted {}",
-            metrics.num_target_rows_inserted,
-            metrics.num_target_rows_updated,
-            metrics.num_target_rows_deleted
-        )))
-    }
-
-    async fn execute_custom(&self, custom: Custom) -> Result<QueryResult> {
-        match custom {
-            Custom::CopyFrom {
-                table,
-                path,
-                format,
-                max_reject_ratio,
-            } => {
-                let mut request = LoadRequest::new(vec![path], table);
-                request.format = format
-                    .map(|f| f.parse::<Format>().map_err(Error::Syntax))
-                    .transpose()?;
-                request.max_reject_ratio = max_reject_ratio;
-                let summary = Loader::new(self.lake.clone(), self.principal.clone())
-                    .load(request)
-                    .await?;
-                self.refresh().await?;
-                let skipped = summary
-                    .files
-                    .iter()
-                    .filter(|f| f.status == carelake_lake::LoadStatus::Skipped)
-                    .count();
-                Ok(QueryResult::message(format!(
-                    "COPY {} ({} rejected, {} file(s) already loaded)",
-                    summary.rows_loaded, summary.rows_rejected, skipped
-                )))
-            }
-            Custom::Vacuum {
-                table: name,
-                retain_hours,
-                dry_run,
-            } => {
-                let table = self.lake.open_table(&name).await?;
-                let mut builder = table.vacuum().with_dry_run(dry_run);
-                if let Some(hours) = retain_hours {
-                    builder = builder
-                        .with_retention_period(chrono::Duration::hours(hours as i64))
-                        .with_enforce_retention_duration(false);
-                }
-                let (_, metrics) = builder.await?;
-                let verb = if dry_run { "would delete" } else { "deleted" };
-                Ok(QueryResult::message(format!(
-                    "VACUUM {verb} {} file(s)",
-                    metrics.files_deleted.len()
-                )))
-            }
-            Custom::Optimize {
-                table: name,
-                zorder,
-            } => {
-                let table = self.lake.open_table(&name).await?;
-                let mut builder = table.optimize();
-                if !zorder.is_empty() {
-                    builder = builder.with_type(OptimizeType::ZOrder(zorder));
-                }
-                let (table, metrics) = builder.await?;
-                self.record_write(&name, &table, None).await?;
-                Ok(QueryResult::message(format!(
-                    "OPTIMIZE removed {} file(s), added {}",
-                    metrics.num_files_removed, metrics.num_files_added
-                )))
-            }
-        }
-    }
-}
-
-/// Applies a MERGE clause's condition and `SET` list to deltalake's update builder.
-fn merge_update(
-    mut builder: deltalake::operations::merge::UpdateBuilder,
-    predicate: &Option<String>,
-    assignments: &[datafusion::sql::sqlparser::ast::Assignment],
-) -> deltalake::operations::merge::UpdateBuilder {
-    if let Some(p) = predicate {
-        builder = builder.predicate(p.clone());
-    }
-    for assignment in assignments {
-        if let AssignmentTarget::ColumnName(column) = &assignment.target {
-            builder = builder.update(last_ident(column), assignment.value.to_string());
-        }
-    }
-    builder
-}
-
-/// Applies a MERGE clause's condition to deltalake's delete builder.
-fn merge_delete(
-    builder: deltalake::operations::merge::DeleteBuilder,
-    predicate: &Option<String>,
-) -> deltalake::operations::merge::DeleteBuilder {
-    match predicate {
-        Some(p) => builder.predicate(p.clone()),
-        None => builder,
-    }
-}
-
-fn last_ident(name: &ObjectName) -> String {
-    name.to_string()
-        .rsplit('.')
-        .next()
-        .unwrap_or_default()
-        .replace('"', "")
 }
 
 /// The lake tables a plan reads (lineage), without duplicates.
-fn tables_read(plan: &LogicalPlan, session: &Session) -> Result<Vec<TableName>> {
+pub(crate) fn tables_read(plan: &LogicalPlan, session: &Session) -> Result<Vec<TableName>> {
     let mut names = BTreeSet::new();
     plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && let Ok(name) = session.resolve(&scan.table_name)
-        {
-            names.insert(name);
+        if let LogicalPlan::TableScan(scan) = node {
+            let name = source_as_provider(&scan.source)
+                .ok()
+                .and_then(|p| p.downcast_ref::<ProtectedTable>().map(|t| t.name().clone()))
+                .or_else(|| session.resolve(&scan.table_name).ok());
+            if let Some(name) = name {
+                names.insert(name);
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     })?;

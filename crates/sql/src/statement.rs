@@ -52,7 +52,7 @@ pub fn split_statements(script: &str) -> Vec<String> {
 }
 
 /// Tokens of a short custom statement: words, quoted strings and punctuation.
-fn tokenize(sql: &str) -> Result<Vec<String>> {
+pub(crate) fn tokenize(sql: &str) -> Result<Vec<String>> {
     let mut tokens = Vec::new();
     let mut chars = sql.chars().peekable();
     while let Some(&c) = chars.peek() {

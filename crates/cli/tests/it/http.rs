@@ -14,13 +14,13 @@ const USER: &str = "tester";
 const PASSWORD: &str = "a long test password";
 
 /// A running `carelake serve` with the HTTP API on a free port.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Server {
-    fn start(ws: &Workspace) -> Self {
+    pub(crate) fn start(ws: &Workspace) -> Self {
         let (child, line) = spawn_serve(
             ws,
             &["--http-listen", "127.0.0.1:0", "--flush-seconds", "0.2"],
@@ -50,17 +50,17 @@ impl Drop for Server {
 }
 
 /// A response: status, headers (lower-case names) and body.
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Reply {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
     }
     fn header(&self, name: &str) -> Option<&str> {
@@ -71,7 +71,7 @@ impl Reply {
     }
 }
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
     format!(
         "Basic {}",
@@ -80,7 +80,13 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 /// One HTTP/1.1 request on its own connection.
-fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub(crate) fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))

@@ -5,6 +5,7 @@ mod cdc;
 mod cli;
 mod concurrency;
 mod fhir;
+mod governance;
 mod hl7;
 mod http;
 mod interop;

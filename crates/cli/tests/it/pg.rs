@@ -79,7 +79,7 @@ impl Drop for Server {
 
 /// The program, or `None` with a message (the test then skips) unless
 /// `CARELAKE_REQUIRE_INTEROP` is set, where a missing program fails the test.
-fn program(name: &str, test: &str) -> Option<PathBuf> {
+pub(crate) fn program(name: &str, test: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(name))

@@ -46,7 +46,7 @@ fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
         "--data",
         &ws.path("demo-data").to_string_lossy(),
     ]);
-    ws.add_user(USER, PASSWORD, "");
+    ws.add_user(USER, PASSWORD, "admin");
     let (mut child, lines) = spawn_serve(&ws, &["--http-listen", "127.0.0.1:0"]);
     let base = served_at(&lines, "http").unwrap_or_else(|| panic!("no address in {lines:?}"));
 

@@ -55,7 +55,19 @@ impl Credentials {
         {
             return Ok(user.clone());
         }
-        match users.verify(name, password).await {
+        let verified = users.verify(name, password).await;
+        if let Ok(found) = &verified {
+            let (interface, peer) = super::request_origin();
+            crate::audit_sign_in(
+                users.lake(),
+                name,
+                interface,
+                peer.map(|p| p.ip().to_string()),
+                found.is_some(),
+            )
+            .await;
+        }
+        match verified {
             Ok(Some(user)) => {
                 let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
                 verified.retain(|_, (_, at)| at.elapsed() < VERIFIED_FOR);

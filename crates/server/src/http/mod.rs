@@ -97,10 +97,46 @@ pub(crate) struct AppState {
     pub(crate) lake: Lake,
     pub(crate) config: HttpConfig,
     pub(crate) credentials: auth::Credentials,
-    pub(crate) sessions: tokio::sync::Mutex<HashMap<String, Arc<UserSession>>>,
+    pub(crate) sessions: tokio::sync::Mutex<HashMap<SessionKey, Arc<UserSession>>>,
     pub(crate) ingest: StreamIngest,
     pub(crate) metrics: Metrics,
     pub(crate) ready: AtomicBool,
+}
+
+/// Sessions are kept per user, interface (API or UI) and peer address, so that each audit
+/// record names where its statement came from.
+pub(crate) type SessionKey = (String, carelake_common::Interface, Option<std::net::IpAddr>);
+
+tokio::task_local! {
+    /// The peer and interface of the request being served (set by the router's layer).
+    pub(crate) static REQUEST_ORIGIN: (Option<SocketAddr>, carelake_common::Interface);
+}
+
+/// The interface and peer address of the current request.
+pub(crate) fn request_origin() -> (carelake_common::Interface, Option<SocketAddr>) {
+    REQUEST_ORIGIN
+        .try_with(|(peer, interface)| (*interface, *peer))
+        .unwrap_or((carelake_common::Interface::Http, None))
+}
+
+/// The peer address of a connection, for `ConnectInfo` (over TCP and over TLS).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
 }
 
 /// A user's session and when its catalog was last read.
@@ -119,19 +155,29 @@ impl AppState {
         &self,
         user: &carelake_lake::User,
     ) -> Result<Arc<Session>, ApiError> {
+        let (interface, peer) = request_origin();
+        let key: SessionKey = (user.name.clone(), interface, peer.map(|p| p.ip()));
         let entry = {
             let mut sessions = self.sessions.lock().await;
-            match sessions.get(&user.name) {
+            match sessions.get(&key) {
                 Some(s) => Arc::clone(s),
                 None => {
-                    let session = Session::open(self.lake.clone(), user.principal())
-                        .await
-                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    let session = Session::open_with(
+                        self.lake.clone(),
+                        user.principal(),
+                        carelake_common::Origin::network(
+                            interface,
+                            peer.map(|p| p.ip().to_string()),
+                        ),
+                        carelake_sql::FileAccess::from_env(),
+                    )
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
                     let entry = Arc::new(UserSession {
                         session: Arc::new(session),
                         refreshed: tokio::sync::Mutex::new(Some(std::time::Instant::now())),
                     });
-                    sessions.insert(user.name.clone(), Arc::clone(&entry));
+                    sessions.insert(key, Arc::clone(&entry));
                     entry
                 }
             }
@@ -167,6 +213,15 @@ impl ApiError {
     /// The message (literals blanked).
     pub(crate) fn message(&self) -> &str {
         &self.message
+    }
+    /// A statement's error: 403 when a privilege is missing, 400 otherwise.
+    pub(crate) fn from_sql(error: carelake_sql::Error) -> Self {
+        match error {
+            carelake_sql::Error::PermissionDenied(_) => {
+                Self::new(StatusCode::FORBIDDEN, error.to_string())
+            }
+            other => Self::bad_request(other.to_string()),
+        }
     }
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -272,7 +327,8 @@ impl HttpServer {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let state = Arc::clone(&self.state);
-        let app = routes::router(Arc::clone(&self.state));
+        let app = routes::router(Arc::clone(&self.state))
+            .into_make_service_with_connect_info::<Peer>();
         match self.tls {
             Some(acceptor) => {
                 let listener = crate::tls::TlsListener::new(self.listener, acceptor)?;

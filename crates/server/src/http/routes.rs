@@ -47,8 +47,19 @@ async fn count(State(state): State<Arc<AppState>>, request: Request, next: Next)
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<super::Peer>>()
+        .map(|c| c.0.0);
+    let interface = if request.uri().path().starts_with("/api/") {
+        carelake_common::Interface::Http
+    } else {
+        carelake_common::Interface::Ui
+    };
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = super::REQUEST_ORIGIN
+        .scope((peer, interface), next.run(request))
+        .await;
     state
         .metrics
         .count(&route, response.status(), started.elapsed().as_secs_f64());
@@ -339,7 +350,7 @@ async fn query(
                 ),
             )
         })?
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(ApiError::from_sql)?;
     let Some(last) = results.last() else {
         return Err(ApiError::bad_request("no statement given"));
     };
@@ -357,10 +368,7 @@ async fn rows_of(
     sql: &str,
 ) -> Result<Value, ApiError> {
     let session = state.session(user).await?;
-    let result = session
-        .sql(sql)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let result = session.sql(sql).await.map_err(ApiError::from_sql)?;
     serde_json::from_slice(&json_rows(&result.batches)?)
         .map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -513,13 +521,20 @@ fn events_of(
 /// the 202; they reach `raw.<stream>` at the next flush.
 async fn ingest(
     State(state): State<Arc<AppState>>,
-    Authed(_user): Authed,
+    Authed(user): Authed,
     Path(stream): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    carelake_ingest::stream_table(&stream).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let table =
+        carelake_ingest::stream_table(&stream).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let session = state.session(&user).await?;
+    session.authorize_write(&table).map_err(ApiError::from_sql)?;
     let events = events_of(&headers, &body, state.config.max_events)?;
+    session
+        .record_action("ingest", std::slice::from_ref(&table), Some(events.len() as i64), None)
+        .await
+        .map_err(ApiError::from_sql)?;
     let accepted = state
         .ingest
         .append(&stream, events)
@@ -605,7 +620,18 @@ async fn fhir(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     use sha2::Digest;
+    let session = state.session(&user).await?;
+    let fhir_table: carelake_common::TableName = "raw.fhir_resources"
+        .parse()
+        .map_err(|e: carelake_common::Error| ApiError::internal(e.to_string()))?;
+    session
+        .authorize_write(&fhir_table)
+        .map_err(ApiError::from_sql)?;
     let (content, extension, resources) = fhir_content(&body)?;
+    session
+        .record_action("ingest", std::slice::from_ref(&fhir_table), Some(resources as i64), None)
+        .await
+        .map_err(ApiError::from_sql)?;
     let name = format!(
         "{}.{extension}",
         hex::encode(sha2::Sha256::digest(&content))

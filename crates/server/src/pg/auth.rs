@@ -252,14 +252,31 @@ impl StartupHandler for ScramStartup {
                     .get(METADATA_USER)
                     .cloned()
                     .unwrap_or_default();
+                let peer = client.socket_addr().to_string();
                 let Some((user, server_final)) = outcome else {
                     *state = State::Done;
+                    crate::audit_sign_in(
+                        &self.shared.lake,
+                        &name,
+                        carelake_common::Interface::Postgres,
+                        Some(peer),
+                        false,
+                    )
+                    .await;
                     return Err(PgWireError::InvalidPassword(name));
                 };
                 *state = State::Done;
                 drop(state);
+                crate::audit_sign_in(
+                    &self.shared.lake,
+                    &user.name,
+                    carelake_common::Interface::Postgres,
+                    Some(peer.clone()),
+                    true,
+                )
+                .await;
                 self.query
-                    .sign_in(&self.shared, &user)
+                    .sign_in(&self.shared, &user, peer)
                     .await
                     .map_err(|e| fatal("XX000", e.to_string()))?;
                 client

@@ -78,10 +78,23 @@ impl QueryHandler {
     }
 
     /// Opens `user`'s session with `pg_catalog` and serves this connection from it.
-    pub(crate) async fn sign_in(&self, shared: &Shared, user: &User) -> carelake_sql::Result<()> {
-        let session = Session::open(shared.lake.clone(), user.principal()).await?;
+    pub(crate) async fn sign_in(
+        &self,
+        shared: &Shared,
+        user: &User,
+        peer: String,
+    ) -> carelake_sql::Result<()> {
+        let session = Session::open_with(
+            shared.lake.clone(),
+            user.principal(),
+            carelake_common::Origin::network(carelake_common::Interface::Postgres, Some(peer)),
+            carelake_sql::FileAccess::from_env(),
+        )
+        .await?;
         setup_pg_catalog(session.context(), CATALOG, EmptyContextProvider)
             .map_err(|e| carelake_sql::Error::DataFusion(*e))?;
+        // The catalog registers its own `session_user` ("postgres"): carelake's answers.
+        session.register_identity_functions();
         let context = Arc::new(session.context().clone());
         let hook = CarelakeHook {
             session: Arc::new(session),
@@ -149,18 +162,50 @@ impl std::fmt::Debug for CarelakeHook {
     }
 }
 
-/// Statements that change the lake or its catalog: these run through [`Session::sql`].
-fn is_write(statement: &Statement) -> bool {
-    matches!(
-        statement,
-        Statement::Insert(_)
-            | Statement::Update(_)
-            | Statement::Delete(_)
-            | Statement::Merge(_)
-            | Statement::CreateTable(_)
-            | Statement::CreateView(_)
-            | Statement::Drop { .. }
-    )
+/// How a statement is run over the Postgres protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// A query (or EXPLAIN of one): planned and encoded by datafusion-postgres on the session's
+    /// context, after [`Session::authorize`] saw its plan.
+    Read,
+    /// Session settings and transactions, for the other hooks (refused for engine options).
+    Control,
+    /// Everything else runs through [`Session::sql`], with all its checks.
+    Session,
+}
+
+fn route(statement: &Statement) -> Route {
+    if matches!(statement, Statement::Query(_) | Statement::Explain { .. }) {
+        return Route::Read;
+    }
+    let text = statement.to_string();
+    let first = text
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    match first.as_str() {
+        "SET" | "SHOW" | "RESET" | "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "END" | "ABORT"
+        | "DISCARD" | "DEALLOCATE" => {
+            // Governance listings are carelake's own statements.
+            let upper = text.to_ascii_uppercase();
+            if upper.starts_with("SHOW GRANTS")
+                || upper.starts_with("SHOW ROLES")
+                || upper.starts_with("SHOW POLICIES")
+            {
+                Route::Session
+            } else {
+                Route::Control
+            }
+        }
+        _ => Route::Session,
+    }
+}
+
+/// Whether a session-control statement would change an engine option (`SET datafusion.…`).
+fn sets_engine_option(statement: &Statement) -> bool {
+    let text = statement.to_string().to_ascii_lowercase();
+    (text.starts_with("set") || text.starts_with("reset")) && text.contains("datafusion.")
 }
 
 fn has_parameters(statement: &Statement) -> bool {
@@ -234,6 +279,19 @@ impl CarelakeHook {
         Ok(())
     }
 
+    /// Authorizes a read's plan and records it in the audit log (before it runs: a read
+    /// whose record cannot be written is refused).
+    async fn check_read(&self, statement: &Statement, plan: &LogicalPlan) -> PgWireResult<()> {
+        let sql = statement.to_string();
+        let checked = self.session.authorize(plan);
+        let recorded = self
+            .session
+            .record_statement(&sql, Some(plan), None, checked.as_ref().err())
+            .await;
+        checked.map_err(sql_error)?;
+        recorded.map_err(sql_error)
+    }
+
     async fn write(&self, statement: &Statement) -> PgWireResult<Response> {
         let result: QueryResult = self
             .session
@@ -265,22 +323,27 @@ impl QueryHook for CarelakeHook {
         if let Err(e) = self.refresh().await {
             return Some(Err(e));
         }
-        if is_write(statement) {
-            return Some(self.write(statement).await);
-        }
-        if matches!(statement, Statement::Query(_)) {
-            // Plan once here so that the session's rules see the plan; the service plans again.
-            let planned = session_context
-                .state()
-                .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
-                .await;
-            if let Ok(plan) = planned
-                && let Err(e) = self.session.authorize(&plan)
-            {
-                return Some(Err(sql_error(e)));
+        match route(statement) {
+            Route::Session => Some(self.write(statement).await),
+            Route::Control if sets_engine_option(statement) => Some(Err(sql_error(
+                carelake_sql::Error::PermissionDenied(
+                    "SET of engine options is for the lake's owner on the command line".into(),
+                ),
+            ))),
+            Route::Control => None,
+            Route::Read => {
+                // Plan once here so that the session's rules see the plan; the service plans
+                // again on the same context.
+                let planned = session_context
+                    .state()
+                    .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
+                    .await;
+                match planned {
+                    Ok(plan) => self.check_read(statement, &plan).await.err().map(Err),
+                    Err(_) => None,
+                }
             }
         }
-        None
     }
 
     async fn handle_extended_parse_query(
@@ -292,8 +355,15 @@ impl QueryHook for CarelakeHook {
         if let Err(e) = self.refresh().await {
             return Some(Err(e));
         }
-        if !is_write(statement) {
-            return None;
+        match route(statement) {
+            Route::Read => return None,
+            Route::Control if sets_engine_option(statement) => {
+                return Some(Err(sql_error(carelake_sql::Error::PermissionDenied(
+                    "SET of engine options is for the lake's owner on the command line".into(),
+                ))));
+            }
+            Route::Control => return None,
+            Route::Session => {}
         }
         if has_parameters(statement) {
             return Some(Err(sql_error(carelake_sql::Error::Unsupported(
@@ -316,12 +386,15 @@ impl QueryHook for CarelakeHook {
         _session_context: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        if is_write(statement) {
-            return Some(self.write(statement).await);
-        }
-        match self.session.authorize(plan) {
-            Ok(()) => None,
-            Err(e) => Some(Err(sql_error(e))),
+        match route(statement) {
+            Route::Session => Some(self.write(statement).await),
+            Route::Control if sets_engine_option(statement) => Some(Err(sql_error(
+                carelake_sql::Error::PermissionDenied(
+                    "SET of engine options is for the lake's owner on the command line".into(),
+                ),
+            ))),
+            Route::Control => None,
+            Route::Read => self.check_read(statement, plan).await.err().map(Err),
         }
     }
 }
@@ -358,7 +431,9 @@ impl ErrorHandler for ErrorRewriter {
         }
         let message = redact_literals(&original);
         let lower = message.to_ascii_lowercase();
-        let code = if lower.contains("schema error") && lower.contains("column") {
+        let code = if lower.contains("permission denied") {
+            "42501"
+        } else if lower.contains("schema error") && lower.contains("column") {
             "42703"
         } else if lower.contains("sql error") || lower.contains("parsererror") {
             "42601"
