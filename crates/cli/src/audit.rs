@@ -36,7 +36,11 @@ pub(crate) struct Broken {
 
 impl std::fmt::Display for Broken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the audit log is broken at record {}: {}", self.seq, self.reason)
+        write!(
+            f,
+            "the audit log is broken at record {}: {}",
+            self.seq, self.reason
+        )
     }
 }
 
@@ -60,7 +64,9 @@ pub(crate) async fn run(lake_location: &str, args: AuditArgs) -> Result<()> {
     match args.which {
         Some(AuditCommand::Verify) => match lake.audit_verify().await? {
             Verification::Intact { records } => {
-                println!("The audit log is intact: {records} record(s), each chained to the one before.");
+                println!(
+                    "The audit log is intact: {records} record(s), each chained to the one before."
+                );
                 Ok(())
             }
             Verification::Broken { seq, reason } => Err(Broken { seq, reason }.into()),

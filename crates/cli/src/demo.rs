@@ -415,8 +415,13 @@ async fn example_roles(session: &Session) -> Result<()> {
         "CREATE MASKING POLICY analyst_street_number ON analytics.dim_patient (street_number) FOR analyst USING (mask_full(street_number))".to_string(),
         "CREATE MASKING POLICY analyst_zip ON analytics.dim_patient (zip) FOR analyst USING (zip3(zip))".to_string(),
         "CREATE MASKING POLICY analyst_phone ON analytics.dim_patient (phone) FOR analyst USING (mask_last4(phone))".to_string(),
+        // Tables with row policies show a role only the rows one of its policies allows.
+        "CREATE ROW POLICY analyst_dim_patient ON analytics.dim_patient FOR analyst USING (true)".to_string(),
         "GRANT SELECT ON analytics.worklist_readmission_risk TO clinician".to_string(),
         "GRANT SELECT ON analytics.dim_patient TO clinician".to_string(),
+        // The worklist reads the diagnoses of the clinician's facility's encounters.
+        "GRANT SELECT ON curated.diagnoses TO clinician".to_string(),
+        "CREATE ROW POLICY clinician_diagnoses ON curated.diagnoses FOR clinician USING (concat(source_system, '/', CAST(encounter_id AS VARCHAR)) IN (SELECT concat(source_system, '/', CAST(encounter_id AS VARCHAR)) FROM analytics.fact_encounter WHERE facility_id = current_user_attr('facility')))".to_string(),
         "CREATE ROW POLICY clinician_dim_patient ON analytics.dim_patient FOR clinician USING (person_key IN (SELECT person_key FROM analytics.fact_encounter WHERE facility_id = current_user_attr('facility')))".to_string(),
     ];
     for table in FACILITY_TABLES {
@@ -425,15 +430,33 @@ async fn example_roles(session: &Session) -> Result<()> {
         script.push(format!(
             "CREATE ROW POLICY clinician_{short} ON {table} FOR clinician USING (facility_id = current_user_attr('facility'))"
         ));
+        script.push(format!(
+            "CREATE ROW POLICY analyst_{short} ON {table} FOR analyst USING (true)"
+        ));
     }
     session.sql_all(&script.join(";\n")).await?;
     let users = lake.users();
     let admin = session.principal();
     println!("   Example roles (see the README's tour; passwords shown only this once):");
     for (name, role, env, what) in [
-        ("analyst", "analyst", "CARELAKE_ANALYST_PASSWORD", "the analytics zone, identifiers masked".to_string()),
-        ("clinician", "clinician", "CARELAKE_CLINICIAN_PASSWORD", format!("facility {facility}'s rows only")),
-        ("auditor", carelake_lake::AUDITOR_ROLE, "CARELAKE_AUDITOR_PASSWORD", "system.audit only".to_string()),
+        (
+            "analyst",
+            "analyst",
+            "CARELAKE_ANALYST_PASSWORD",
+            "the analytics zone, identifiers masked".to_string(),
+        ),
+        (
+            "clinician",
+            "clinician",
+            "CARELAKE_CLINICIAN_PASSWORD",
+            format!("facility {facility}'s rows only"),
+        ),
+        (
+            "auditor",
+            carelake_lake::AUDITOR_ROLE,
+            "CARELAKE_AUDITOR_PASSWORD",
+            "system.audit only".to_string(),
+        ),
     ] {
         if users.get(name).await?.is_some() {
             continue;

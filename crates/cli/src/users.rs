@@ -152,7 +152,14 @@ pub(crate) async fn run(
             check_roles(&lake, &roles).await?;
             users.set_roles(&name, &roles, &principal).await?;
             audit_user(&lake, &principal, &format!("user roles {name}")).await?;
-            println!("{name} holds: {}.", if roles.is_empty() { "no role".to_string() } else { roles.join(", ") });
+            println!(
+                "{name} holds: {}.",
+                if roles.is_empty() {
+                    "no role".to_string()
+                } else {
+                    roles.join(", ")
+                }
+            );
         }
         UserCommand::Disable { name } => {
             users.set_disabled(&name, true, &principal).await?;

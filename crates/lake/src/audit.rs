@@ -192,7 +192,8 @@ impl AuditLog {
             .push((records, tx));
         {
             let mut tail = self.tail.lock().await;
-            let group = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+            let group =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
             if !group.is_empty() {
                 let records: Vec<AuditRecord> =
                     group.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
@@ -221,7 +222,13 @@ async fn commit(
     tail: &mut Option<(i64, String)>,
     records: Vec<AuditRecord>,
 ) -> Result<()> {
-    create_system_table(lake, "audit", &AUDIT_SCHEMA, "carelake audit log (hash chain)").await?;
+    create_system_table(
+        lake,
+        "audit",
+        &AUDIT_SCHEMA,
+        "carelake audit log (hash chain)",
+    )
+    .await?;
     let url = lake.system_table_url("audit")?;
     let mut last_error = None;
     for _ in 0..MAX_ATTEMPTS {
@@ -252,10 +259,7 @@ async fn commit(
             .with_save_mode(SaveMode::Append)
             .with_commit_properties(
                 CommitProperties::default()
-                    .with_application_transactions(vec![Transaction::new(
-                        AUDIT_APP,
-                        new_tail.0,
-                    )])
+                    .with_application_transactions(vec![Transaction::new(AUDIT_APP, new_tail.0)])
                     .with_max_retries(0),
             )
             .await;
@@ -510,7 +514,9 @@ pub fn verify_chain(records: &[ChainedRecord], anchor: Option<i64>) -> Verificat
     {
         return Verification::Broken {
             seq: last + 1,
-            reason: format!("missing: the Delta log committed up to {anchor}, the table ends at {last}"),
+            reason: format!(
+                "missing: the Delta log committed up to {anchor}, the table ends at {last}"
+            ),
         };
     }
     Verification::Intact {
@@ -551,15 +557,24 @@ mod tests {
 
         let mut edited = good.clone();
         edited[2].record.statement = Some("SELECT 42".into());
-        assert!(matches!(verify_chain(&edited, Some(5)), Verification::Broken { seq: 3, .. }));
+        assert!(matches!(
+            verify_chain(&edited, Some(5)),
+            Verification::Broken { seq: 3, .. }
+        ));
 
         let mut removed = good.clone();
         removed.remove(1);
-        assert!(matches!(verify_chain(&removed, Some(5)), Verification::Broken { seq: 2, .. }));
+        assert!(matches!(
+            verify_chain(&removed, Some(5)),
+            Verification::Broken { seq: 2, .. }
+        ));
 
         let mut tail_cut = good.clone();
         tail_cut.pop();
-        assert!(matches!(verify_chain(&tail_cut, Some(5)), Verification::Broken { seq: 5, .. }));
+        assert!(matches!(
+            verify_chain(&tail_cut, Some(5)),
+            Verification::Broken { seq: 5, .. }
+        ));
 
         // Swap the places of records 2 and 3 (their sequence numbers follow the places).
         let mut reordered = good.clone();

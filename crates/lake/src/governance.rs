@@ -145,7 +145,12 @@ impl Securable {
 
 impl std::fmt::Display for Securable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.schema, self.table.as_deref().unwrap_or("*"))
+        write!(
+            f,
+            "{}.{}",
+            self.schema,
+            self.table.as_deref().unwrap_or("*")
+        )
     }
 }
 
@@ -426,9 +431,9 @@ impl GovernanceStore {
                 .cloned()
                 .ok_or_else(|| Error::Governance("unreadable event times".into()))?;
             let text = arrow::compute::cast(
-                batch.column_by_name("event").ok_or_else(|| {
-                    Error::Governance("the governance table has no event".into())
-                })?,
+                batch
+                    .column_by_name("event")
+                    .ok_or_else(|| Error::Governance("the governance table has no event".into()))?,
                 &DataType::Utf8,
             )?;
             let text = text

@@ -13,8 +13,8 @@ use deltalake::DeltaTable;
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::protocol::SaveMode;
 
-use crate::session::{QueryResult, Session, Touched, tables_read};
 use crate::Result;
+use crate::session::{QueryResult, Session, Touched, tables_read};
 
 impl Session {
     /// Records a write in the catalog (row count and version of the snapshot the write
@@ -147,7 +147,12 @@ impl Session {
         Ok(QueryResult::message("CREATE VIEW"))
     }
 
-    pub(crate) async fn drop(&self, name: TableName, kind: EntryKind, if_exists: bool) -> Result<QueryResult> {
+    pub(crate) async fn drop(
+        &self,
+        name: TableName,
+        kind: EntryKind,
+        if_exists: bool,
+    ) -> Result<QueryResult> {
         let entry = self.lake.catalog().get(&name).await?;
         let exists = match kind {
             EntryKind::View => entry.as_ref().is_some_and(|e| e.kind == EntryKind::View),

@@ -123,7 +123,9 @@ impl Session {
         )
         .try_with_sql(&predicate)
         .map_err(|e| Error::Syntax(e.to_string()))?;
-        let parsed = parser.parse_expr().map_err(|e| Error::Syntax(e.to_string()))?;
+        let parsed = parser
+            .parse_expr()
+            .map_err(|e| Error::Syntax(e.to_string()))?;
         let read_by_policy = identifiers(&parsed);
         if let Some(column) = assigned.iter().find(|c| read_by_policy.contains(c)) {
             return Err(Error::PermissionDenied(format!(
@@ -417,4 +419,3 @@ fn last_ident(name: &ObjectName) -> String {
         .unwrap_or_default()
         .replace('"', "")
 }
-

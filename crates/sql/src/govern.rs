@@ -67,7 +67,10 @@ pub(crate) enum Governed {
 }
 
 fn word(tokens: &[String], i: usize) -> String {
-    tokens.get(i).map(|t| t.to_ascii_uppercase()).unwrap_or_default()
+    tokens
+        .get(i)
+        .map(|t| t.to_ascii_uppercase())
+        .unwrap_or_default()
 }
 
 fn name_at(tokens: &[String], i: usize, what: &str) -> Result<String> {
@@ -88,7 +91,10 @@ fn using_expression(sql: &str) -> Result<String> {
     let at = upper
         .match_indices("USING")
         .find(|(i, _)| {
-            let before = upper[..*i].chars().last().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+            let before = upper[..*i]
+                .chars()
+                .last()
+                .is_none_or(|c| !c.is_alphanumeric() && c != '_');
             let after = upper[i + 5..]
                 .chars()
                 .next()
@@ -168,18 +174,22 @@ pub(crate) fn parse_governed(sql: &str) -> Result<Option<Governed>> {
         ("SHOW", "GRANTS") => match t(2).as_str() {
             "" => Governed::ShowGrants(None),
             "FOR" => Governed::ShowGrants(Some(name_at(&tokens, 3, "a user name")?)),
-            other => return Err(Error::Syntax(format!("unexpected '{other}' in SHOW GRANTS"))),
+            other => {
+                return Err(Error::Syntax(format!(
+                    "unexpected '{other}' in SHOW GRANTS"
+                )));
+            }
         },
         ("SHOW", "ROLES") => Governed::ShowRoles,
         ("SHOW", "POLICIES") => match t(2).as_str() {
             "" => Governed::ShowPolicies(None),
-            "ON" => Governed::ShowPolicies(Some(Securable::parse(&name_at(
-                &tokens,
-                3,
-                "a table",
-            )?)?)),
+            "ON" => {
+                Governed::ShowPolicies(Some(Securable::parse(&name_at(&tokens, 3, "a table")?)?))
+            }
             other => {
-                return Err(Error::Syntax(format!("unexpected '{other}' in SHOW POLICIES")));
+                return Err(Error::Syntax(format!(
+                    "unexpected '{other}' in SHOW POLICIES"
+                )));
             }
         },
         ("GRANT", _) | ("REVOKE", _) => parse_grant(&tokens)?,
@@ -218,7 +228,9 @@ pub(crate) fn parse_governed(sql: &str) -> Result<Option<Governed>> {
             } else if kind == "ROW" {
                 None
             } else {
-                return Err(Error::Syntax("CREATE ROW POLICY or CREATE MASKING POLICY".into()));
+                return Err(Error::Syntax(
+                    "CREATE ROW POLICY or CREATE MASKING POLICY".into(),
+                ));
             };
             if t(j) != "FOR" {
                 return Err(Error::Syntax("expected FOR role".into()));

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use carelake_common::TableName;
-use carelake_lake::{
-    BUILTIN_ROLES, GovernanceEvent, Grant, MaskPolicy, RowPolicy, Securable,
-};
+use carelake_lake::{BUILTIN_ROLES, GovernanceEvent, Grant, MaskPolicy, RowPolicy, Securable};
 
 use crate::govern::Governed;
 use crate::session::{QueryResult, Session, Touched};
@@ -30,9 +28,7 @@ fn rows(columns: &[&str], values: Vec<Vec<Option<String>>>) -> Result<QueryResul
             .collect::<Vec<_>>(),
     ));
     let arrays = (0..columns.len())
-        .map(|i| {
-            Arc::new(values.iter().map(|r| r[i].clone()).collect::<StringArray>()) as _
-        })
+        .map(|i| Arc::new(values.iter().map(|r| r[i].clone()).collect::<StringArray>()) as _)
         .collect();
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
     Ok(QueryResult {
@@ -114,7 +110,11 @@ impl Session {
                 }
                 users.set_roles(&user, &held, &self.principal).await?;
                 self.refresh().await?;
-                return Ok(QueryResult::message(if revoking { "REVOKE" } else { "GRANT" }));
+                return Ok(QueryResult::message(if revoking {
+                    "REVOKE"
+                } else {
+                    "GRANT"
+                }));
             }
             Governed::Grant {
                 privileges,
@@ -144,7 +144,11 @@ impl Session {
                     .record(&events, &self.principal)
                     .await?;
                 self.refresh().await?;
-                return Ok(QueryResult::message(if revoke { "REVOKE" } else { "GRANT" }));
+                return Ok(QueryResult::message(if revoke {
+                    "REVOKE"
+                } else {
+                    "GRANT"
+                }));
             }
             Governed::CreateRowPolicy {
                 name,
@@ -233,12 +237,7 @@ impl Session {
                     .iter()
                     .map(|r| vec![Some(r.to_string()), Some("built in".into())])
                     .collect();
-                values.extend(
-                    governance
-                        .roles
-                        .iter()
-                        .map(|r| vec![Some(r.clone()), None]),
-                );
+                values.extend(governance.roles.iter().map(|r| vec![Some(r.clone()), None]));
                 return rows(&["role", "note"], values);
             }
             Governed::ShowGrants(user) => return self.show_grants(user).await,
@@ -270,7 +269,14 @@ impl Session {
                     }
                 }
                 return rows(
-                    &["name", "kind", "table_name", "column_name", "role", "expression"],
+                    &[
+                        "name",
+                        "kind",
+                        "table_name",
+                        "column_name",
+                        "role",
+                        "expression",
+                    ],
                     values,
                 );
             }

@@ -96,8 +96,7 @@ impl ZoneSchema {
             None => true,
             Some(guard) => {
                 let rules = guard.rules();
-                rules.admin
-                    || TableName::new(self.zone, name).is_ok_and(|n| rules.sees(&n))
+                rules.admin || TableName::new(self.zone, name).is_ok_and(|n| rules.sees(&n))
             }
         }
     }

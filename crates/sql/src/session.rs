@@ -14,8 +14,8 @@ use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::common::TableReference;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::{ViewTable, source_as_provider};
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
@@ -84,8 +84,7 @@ impl Touched {
                 if let Ok(provider) = source_as_provider(&scan.source)
                     && let Some(protected) = provider.downcast_ref::<ProtectedTable>()
                 {
-                    self.policies
-                        .extend(protected.applied().iter().cloned());
+                    self.policies.extend(protected.applied().iter().cloned());
                     self.tables.insert(protected.name().to_string());
                 } else {
                     self.tables.insert(table.clone());
@@ -348,7 +347,9 @@ impl Session {
                                 entry.name
                             )))),
                         ),
-                        None => tracing::warn!(view = %entry.name, "View cannot be planned (a table it reads is gone?)."),
+                        None => {
+                            tracing::warn!(view = %entry.name, "View cannot be planned (a table it reads is gone?).")
+                        }
                     }
                 }
                 break;
@@ -473,6 +474,7 @@ impl Session {
     }
 
     async fn dispatch(&self, sql: &str, touched: &mut Touched) -> Result<QueryResult> {
+        let sql = &crate::statement::normalize_identity_calls(sql);
         if let Some(governed) = parse_governed(sql)? {
             return self.governed(governed, touched).await;
         }
@@ -545,7 +547,11 @@ impl Session {
     }
 
     /// Runs a query plan: optimised once, what it reads noted for the audit, then executed.
-    pub(crate) async fn run_query_plan(&self, plan: LogicalPlan, touched: &mut Touched) -> Result<QueryResult> {
+    pub(crate) async fn run_query_plan(
+        &self,
+        plan: LogicalPlan,
+        touched: &mut Touched,
+    ) -> Result<QueryResult> {
         let state = self.ctx.state();
         let optimized = state.optimize(&plan)?;
         touched.read(&optimized);
@@ -590,13 +596,19 @@ impl Session {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_))
             | LogicalPlan::Ddl(DdlStatement::CreateView(_)) => {
                 let exists = rules.owners.contains_key(&name)
-                    || self.zones[&name.zone].table_names_all().contains(&name.name);
+                    || self.zones[&name.zone]
+                        .table_names_all()
+                        .contains(&name.name);
                 if exists && !(rules.admin || rules.owns(&name)) {
                     Err(Error::PermissionDenied(format!(
                         "replacing {name}: only its owner or an admin"
                     )))
                 } else if !exists
-                    && !rules.allows_on(carelake_lake::Privilege::Create, name.zone.as_str(), &name.name)
+                    && !rules.allows_on(
+                        carelake_lake::Privilege::Create,
+                        name.zone.as_str(),
+                        &name.name,
+                    )
                 {
                     Err(Error::PermissionDenied(format!(
                         "CREATE in {} (GRANT CREATE ON {}.* TO a role of yours)",
@@ -614,11 +626,16 @@ impl Session {
     /// FHIR body): INSERT on it, or CREATE in its zone while it does not exist yet.
     pub fn authorize_write(&self, name: &TableName) -> Result<()> {
         let rules = self.guard.rules();
-        let exists = self.zones[&name.zone].table_names_all().contains(&name.name);
+        let exists = self.zones[&name.zone]
+            .table_names_all()
+            .contains(&name.name);
         if exists {
             self.require(carelake_lake::Privilege::Insert, name)
-        } else if rules.allows_on(carelake_lake::Privilege::Create, name.zone.as_str(), &name.name)
-            || rules.allows(carelake_lake::Privilege::Insert, name)
+        } else if rules.allows_on(
+            carelake_lake::Privilege::Create,
+            name.zone.as_str(),
+            &name.name,
+        ) || rules.allows(carelake_lake::Privilege::Insert, name)
         {
             Ok(())
         } else {
@@ -639,12 +656,18 @@ impl Session {
         error: Option<&Error>,
     ) -> Result<()> {
         let mut touched = Touched::default();
-        touched.tables.extend(tables.iter().map(ToString::to_string));
+        touched
+            .tables
+            .extend(tables.iter().map(ToString::to_string));
         self.audit(action, None, &touched, rows, error).await
     }
 
     /// Refuses unless the principal holds `privilege` on `name`.
-    pub(crate) fn require(&self, privilege: carelake_lake::Privilege, name: &TableName) -> Result<()> {
+    pub(crate) fn require(
+        &self,
+        privilege: carelake_lake::Privilege,
+        name: &TableName,
+    ) -> Result<()> {
         if self.guard.rules().allows(privilege, name) {
             Ok(())
         } else {
@@ -669,7 +692,9 @@ impl Session {
         if self.guard.rules().admin {
             Ok(())
         } else {
-            Err(Error::PermissionDenied(format!("{what} needs the admin role")))
+            Err(Error::PermissionDenied(format!(
+                "{what} needs the admin role"
+            )))
         }
     }
 

@@ -51,6 +51,57 @@ pub fn split_statements(script: &str) -> Vec<String> {
     statements
 }
 
+/// `current_user()` and `session_user()` as SQL spells them (`current_user`): the SQL parser
+/// takes these names as keywords that take no parentheses. Text in quotes is left alone.
+pub(crate) fn normalize_identity_calls(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    let bytes = sql.as_bytes();
+    while i < sql.len() {
+        let c = sql[i..].chars().next().unwrap_or(' ');
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            out.push(c);
+            i += c.len_utf8();
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            quote = Some(c);
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if boundary {
+            let rest = &sql[i..];
+            let mut matched = false;
+            for name in ["current_user", "session_user"] {
+                if rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name) {
+                    let after = rest[name.len()..].trim_start();
+                    if let Some(tail) = after.strip_prefix('(')
+                        && tail.trim_start().starts_with(')')
+                    {
+                        out.push_str(&rest[..name.len()]);
+                        let consumed = rest.len() - tail.trim_start().len() + 1;
+                        i += consumed;
+                        matched = true;
+                        break;
+                    }
+                }
+            }
+            if matched {
+                continue;
+            }
+        }
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
 /// Tokens of a short custom statement: words, quoted strings and punctuation.
 pub(crate) fn tokenize(sql: &str) -> Result<Vec<String>> {
     let mut tokens = Vec::new();
@@ -257,6 +308,18 @@ pub(crate) fn parse_custom(sql: &str, default_zone: &str) -> Result<Option<Custo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spells_identity_calls_as_sql_does() {
+        assert_eq!(
+            normalize_identity_calls("SELECT current_user(), Session_User ( ) , 'current_user()'"),
+            "SELECT current_user, Session_User , 'current_user()'"
+        );
+        assert_eq!(
+            normalize_identity_calls("my_current_user()"),
+            "my_current_user()"
+        );
+    }
 
     #[test]
     fn splits_scripts() {

@@ -65,7 +65,11 @@ impl LakeRegistry {
 }
 
 fn store_key(url: &Url) -> String {
-    format!("{}://{}", url.scheme(), &url[url::Position::BeforeHost..url::Position::AfterPort])
+    format!(
+        "{}://{}",
+        url.scheme(),
+        &url[url::Position::BeforeHost..url::Position::AfterPort]
+    )
 }
 
 impl ObjectStoreRegistry for LakeRegistry {
@@ -157,7 +161,11 @@ impl ConfinedStore {
     }
 
     fn check(&self, path: &Path) -> object_store::Result<()> {
-        if self.allows(path) { Ok(()) } else { Err(refused()) }
+        if self.allows(path) {
+            Ok(())
+        } else {
+            Err(refused())
+        }
     }
 }
 
@@ -339,7 +347,11 @@ pub(crate) fn check_query(plan: &LogicalPlan) -> Result<()> {
         } else {
             refused = Some(refuse(&format!(
                 "{} inside a query",
-                node.display().to_string().split(':').next().unwrap_or("this statement")
+                node.display()
+                    .to_string()
+                    .split(':')
+                    .next()
+                    .unwrap_or("this statement")
             )));
             Ok(TreeNodeRecursion::Stop)
         }
@@ -479,8 +491,13 @@ mod tests {
             lake.join("_carelake/users"),
         ] {
             assert!(
-                confine(bad.to_str().unwrap(), Some(&roots), Some(&lake), Direction::Import)
-                    .is_err(),
+                confine(
+                    bad.to_str().unwrap(),
+                    Some(&roots),
+                    Some(&lake),
+                    Direction::Import
+                )
+                .is_err(),
                 "{}",
                 bad.display()
             );

@@ -120,9 +120,9 @@ impl TableProvider for DeniedTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Err(DataFusionError::External(Box::new(Error::PermissionDenied(
-            self.reason.clone(),
-        ))))
+        Err(DataFusionError::External(Box::new(
+            Error::PermissionDenied(self.reason.clone()),
+        )))
     }
 }
 
@@ -212,14 +212,14 @@ impl Session {
                 continue;
             }
             if let Some(history) = self.lake.load_delta(&url, TimeTravel::Latest).await? {
-                self.system
-                    .set(name, Some(history.table_provider().await?));
+                self.system.set(name, Some(history.table_provider().await?));
             }
         }
         if !rules.allows_on(Privilege::Select, "system", "audit") {
             self.system.set("audit", None);
         } else if let Some(audit) = self.lake.audit_table().await? {
-            self.system.set("audit", Some(audit.table_provider().await?));
+            self.system
+                .set("audit", Some(audit.table_provider().await?));
         } else {
             self.system.set(
                 "audit",

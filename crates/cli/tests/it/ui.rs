@@ -47,6 +47,57 @@ fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
         &ws.path("demo-data").to_string_lossy(),
     ]);
     ws.add_user(USER, PASSWORD, "admin");
+    // The demo's example users: one facility for the clinician, masked names for the analyst,
+    // on the tables behind the dashboards and the worklist.
+    let as_user = |user: &str, sql: &str| {
+        let out = ws.run(&["sql", sql, "--format", "csv", "--as", user]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    for table in [
+        "analytics.fact_encounter",
+        "analytics.mart_census",
+        "analytics.mart_readmissions",
+        "analytics.mart_length_of_stay",
+    ] {
+        assert_eq!(
+            as_user(
+                "clinician",
+                &format!("SELECT count(DISTINCT facility_id) FROM {table}")
+            ),
+            ["1"],
+            "{table}"
+        );
+    }
+    assert_eq!(
+        as_user(
+            "clinician",
+            "SELECT count(*) FROM analytics.worklist_readmission_risk w \
+             WHERE w.facility_id <> current_user_attr('facility')"
+        ),
+        ["0"]
+    );
+    assert_eq!(
+        as_user(
+            "analyst",
+            "SELECT DISTINCT first_name FROM analytics.dim_patient"
+        ),
+        ["****"]
+    );
+    let facilities = ws.query("SELECT count(DISTINCT facility_id) FROM analytics.fact_encounter");
+    assert_ne!(
+        facilities,
+        ["1"],
+        "the demo has one facility only: the check above says nothing"
+    );
     let (mut child, lines) = spawn_serve(&ws, &["--http-listen", "127.0.0.1:0"]);
     let base = served_at(&lines, "http").unwrap_or_else(|| panic!("no address in {lines:?}"));
 

@@ -123,7 +123,8 @@ pub(crate) fn request_origin() -> (carelake_common::Interface, Option<SocketAddr
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
     for Peer
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
@@ -131,7 +132,8 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, toki
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
     for Peer
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
@@ -327,8 +329,8 @@ impl HttpServer {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let state = Arc::clone(&self.state);
-        let app = routes::router(Arc::clone(&self.state))
-            .into_make_service_with_connect_info::<Peer>();
+        let app =
+            routes::router(Arc::clone(&self.state)).into_make_service_with_connect_info::<Peer>();
         match self.tls {
             Some(acceptor) => {
                 let listener = crate::tls::TlsListener::new(self.listener, acceptor)?;

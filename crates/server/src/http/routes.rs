@@ -529,10 +529,17 @@ async fn ingest(
     let table =
         carelake_ingest::stream_table(&stream).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let session = state.session(&user).await?;
-    session.authorize_write(&table).map_err(ApiError::from_sql)?;
+    session
+        .authorize_write(&table)
+        .map_err(ApiError::from_sql)?;
     let events = events_of(&headers, &body, state.config.max_events)?;
     session
-        .record_action("ingest", std::slice::from_ref(&table), Some(events.len() as i64), None)
+        .record_action(
+            "ingest",
+            std::slice::from_ref(&table),
+            Some(events.len() as i64),
+            None,
+        )
         .await
         .map_err(ApiError::from_sql)?;
     let accepted = state
@@ -629,7 +636,12 @@ async fn fhir(
         .map_err(ApiError::from_sql)?;
     let (content, extension, resources) = fhir_content(&body)?;
     session
-        .record_action("ingest", std::slice::from_ref(&fhir_table), Some(resources as i64), None)
+        .record_action(
+            "ingest",
+            std::slice::from_ref(&fhir_table),
+            Some(resources as i64),
+            None,
+        )
         .await
         .map_err(ApiError::from_sql)?;
     let name = format!(

@@ -325,11 +325,11 @@ impl QueryHook for CarelakeHook {
         }
         match route(statement) {
             Route::Session => Some(self.write(statement).await),
-            Route::Control if sets_engine_option(statement) => Some(Err(sql_error(
-                carelake_sql::Error::PermissionDenied(
+            Route::Control if sets_engine_option(statement) => {
+                Some(Err(sql_error(carelake_sql::Error::PermissionDenied(
                     "SET of engine options is for the lake's owner on the command line".into(),
-                ),
-            ))),
+                ))))
+            }
             Route::Control => None,
             Route::Read => {
                 // Plan once here so that the session's rules see the plan; the service plans
@@ -388,11 +388,11 @@ impl QueryHook for CarelakeHook {
     ) -> Option<PgWireResult<Response>> {
         match route(statement) {
             Route::Session => Some(self.write(statement).await),
-            Route::Control if sets_engine_option(statement) => Some(Err(sql_error(
-                carelake_sql::Error::PermissionDenied(
+            Route::Control if sets_engine_option(statement) => {
+                Some(Err(sql_error(carelake_sql::Error::PermissionDenied(
                     "SET of engine options is for the lake's owner on the command line".into(),
-                ),
-            ))),
+                ))))
+            }
             Route::Control => None,
             Route::Read => self.check_read(statement, plan).await.err().map(Err),
         }

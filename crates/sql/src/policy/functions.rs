@@ -34,7 +34,12 @@ pub(crate) struct Identity {
 /// Registers the identity functions for `identity` (again after a refresh: roles and
 /// attributes may have changed).
 pub(crate) fn register_identity(ctx: &SessionContext, identity: &Identity) {
-    for kind in [IdKind::User, IdKind::SessionUser, IdKind::Roles, IdKind::Attr] {
+    for kind in [
+        IdKind::User,
+        IdKind::SessionUser,
+        IdKind::Roles,
+        IdKind::Attr,
+    ] {
         ctx.register_udf(ScalarUDF::new_from_impl(IdentityFn::new(
             kind,
             identity.clone(),
@@ -279,7 +284,11 @@ fn dates(array: &ArrayRef) -> Result<Vec<Option<NaiveDate>>> {
             let days = arrow::compute::cast(array, &DataType::Date32)?;
             let days = days.as_primitive::<arrow::datatypes::Date32Type>();
             (0..days.len())
-                .map(|i| (!days.is_null(i)).then(|| date_of_days(days.value(i))).flatten())
+                .map(|i| {
+                    (!days.is_null(i))
+                        .then(|| date_of_days(days.value(i)))
+                        .flatten()
+                })
                 .collect()
         }
     })
@@ -449,11 +458,7 @@ impl ScalarUDFImpl for Pseudonym {
 }
 
 fn hex_prefix(bytes: &[u8], n: usize) -> String {
-    bytes
-        .iter()
-        .take(n)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

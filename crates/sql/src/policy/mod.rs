@@ -54,11 +54,7 @@ impl Rules {
         owners: HashMap<TableName, String>,
     ) -> Self {
         let roles: BTreeSet<String> = roles.into_iter().collect();
-        let attributes = governance
-            .attributes
-            .get(user)
-            .cloned()
-            .unwrap_or_default();
+        let attributes = governance.attributes.get(user).cloned().unwrap_or_default();
         Self {
             user: user.to_string(),
             admin: roles.contains(ADMIN_ROLE),

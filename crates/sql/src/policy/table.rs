@@ -28,8 +28,8 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, DataFusionError};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result as DfResult;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, LogicalPlan, LogicalPlanBuilder, Operator, TableProviderFilterPushDown,
@@ -155,31 +155,35 @@ impl ProtectedTable {
                     .join(" OR ")
             }
         });
-        let plan = if predicate.is_none() && masks.is_empty() && visible.len() == full.fields().len()
-        {
-            LogicalPlanBuilder::scan(name.to_string(), provider_as_source(Arc::clone(&inner)), None)?
+        let plan =
+            if predicate.is_none() && masks.is_empty() && visible.len() == full.fields().len() {
+                LogicalPlanBuilder::scan(
+                    name.to_string(),
+                    provider_as_source(Arc::clone(&inner)),
+                    None,
+                )?
                 .build()?
-        } else if select.is_empty() {
-            LogicalPlanBuilder::empty(false).build()?
-        } else {
-            let sql = format!(
-                "SELECT {} FROM {}.{}{}",
-                select.join(", "),
-                POLICY_SCHEMA,
-                BASE,
-                predicate
-                    .as_ref()
-                    .map(|p| format!(" WHERE {p}"))
-                    .unwrap_or_default()
-            );
-            let planning = policy_state(state, lake, Arc::clone(&inner))?;
-            planning.create_logical_plan(&sql).await.map_err(|e| {
-                DataFusionError::Plan(format!(
-                    "the policies on {name} cannot be applied ({}); an admin must fix them",
-                    e.strip_backtrace().lines().next().unwrap_or_default()
-                ))
-            })?
-        };
+            } else if select.is_empty() {
+                LogicalPlanBuilder::empty(false).build()?
+            } else {
+                let sql = format!(
+                    "SELECT {} FROM {}.{}{}",
+                    select.join(", "),
+                    POLICY_SCHEMA,
+                    BASE,
+                    predicate
+                        .as_ref()
+                        .map(|p| format!(" WHERE {p}"))
+                        .unwrap_or_default()
+                );
+                let planning = policy_state(state, lake, Arc::clone(&inner))?;
+                planning.create_logical_plan(&sql).await.map_err(|e| {
+                    DataFusionError::Plan(format!(
+                        "the policies on {name} cannot be applied ({}); an admin must fix them",
+                        e.strip_backtrace().lines().next().unwrap_or_default()
+                    ))
+                })?
+            };
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let insert_check = predicate.as_ref().map(|p| {
             let df_schema = DFSchema::try_from(full.as_ref().clone()).map_err(|e| e.to_string())?;
@@ -240,7 +244,9 @@ impl ProtectedTable {
                 | Operator::Lt
                 | Operator::LtEq
                 | Operator::Gt
-                | Operator::GtEq => (is_col(left) && is_lit(right)) || (is_lit(left) && is_col(right)),
+                | Operator::GtEq => {
+                    (is_col(left) && is_lit(right)) || (is_lit(left) && is_col(right))
+                }
                 Operator::And | Operator::Or => self.leak_free(left) && self.leak_free(right),
                 _ => false,
             },
@@ -323,7 +329,9 @@ impl TableProvider for ProtectedTable {
             let columns: Vec<Expr> = projection
                 .iter()
                 .map(|i| {
-                    Expr::Column(Column::new_unqualified(self.schema.field(*i).name().clone()))
+                    Expr::Column(Column::new_unqualified(
+                        self.schema.field(*i).name().clone(),
+                    ))
                 })
                 .collect();
             builder = builder.project(columns)?;
@@ -333,7 +341,10 @@ impl TableProvider for ProtectedTable {
         }
         let plan = builder.build()?;
         let physical = state.create_physical_plan(&plan).await?;
-        Ok(Arc::new(ProtectedExec::new(self.name.to_string(), physical)))
+        Ok(Arc::new(ProtectedExec::new(
+            self.name.to_string(),
+            physical,
+        )))
     }
 
     async fn insert_into(
@@ -517,9 +528,8 @@ impl ExecutionPlan for PolicyCheckExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children).map_err(|_| {
-            DataFusionError::Internal("RowPolicyCheck takes one input".into())
-        })?;
+        let [input] = <[_; 1]>::try_from(children)
+            .map_err(|_| DataFusionError::Internal("RowPolicyCheck takes one input".into()))?;
         Ok(Arc::new(Self::new(
             self.table.clone(),
             input,
