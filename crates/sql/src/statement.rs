@@ -79,7 +79,10 @@ pub(crate) fn normalize_identity_calls(sql: &str) -> String {
             let rest = &sql[i..];
             let mut matched = false;
             for name in ["current_user", "session_user"] {
-                if rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name) {
+                if rest
+                    .get(..name.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(name))
+                {
                     let after = rest[name.len()..].trim_start();
                     if let Some(tail) = after.strip_prefix('(')
                         && tail.trim_start().starts_with(')')
