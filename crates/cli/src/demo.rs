@@ -387,7 +387,7 @@ async fn example_roles(session: &Session) -> Result<()> {
         return Ok(());
     }
     let facility = session
-        .sql("SELECT facility_id FROM analytics.dim_facility ORDER BY facility_id LIMIT 1")
+        .sql("SELECT facility_id FROM analytics.fact_encounter WHERE encounter_class = 'inpatient' GROUP BY facility_id ORDER BY count(*) DESC, facility_id LIMIT 1")
         .await?;
     let facility = facility
         .batches

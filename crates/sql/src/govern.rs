@@ -161,7 +161,7 @@ pub(crate) fn parse_governed(sql: &str) -> Result<Option<Governed>> {
             return Ok(None);
         }
     }
-    let head_end = sql.find(" USING").unwrap_or(sql.len());
+    let head_end = sql.to_ascii_uppercase().find(" USING").unwrap_or(sql.len());
     let tokens = tokenize(&sql[..head_end])?;
     let t = |i: usize| word(&tokens, i);
     let statement = match (t(0).as_str(), t(1).as_str()) {
