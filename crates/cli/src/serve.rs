@@ -45,7 +45,7 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) project: Option<PathBuf>,
     /// The write-ahead log of streamed events: a local folder, fsynced on every
-    /// acknowledgement. Default: <lake>/_carelake/wal for a local lake, ./carelake-wal otherwise.
+    /// acknowledgement. Default: LAKE/_carelake/wal for a local lake, ./carelake-wal otherwise.
     #[arg(long)]
     pub(crate) wal_dir: Option<PathBuf>,
     /// Seconds an acknowledged event may wait before it is written to the lake.

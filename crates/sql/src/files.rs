@@ -145,7 +145,7 @@ impl Session {
                 }
                 "parquet" => {
                     let mut writer =
-                        parquet::arrow::ArrowWriter::try_new(file, result.schema.clone(), None)
+                        parquet::arrow::ArrowWriter::try_new(file, std::sync::Arc::clone(&result.schema), None)
                             .map_err(|e| Error::Syntax(format!("writing parquet: {e}")))?;
                     for batch in &result.batches {
                         writer
