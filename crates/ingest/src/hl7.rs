@@ -594,6 +594,21 @@ impl Hl7Store {
         Ok(store)
     }
 
+    /// The lake the store writes to.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// The principal the store writes as.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The raw table that holds every stored message, `zone.table`.
+    pub fn messages_table() -> String {
+        format!("{}.{MESSAGES}", Zone::Raw)
+    }
+
     /// Messages known to the store.
     pub fn message_count(&self) -> usize {
         self.keys.len()

@@ -260,8 +260,19 @@ async fn write_groups(mut store: Hl7Store, mut rx: mpsc::Receiver<Submission>, c
         let (messages, replies): (Vec<_>, Vec<_>) =
             group.into_iter().map(|s| (s.message, s.reply)).unzip();
         let count = messages.len();
+        let peers: Vec<String> = messages.iter().map(|m| m.peer.clone()).collect();
         match store.store(messages).await {
             Ok(outcomes) => {
+                if let Err(e) = audit_group(&store, &peers, &outcomes).await {
+                    // Stored but not audited: answer AE so that the sender resends; the resend
+                    // is a duplicate (acknowledged, not stored twice) and is audited then.
+                    tracing::error!(messages = count, error = %e, "The audit record of MLLP messages could not be written; answering AE.");
+                    for reply in replies {
+                        let _ =
+                            reply.send(Err("the audit log is unavailable, resend later".into()));
+                    }
+                    continue;
+                }
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
@@ -275,6 +286,42 @@ async fn write_groups(mut store: Hl7Store, mut rx: mpsc::Receiver<Submission>, c
             }
         }
     }
+}
+
+/// One audit record per sending peer in a group: messages stored, duplicates and rejections.
+/// MLLP has no sign-in, so the writer is the server's principal and the peer names the sender.
+async fn audit_group(
+    store: &Hl7Store,
+    peers: &[String],
+    outcomes: &[StoreOutcome],
+) -> carelake_lake::Result<()> {
+    let mut by_peer: std::collections::BTreeMap<&str, [i64; 3]> = Default::default();
+    for (peer, outcome) in peers.iter().zip(outcomes) {
+        let counts = by_peer.entry(peer.as_str()).or_default();
+        match outcome {
+            StoreOutcome::Stored { .. } => counts[0] += 1,
+            StoreOutcome::Duplicate { .. } => counts[1] += 1,
+            StoreOutcome::Rejected { .. } => counts[2] += 1,
+        }
+    }
+    let records = by_peer
+        .into_iter()
+        .map(|(peer, [stored, duplicates, rejected])| {
+            let mut record = carelake_lake::AuditRecord::new(
+                store.principal().name.as_str(),
+                carelake_common::Interface::Mllp.as_str(),
+                "ingest",
+            );
+            record.peer = Some(peer.to_string());
+            record.tables = Some(Hl7Store::messages_table());
+            record.rows = Some(stored);
+            record.detail = Some(format!(
+                "{stored} stored, {duplicates} duplicates, {rejected} rejected"
+            ));
+            record
+        })
+        .collect();
+    store.lake().audit_append(records).await
 }
 
 #[cfg(test)]

@@ -144,9 +144,12 @@ impl Session {
                     writer.finish()?;
                 }
                 "parquet" => {
-                    let mut writer =
-                        parquet::arrow::ArrowWriter::try_new(file, std::sync::Arc::clone(&result.schema), None)
-                            .map_err(|e| Error::Syntax(format!("writing parquet: {e}")))?;
+                    let mut writer = parquet::arrow::ArrowWriter::try_new(
+                        file,
+                        std::sync::Arc::clone(&result.schema),
+                        None,
+                    )
+                    .map_err(|e| Error::Syntax(format!("writing parquet: {e}")))?;
                     for batch in &result.batches {
                         writer
                             .write(batch)

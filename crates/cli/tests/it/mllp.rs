@@ -139,6 +139,17 @@ fn concurrent_clients_resends_and_a_crash() {
         "101"
     );
     assert_eq!(ws.scalar("SELECT count(*) FROM raw._rejects"), "1");
+    // Every group is in the audit log, by sending peer: 101 messages stored, the resends as
+    // duplicates.
+    assert_eq!(
+        ws.scalar("SELECT sum(rows) FROM system.audit WHERE interface = 'mllp' AND action = 'ingest' AND tables = 'raw.hl7_messages' AND peer LIKE '127.0.0.1:%'"),
+        "101"
+    );
+    assert_eq!(
+        ws.scalar("SELECT count(*) > 0 FROM system.audit WHERE interface = 'mllp' AND rows = 0 AND detail LIKE '0 stored, % duplicates, 0 rejected'"),
+        "true"
+    );
+    assert!(ws.ok(&["audit", "verify"]).contains("intact"));
 }
 
 #[test]
