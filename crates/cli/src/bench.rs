@@ -1,5 +1,6 @@
 //! Benchmarks: load throughput on a claims CSV, parse and load throughput of the clinical feeds
-//! (HL7 v2, FHIR, X12), and KPI query times on generated data.
+//! (HL7 v2, FHIR, X12), KPI query times on generated data, and the policy layer's overhead on
+//! them.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -38,6 +39,19 @@ pub(crate) enum BenchCommand {
     /// Load-test the HTTP API on loopback: streamed events (events/s, latency percentiles,
     /// every acknowledged event in the lake once), then queries.
     Http(crate::bench_http::HttpBenchArgs),
+    /// Time the KPI queries as an administrator and as a user behind a row policy and two
+    /// masks, side by side, and print the policy layer's overhead.
+    Governance {
+        /// Patients to generate.
+        #[arg(long, default_value_t = 100_000)]
+        patients: u64,
+        /// Runs per query and side.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Working folder (a fresh one under the system temp folder by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Generate and load patients, then time the KPI queries.
     Query {
         /// Patients to generate.
@@ -77,6 +91,31 @@ fn generate_into(
         out: data.clone(),
     })?;
     Ok((data, summary, started))
+}
+
+/// Generates `patients` into `dir` and loads them into a new lake there, printing both steps.
+async fn generate_and_load(
+    dir: &std::path::Path,
+    patients: u64,
+    principal: &Principal,
+    what: &str,
+) -> Result<Lake> {
+    let (data, summary, started) = generate_into(dir, patients)?;
+    println!(
+        "{what}: generated {patients} patients, {} rows, {:.1} MB in {:.1}s",
+        summary.rows,
+        summary.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    let lake = Lake::init(&dir.join("lake").to_string_lossy()).await?;
+    let (rows, bytes, secs) = load_generated(&lake, &data, principal, true).await?;
+    println!(
+        "{what}: loaded {rows} rows, {:.1} MB in {secs:.1}s = {:.0} rows/s, {:.1} MB/s",
+        bytes as f64 / 1e6,
+        rows as f64 / secs,
+        bytes as f64 / 1e6 / secs
+    );
+    Ok(lake)
 }
 
 /// A claims CSV of `rows` rows, deterministic.
@@ -150,6 +189,11 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             Ok(())
         }
         BenchCommand::Clinical { patients, dir } => clinical(patients, dir, principal).await,
+        BenchCommand::Governance {
+            patients,
+            runs,
+            dir,
+        } => governance(patients, runs, dir, principal).await,
         BenchCommand::Http(args) => crate::bench_http::run(args, principal).await,
         BenchCommand::Query {
             patients,
@@ -157,21 +201,7 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             dir,
         } => {
             let dir = work_dir(dir, "query")?;
-            let (data, summary, started) = generate_into(&dir, patients)?;
-            println!(
-                "bench query: generated {patients} patients, {} rows, {:.1} MB in {:.1}s",
-                summary.rows,
-                summary.bytes as f64 / 1e6,
-                started.elapsed().as_secs_f64()
-            );
-            let lake = Lake::init(&dir.join("lake").to_string_lossy()).await?;
-            let (rows, bytes, secs) = load_generated(&lake, &data, &principal, true).await?;
-            println!(
-                "bench query: loaded {rows} rows, {:.1} MB in {secs:.1}s = {:.0} rows/s, {:.1} MB/s",
-                bytes as f64 / 1e6,
-                rows as f64 / secs,
-                bytes as f64 / 1e6 / secs
-            );
+            let lake = generate_and_load(&dir, patients, &principal, "bench query").await?;
             let session = Session::open(lake, principal).await?;
             for (title, sql) in RAW_KPI_QUERIES {
                 let mut times = Vec::new();
@@ -274,4 +304,94 @@ async fn clinical(patients: u64, dir: Option<PathBuf>, principal: Principal) -> 
     }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
+}
+
+/// The role, user and policies `bench governance` reads through: a row policy that every row
+/// passes (so both sides do the same work) and two masks on columns the KPI queries group,
+/// join and count by.
+const BENCH_POLICIES: &str = "CREATE ROLE bench_reader;
+GRANT SELECT ON raw.encounters TO bench_reader;
+GRANT SELECT ON raw.facilities TO bench_reader;
+CREATE ROW POLICY bench_network ON raw.encounters FOR bench_reader USING (current_user_attr('facility') = '*' OR facility_id = current_user_attr('facility'));
+CREATE MASKING POLICY bench_mrn ON raw.encounters (mrn) FOR bench_reader USING (pseudonym(mrn));
+CREATE MASKING POLICY bench_encounter_id ON raw.encounters (encounter_id) FOR bench_reader USING (pseudonym(encounter_id));
+GRANT bench_reader TO bench_reader;
+ALTER USER bench_reader SET facility = '*'";
+
+/// The KPI queries as an administrator and as a user behind a row policy and two masks, runs
+/// interleaved so that both sides see the same machine; prints medians and their ratio, and
+/// whether both sides got the same answer.
+async fn governance(
+    patients: u64,
+    runs: usize,
+    dir: Option<PathBuf>,
+    principal: Principal,
+) -> Result<()> {
+    let dir = work_dir(dir, "governance")?;
+    let lake = generate_and_load(&dir, patients, &principal, "bench governance").await?;
+    let admin = Session::open(lake.clone(), principal.clone()).await?;
+    lake.users()
+        .create(
+            "bench_reader",
+            &carelake_lake::generate_password(),
+            &[],
+            &principal,
+        )
+        .await?;
+    admin.sql_all(BENCH_POLICIES).await?;
+    let user = lake
+        .users()
+        .get("bench_reader")
+        .await?
+        .context("the bench user was not created")?;
+    let reader = Session::open_with(
+        lake,
+        user.principal(),
+        carelake_common::Origin {
+            interface: carelake_common::Interface::Cli,
+            peer: None,
+            local: false,
+        },
+        carelake_sql::FileAccess::default(),
+    )
+    .await?;
+    let (mut admin_total, mut reader_total) = (0.0, 0.0);
+    for (title, sql) in RAW_KPI_QUERIES {
+        let (mut plain, mut governed) = (Vec::new(), Vec::new());
+        let (mut plain_answer, mut governed_answer) = (String::new(), String::new());
+        for _ in 0..runs.max(1) {
+            let started = Instant::now();
+            let result = admin.sql(sql).await?;
+            plain.push(started.elapsed().as_secs_f64() * 1e3);
+            plain_answer = arrow::util::pretty::pretty_format_batches(&result.batches)?.to_string();
+            let started = Instant::now();
+            let result = reader.sql(sql).await?;
+            governed.push(started.elapsed().as_secs_f64() * 1e3);
+            governed_answer =
+                arrow::util::pretty::pretty_format_batches(&result.batches)?.to_string();
+        }
+        let (plain, governed) = (median(&mut plain), median(&mut governed));
+        admin_total += plain;
+        reader_total += governed;
+        println!(
+            "bench governance: {title:<48} admin {plain:>8.1} ms  policy+2 masks {governed:>8.1} ms  ratio {:.3}  {}",
+            governed / plain,
+            if plain_answer == governed_answer {
+                "same answer"
+            } else {
+                "DIFFERENT ANSWER"
+            }
+        );
+    }
+    println!(
+        "bench governance: all KPI queries (median sums)                admin {admin_total:>8.1} ms  policy+2 masks {reader_total:>8.1} ms  overhead {:+.1}% (goal under 10%)",
+        (reader_total / admin_total - 1.0) * 100.0
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }

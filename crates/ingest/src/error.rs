@@ -24,6 +24,9 @@ pub enum Error {
     /// A bad glob pattern.
     #[error("invalid pattern {pattern}: {reason}")]
     Pattern { pattern: String, reason: String },
+    /// The target is an external table (files read in place, never written).
+    #[error("{0} is an external table: its files are read in place, not loaded into")]
+    ExternalTable(String),
     /// Loads go into the raw zone.
     #[error("bulk loads write to the raw zone (raw.<table>), not {0}")]
     NotRawZone(String),

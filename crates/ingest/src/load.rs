@@ -325,6 +325,15 @@ impl Loader {
         load_id: &str,
         started_at: chrono::DateTime<Utc>,
     ) -> Result<LoadSummary> {
+        if self
+            .lake
+            .catalog()
+            .get(&request.table)
+            .await?
+            .is_some_and(|e| e.kind == carelake_lake::EntryKind::External)
+        {
+            return Err(crate::Error::ExternalTable(request.table.to_string()));
+        }
         let table_url = self.lake.table_url(&request.table)?;
         let existing = self.lake.load_delta(&table_url, TimeTravel::Latest).await?;
 

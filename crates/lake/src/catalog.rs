@@ -21,13 +21,25 @@ pub enum EntryKind {
     Table,
     /// A SQL view stored in the catalog.
     View,
+    /// Files read in place (`CREATE EXTERNAL TABLE`), defined by a statement in the catalog.
+    External,
 }
 
 impl EntryKind {
-    fn as_str(self) -> &'static str {
+    /// The kind's name in the catalog and in `system.tables`.
+    pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Table => "table",
             EntryKind::View => "view",
+            EntryKind::External => "external",
+        }
+    }
+
+    fn parse(kind: &str) -> Self {
+        match kind {
+            "view" => EntryKind::View,
+            "external" => EntryKind::External,
+            _ => EntryKind::Table,
         }
     }
 }
@@ -51,7 +63,7 @@ pub struct CatalogEntry {
     pub table_version: Option<i64>,
     /// Tables this one was built from (lineage).
     pub upstream: Vec<TableName>,
-    /// For views, the defining query.
+    /// For views, the defining query; for external tables, the defining statement.
     pub view_sql: Option<String>,
     /// When the entry was first recorded.
     pub created_at: DateTime<Utc>,
@@ -117,6 +129,18 @@ impl CatalogEvent {
             kind: EntryKind::View,
             view_sql: Some(sql),
             upstream: Some(upstream),
+            ..Self::table(name)
+        }
+    }
+
+    /// An event that defines an external table: files at `location` read in place, as the
+    /// statement `definition` describes.
+    pub fn external(name: TableName, definition: String, location: String) -> Self {
+        Self {
+            kind: EntryKind::External,
+            view_sql: Some(definition),
+            source: Some(location),
+            upstream: Some(Vec::new()),
             ..Self::table(name)
         }
     }
@@ -334,11 +358,7 @@ fn fold_events(batches: &[RecordBatch]) -> Result<Vec<CatalogEntry>> {
                 at,
                 event.value(i) == "drop",
                 CatalogEntry {
-                    kind: if kind.value(i) == "view" {
-                        EntryKind::View
-                    } else {
-                        EntryKind::Table
-                    },
+                    kind: EntryKind::parse(kind.value(i)),
                     name: table,
                     description: opt(&description, i),
                     owner: opt(&owner, i),

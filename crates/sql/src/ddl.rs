@@ -38,6 +38,12 @@ impl Session {
         if_not_exists: bool,
         or_replace: bool,
     ) -> Result<QueryResult> {
+        if self.zones[&name.zone].is_external(&name.name) {
+            if if_not_exists && !or_replace {
+                return Ok(QueryResult::message("CREATE TABLE (exists)"));
+            }
+            return Err(carelake_lake::Error::TableExists(name.to_string()).into());
+        }
         let url = self.lake.table_url(&name)?;
         let existing = self.lake.load_delta(&url, TimeTravel::Latest).await?;
         if existing.is_some() && !or_replace {
@@ -98,6 +104,7 @@ impl Session {
         upstream: Vec<TableName>,
         description: Option<String>,
     ) -> Result<u64> {
+        self.refuse_external(name)?;
         let url = self.lake.table_url(name)?;
         let handle = match existing {
             Some(t) => t,
@@ -154,8 +161,13 @@ impl Session {
         if_exists: bool,
     ) -> Result<QueryResult> {
         let entry = self.lake.catalog().get(&name).await?;
+        // `DROP TABLE` also drops an external table: its definition, never its files.
+        let kind = match entry.as_ref().map(|e| e.kind) {
+            Some(EntryKind::External) if kind == EntryKind::Table => EntryKind::External,
+            _ => kind,
+        };
         let exists = match kind {
-            EntryKind::View => entry.as_ref().is_some_and(|e| e.kind == EntryKind::View),
+            EntryKind::View | EntryKind::External => entry.as_ref().is_some_and(|e| e.kind == kind),
             EntryKind::Table => {
                 entry.as_ref().is_some_and(|e| e.kind == EntryKind::Table)
                     || self
@@ -171,10 +183,10 @@ impl Session {
             }
             return Err(carelake_lake::Error::TableNotFound(name.to_string()).into());
         }
-        if kind == EntryKind::Table {
-            self.lake.delete_table_files(&name).await?;
-        } else {
-            self.zones[&name.zone].set_view(&name.name, None);
+        match kind {
+            EntryKind::Table => self.lake.delete_table_files(&name).await?,
+            EntryKind::View => self.zones[&name.zone].set_view(&name.name, None),
+            EntryKind::External => {}
         }
         self.lake
             .catalog()
@@ -182,7 +194,7 @@ impl Session {
             .await?;
         self.refresh().await?;
         Ok(QueryResult::message(match kind {
-            EntryKind::Table => "DROP TABLE",
+            EntryKind::Table | EntryKind::External => "DROP TABLE",
             EntryKind::View => "DROP VIEW",
         }))
     }
@@ -197,6 +209,7 @@ impl Session {
     ) -> Result<QueryResult> {
         touched.tables.insert(name.to_string());
         self.require_owner(&name, "VACUUM")?;
+        self.refuse_external(&name)?;
         let table = self.lake.open_table(&name).await?;
         let mut builder = table.vacuum().with_dry_run(dry_run);
         if let Some(hours) = retain_hours {
@@ -221,6 +234,7 @@ impl Session {
     ) -> Result<QueryResult> {
         touched.tables.insert(name.to_string());
         self.require_owner(&name, "OPTIMIZE")?;
+        self.refuse_external(&name)?;
         let table = self.lake.open_table(&name).await?;
         let mut builder = table.optimize();
         if !zorder.is_empty() {

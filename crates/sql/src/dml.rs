@@ -63,6 +63,7 @@ impl Session {
                     .map(|a| a.value(0))
             })
             .unwrap_or(0);
+        self.refuse_external(&name)?;
         let table = self.lake.open_table(&name).await?;
         self.record_write(&name, &table, None).await?;
         Ok(QueryResult::message(format!("INSERT {count}")))
@@ -169,6 +170,7 @@ impl Session {
             })
             .collect();
         let policy = self.write_guard(&name, &read, &assigned)?;
+        self.refuse_external(&name)?;
         let table = self.lake.open_table(&name).await?;
         let mut builder = table
             .update()
@@ -209,6 +211,7 @@ impl Session {
         self.require(Privilege::Delete, &name)?;
         let read: Vec<&SqlExpr> = delete.selection.iter().collect();
         let policy = self.write_guard(&name, &read, &[])?;
+        self.refuse_external(&name)?;
         let table = self.lake.open_table(&name).await?;
         let mut builder = table
             .delete()
@@ -285,6 +288,7 @@ impl Session {
         crate::surface::check_query(source.logical_plan())?;
         touched.read(source.logical_plan());
         let upstream = tables_read(source.logical_plan(), self)?;
+        self.refuse_external(&name)?;
         let table = self.lake.open_table(&name).await?;
         let mut builder = table
             .merge(source, merge.on.to_string())

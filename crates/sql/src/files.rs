@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use carelake_ingest::{Format, LoadRequest, Loader};
-use datafusion::sql::parser::{CopyToSource, CopyToStatement, CreateExternalTable};
+use datafusion::sql::parser::{CopyToSource, CopyToStatement};
 
 use crate::session::{QueryResult, Session, Touched};
 use crate::statement::Custom;
@@ -31,6 +31,7 @@ impl Session {
                 touched.tables.insert(table.to_string());
                 self.require_admin("COPY … FROM a file")?;
                 self.require(carelake_lake::Privilege::Insert, &table)?;
+                self.refuse_external(&table)?;
                 let path = self.file_path(&path, Direction::Import)?;
                 let mut request = LoadRequest::new(vec![path], table);
                 request.format = format
@@ -61,7 +62,7 @@ impl Session {
     }
 
     /// The path a file statement may use, as text for the loader.
-    fn file_path(&self, path: &str, direction: Direction) -> Result<String> {
+    pub(crate) fn file_path(&self, path: &str, direction: Direction) -> Result<String> {
         let lake_root = self.lake.local_root();
         let roots = match direction {
             Direction::Import => &self.files.import_roots,
@@ -170,18 +171,5 @@ impl Session {
         std::fs::rename(&temp, &target)
             .map_err(|e| Error::Syntax(format!("cannot write the export: {e}")))?;
         Ok(QueryResult::message(format!("COPY {rows}")))
-    }
-
-    /// `CREATE EXTERNAL TABLE`: refused; load files into a table with `COPY … FROM` or
-    /// `carelake load`, which records them once and governs them like every table.
-    pub(crate) async fn create_external(
-        &self,
-        _create: &CreateExternalTable,
-        touched: &mut Touched,
-    ) -> Result<QueryResult> {
-        touched.action = Some("statement");
-        Err(Error::PermissionDenied(
-            "CREATE EXTERNAL TABLE: carelake does not read files in place yet; load them with COPY zone.table FROM 'file' (admins, under an import folder)".into(),
-        ))
     }
 }

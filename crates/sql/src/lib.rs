@@ -15,6 +15,7 @@
 mod ddl;
 mod dml;
 mod error;
+mod external;
 mod files;
 mod functions;
 mod govern;

@@ -58,6 +58,8 @@ pub(crate) struct ZoneSchema {
     names: RwLock<Vec<String>>,
     /// Views by name.
     views: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+    /// External tables by name (files read in place), unprotected: wrapped like Delta tables.
+    externals: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
     /// The session's rules; `None` for the unprotected zones policies are planned over.
     guard: Option<Arc<Guard>>,
 }
@@ -69,6 +71,7 @@ impl ZoneSchema {
             zone,
             names: RwLock::new(Vec::new()),
             views: RwLock::new(HashMap::new()),
+            externals: RwLock::new(HashMap::new()),
             guard: Some(guard),
         }
     }
@@ -81,6 +84,7 @@ impl ZoneSchema {
             zone,
             names: RwLock::new(Vec::new()),
             views: RwLock::new(HashMap::new()),
+            externals: RwLock::new(HashMap::new()),
             guard: None,
         }
     }
@@ -107,6 +111,20 @@ impl ZoneSchema {
         }
     }
 
+    pub(crate) fn set_externals(&self, externals: HashMap<String, Arc<dyn TableProvider>>) {
+        if let Ok(mut e) = self.externals.write() {
+            *e = externals;
+        }
+    }
+
+    /// Whether `name` is an external table of this zone.
+    pub(crate) fn is_external(&self, name: &str) -> bool {
+        self.externals
+            .read()
+            .map(|e| e.contains_key(name))
+            .unwrap_or(false)
+    }
+
     pub(crate) fn set_view(&self, name: &str, view: Option<Arc<dyn TableProvider>>) {
         if let Ok(mut views) = self.views.write() {
             match view {
@@ -118,6 +136,31 @@ impl ZoneSchema {
                 }
             }
         }
+    }
+}
+
+impl ZoneSchema {
+    /// A table as the principal may read it: as is for admins and the unprotected zones, else
+    /// behind today's rules.
+    async fn guarded(
+        &self,
+        table_name: TableName,
+        provider: Arc<dyn TableProvider>,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        let Some(guard) = &self.guard else {
+            return Ok(provider);
+        };
+        let rules = guard.rules();
+        if rules.admin {
+            return Ok(provider);
+        }
+        let Some(state) = guard.state.upgrade() else {
+            return Err(DataFusionError::Internal("the session has ended".into()));
+        };
+        let state = state.read().clone();
+        let protected =
+            ProtectedTable::new(table_name, provider, &rules, &state, &self.lake).await?;
+        Ok(Arc::new(protected))
     }
 }
 
@@ -170,6 +213,19 @@ impl SchemaProvider for ZoneSchema {
         if let Some(view) = self.views.read().ok().and_then(|v| v.get(name).cloned()) {
             return Ok(Some(view));
         }
+        if let Some(external) = self
+            .externals
+            .read()
+            .ok()
+            .and_then(|e| e.get(base).cloned())
+        {
+            if at != TimeTravel::Latest {
+                return Err(DataFusionError::Plan(format!(
+                    "{table_name} is an external table: it has no versions to read"
+                )));
+            }
+            return self.guarded(table_name, external).await.map(Some);
+        }
         let url = self
             .lake
             .table_url(&table_name)
@@ -186,20 +242,7 @@ impl SchemaProvider for ZoneSchema {
             .table_provider()
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let Some(guard) = &self.guard else {
-            return Ok(Some(provider));
-        };
-        let rules = guard.rules();
-        if rules.admin {
-            return Ok(Some(provider));
-        }
-        let Some(state) = guard.state.upgrade() else {
-            return Err(DataFusionError::Internal("the session has ended".into()));
-        };
-        let state = state.read().clone();
-        let protected =
-            ProtectedTable::new(table_name, provider, &rules, &state, &self.lake).await?;
-        Ok(Some(Arc::new(protected)))
+        self.guarded(table_name, provider).await.map(Some)
     }
 
     fn table_exist(&self, name: &str) -> bool {

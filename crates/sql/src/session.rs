@@ -10,7 +10,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use carelake_common::{Origin, Principal, TableName, Zone};
 use carelake_lake::{AuditRecord, CatalogEntry, EntryKind, Lake};
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, TableProvider};
 use datafusion::common::TableReference;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::{ViewTable, source_as_provider};
@@ -117,6 +117,10 @@ pub struct Session {
     pub(crate) guard: Arc<Guard>,
     pub(crate) zones: HashMap<Zone, Arc<ZoneSchema>>,
     pub(crate) system: Arc<SystemSchema>,
+    /// The context's object store registry (confined to the lake and the external tables).
+    pub(crate) registry: Arc<LakeRegistry>,
+    /// External tables planned so far, by defining statement.
+    pub(crate) externals: std::sync::Mutex<HashMap<String, Arc<dyn TableProvider>>>,
     identity: std::sync::Mutex<Option<Identity>>,
 }
 
@@ -182,8 +186,9 @@ impl Session {
         ]);
         let delta = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
         // The closed surface: no file-format table factories, stores confined to the lake.
+        let registry = Arc::new(LakeRegistry::new(lake.root().clone()));
         let runtime = RuntimeEnvBuilder::new()
-            .with_object_store_registry(Arc::new(LakeRegistry::new(lake.root().clone())))
+            .with_object_store_registry(Arc::clone(&registry) as _)
             .build_arc()?;
         let state = SessionStateBuilder::new_from_existing(delta.state())
             .with_runtime_env(runtime)
@@ -212,6 +217,8 @@ impl Session {
             guard,
             zones,
             system,
+            registry,
+            externals: std::sync::Mutex::new(HashMap::new()),
             identity: std::sync::Mutex::new(None),
         };
         session.refresh().await?;
@@ -311,6 +318,7 @@ impl Session {
             schema.set_names(names);
         }
         self.register_system_tables(&entries).await?;
+        self.refresh_externals(&entries).await?;
         // Views may depend on views: plan until nothing more can be planned.
         let mut pending: Vec<&CatalogEntry> = entries
             .iter()

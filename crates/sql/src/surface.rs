@@ -48,11 +48,15 @@ const REACHABLE: [&str; 6] = [
     "_carelake/audit",
 ];
 
-/// The object store registry of every session: stores are confined to the lake.
+/// The object store registry of every session: stores are confined to the lake, and to
+/// reading the files of the lake's external tables.
 #[derive(Debug)]
 pub(crate) struct LakeRegistry {
     root: Url,
     stores: RwLock<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// Local paths (object-store form, no leading `/`) of the external tables' files: readable,
+    /// never writable. Shared with every `file://` store the registry confines.
+    external: Arc<RwLock<Vec<String>>>,
 }
 
 impl LakeRegistry {
@@ -60,6 +64,31 @@ impl LakeRegistry {
         Self {
             root,
             stores: RwLock::new(HashMap::new()),
+            external: Arc::new(RwLock::new(Vec::new())),
+        }
+    }
+
+    /// Sets the local files and folders the external tables read (absolute paths). Registers
+    /// a local file store for them when the lake itself is elsewhere (S3).
+    pub(crate) fn set_external(&self, paths: &[PathBuf]) {
+        let paths: Vec<String> = paths
+            .iter()
+            .map(|p| p.to_string_lossy().trim_matches('/').to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let any = !paths.is_empty();
+        *self.external.write().unwrap_or_else(|e| e.into_inner()) = paths;
+        let local = Url::parse("file:///").expect("a valid URL");
+        let registered = self
+            .stores
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&store_key(&local));
+        if any && !registered {
+            self.register_store(
+                &local,
+                Arc::new(object_store::local::LocalFileSystem::new()),
+            );
         }
     }
 }
@@ -98,9 +127,15 @@ impl ObjectStoreRegistry for LakeRegistry {
             } else {
                 Vec::new()
             };
+            let read_only = if url.scheme() == "file" {
+                Arc::clone(&self.external)
+            } else {
+                Arc::default()
+            };
             Arc::new(ConfinedStore {
                 inner: store,
                 allowed,
+                read_only,
             })
         };
         self.stores
@@ -132,11 +167,13 @@ impl ObjectStoreRegistry for LakeRegistry {
     }
 }
 
-/// An object store that refuses every path outside the folders it allows.
+/// An object store that refuses every path outside the folders it allows, and every write
+/// to the paths it may only read.
 #[derive(Debug)]
 struct ConfinedStore {
     inner: Arc<dyn ObjectStore>,
     allowed: Vec<String>,
+    read_only: Arc<RwLock<Vec<String>>>,
 }
 
 impl fmt::Display for ConfinedStore {
@@ -152,16 +189,37 @@ fn refused() -> object_store::Error {
     }
 }
 
+/// Whether `path` is `folder` or inside it.
+fn under(path: &str, folder: &str) -> bool {
+    path == folder || (path.starts_with(folder) && path[folder.len()..].starts_with('/'))
+}
+
 impl ConfinedStore {
     fn allows(&self, path: &Path) -> bool {
-        let p = path.as_ref();
-        self.allowed
-            .iter()
-            .any(|a| p == a || (p.starts_with(a.as_str()) && p[a.len()..].starts_with('/')))
+        self.allowed.iter().any(|a| under(path.as_ref(), a))
+    }
+
+    /// Whether `path` may be read: the lake's folders, and the external tables' files.
+    fn reads(&self, path: &Path) -> bool {
+        self.allows(path)
+            || self
+                .read_only
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|a| under(path.as_ref(), a))
     }
 
     fn check(&self, path: &Path) -> object_store::Result<()> {
         if self.allows(path) {
+            Ok(())
+        } else {
+            Err(refused())
+        }
+    }
+
+    fn check_read(&self, path: &Path) -> object_store::Result<()> {
+        if self.reads(path) {
             Ok(())
         } else {
             Err(refused())
@@ -195,7 +253,7 @@ impl ObjectStore for ConfinedStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
-        self.check(location)?;
+        self.check_read(location)?;
         self.inner.get_opts(location, options).await
     }
 
@@ -204,7 +262,7 @@ impl ObjectStore for ConfinedStore {
         location: &Path,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
-        self.check(location)?;
+        self.check_read(location)?;
         self.inner.get_ranges(location, ranges).await
     }
 
@@ -212,10 +270,10 @@ impl ObjectStore for ConfinedStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        let allowed = self.allowed.clone();
         let confined = ConfinedStore {
             inner: Arc::clone(&self.inner),
-            allowed,
+            allowed: self.allowed.clone(),
+            read_only: Arc::default(),
         };
         let checked = locations
             .map(move |p| p.and_then(|p| confined.check(&p).map(|_| p)))
@@ -225,7 +283,7 @@ impl ObjectStore for ConfinedStore {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         match prefix {
-            Some(p) if self.allows(p) => self.inner.list(Some(p)),
+            Some(p) if self.reads(p) => self.inner.list(Some(p)),
             _ => futures::stream::once(async { Err(refused()) }).boxed(),
         }
     }
@@ -236,14 +294,14 @@ impl ObjectStore for ConfinedStore {
         offset: &Path,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         match prefix {
-            Some(p) if self.allows(p) => self.inner.list_with_offset(Some(p), offset),
+            Some(p) if self.reads(p) => self.inner.list_with_offset(Some(p), offset),
             _ => futures::stream::once(async { Err(refused()) }).boxed(),
         }
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         match prefix {
-            Some(p) if self.allows(p) => self.inner.list_with_delimiter(Some(p)).await,
+            Some(p) if self.reads(p) => self.inner.list_with_delimiter(Some(p)).await,
             _ => Err(refused()),
         }
     }

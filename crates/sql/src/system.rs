@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use carelake_lake::{CatalogEntry, EntryKind, Privilege, TimeTravel};
+use carelake_lake::{CatalogEntry, Privilege, TimeTravel};
 use datafusion::catalog::{MemTable, SchemaProvider, Session as DfSession, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableType};
@@ -155,16 +155,7 @@ impl Session {
             vec![
                 strings(&|e| Some(e.name.to_string())),
                 strings(&|e| Some(e.name.zone.to_string())),
-                strings(&|e| {
-                    Some(
-                        if e.kind == EntryKind::View {
-                            "view"
-                        } else {
-                            "table"
-                        }
-                        .to_string(),
-                    )
-                }),
+                strings(&|e| Some(e.kind.as_str().to_string())),
                 strings(&|e| e.description.clone()),
                 strings(&|e| e.owner.clone()),
                 strings(&|e| e.source.clone()),

@@ -605,3 +605,118 @@ fn the_audit_log_records_everything_and_detects_tampering() {
     assert_eq!(code, Some(4), "{message}");
     assert!(message.contains("missing"), "{message}");
 }
+
+#[test]
+fn external_tables_read_files_in_place_under_the_same_rules() {
+    let ws = fixture();
+    let visits = ws.write("imports/visits.csv", PATIENTS);
+    ws.write(
+        "imports/events/a.json",
+        "{\"facility\":\"F01\",\"kind\":\"admit\"}\n",
+    );
+    let events = ws.path("imports/events");
+    ws.ok(&[
+        "sql",
+        &format!(
+            "CREATE EXTERNAL TABLE raw.visits STORED AS CSV LOCATION '{visits}';
+             CREATE EXTERNAL TABLE raw.events STORED AS JSON LOCATION '{}';
+             GRANT SELECT ON raw.visits TO clinician;
+             CREATE ROW POLICY visits_by_facility ON raw.visits FOR clinician
+                 USING (facility = current_user_attr('facility'));
+             GRANT SELECT (mrn, ssn, facility) ON raw.visits TO analyst;
+             CREATE MASKING POLICY visits_ssn ON raw.visits (ssn) FOR analyst USING (mask_last4(ssn));",
+            events.display()
+        ),
+    ]);
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.visits"), "4");
+    assert_eq!(
+        ws.query("SELECT table_name, kind, owner IS NOT NULL FROM system.tables WHERE kind = 'external' ORDER BY 1"),
+        ["raw.events,external,true", "raw.visits,external,true"]
+    );
+    // Files that arrive in a folder table are read by the next query.
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.events"), "1");
+    ws.write(
+        "imports/events/b.json",
+        "{\"facility\":\"F02\",\"kind\":\"discharge\"}\n",
+    );
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.events"), "2");
+
+    // Grants, row policies and masks apply as to any table.
+    assert_eq!(
+        rows(&ws, "clin1", "SELECT mrn FROM raw.visits ORDER BY mrn"),
+        ["M1", "M3"]
+    );
+    assert_eq!(rows(&ws, "clin1", "SELECT count(*) FROM raw.visits"), ["2"]);
+    assert_eq!(
+        rows(&ws, "analyst1", "SELECT ssn FROM raw.visits ORDER BY mrn"),
+        ["***-**-6789", "***-**-4321", "***-**-3456", "***-**-4444"]
+    );
+    denied(&ws, "analyst1", "SELECT name FROM raw.visits");
+    denied(&ws, "nobody", "SELECT * FROM raw.visits");
+    denied(&ws, "clin1", "SELECT * FROM raw.events");
+    let unseen =
+        String::from_utf8_lossy(&as_user(&ws, "nobody", "SELECT * FROM raw.visits").stderr)
+            .into_owned();
+    assert!(!unseen.contains("imports"), "{unseen}");
+
+    // Read in place: never written, no versions.
+    for write in [
+        "INSERT INTO raw.visits SELECT * FROM raw.visits",
+        "DELETE FROM raw.visits WHERE 1 = 1",
+        "UPDATE raw.visits SET age = 0",
+        "CREATE TABLE raw.visits AS SELECT 1 AS x",
+        "OPTIMIZE raw.visits",
+    ] {
+        let refused = ws.fails(&["sql", write]);
+        assert!(
+            refused.contains("external table") || refused.contains("exists"),
+            "{write}: {refused}"
+        );
+    }
+    let load = ws.fails(&["load", &visits, "--into", "raw.visits"]);
+    assert!(load.contains("external table"), "{load}");
+    let versions = ws.fails(&["sql", "SELECT * FROM raw.visits@v0"]);
+    assert!(versions.contains("no versions"), "{versions}");
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.visits"), "4");
+
+    // Admins only; a signed-in admin only under the import folders; nobody inside the lake.
+    ws.add_user("admin2", PASSWORD, "admin");
+    let elsewhere = format!("CREATE EXTERNAL TABLE raw.v2 STORED AS CSV LOCATION '{visits}'");
+    denied(&ws, "clin1", &elsewhere);
+    let outside = denied(&ws, "admin2", &elsewhere);
+    assert!(outside.contains("import"), "{outside}");
+    let inside = ws
+        .command(&["sql", &elsewhere, "--as", "admin2"])
+        .env("CARELAKE_IMPORT_ROOTS", ws.path("imports"))
+        .output()
+        .unwrap();
+    assert!(
+        inside.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inside.stderr)
+    );
+    let lake = ws.lake();
+    for location in [
+        format!("{lake}/_carelake/users/"),
+        format!("{lake}/raw/patients/"),
+        "s3://bucket/prefix/".to_string(),
+    ] {
+        let refused = ws.fails(&[
+            "sql",
+            &format!("CREATE EXTERNAL TABLE raw.u STORED AS PARQUET LOCATION '{location}'"),
+        ]);
+        assert!(
+            refused.contains("inside the lake") || refused.contains("local files"),
+            "{location}: {refused}"
+        );
+    }
+
+    // DROP forgets the definition and leaves the files.
+    ws.ok(&["sql", "DROP TABLE raw.visits"]);
+    assert!(std::path::Path::new(&visits).exists());
+    assert!(
+        ws.fails(&["sql", "SELECT * FROM raw.visits"])
+            .contains("not found")
+    );
+    assert!(ws.ok(&["audit", "verify"]).contains("intact"));
+}

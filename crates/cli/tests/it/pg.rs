@@ -280,12 +280,13 @@ fn jdbc_reads_with_prepared_statements_and_metadata() {
     let compiled = Command::new(javac)
         .args(["-d", &classes.to_string_lossy(), "-cp", JDBC_JAR])
         .arg(&source)
+        .arg(source.with_file_name("PgGoverned.java"))
         .output()
         .expect("run javac");
     stdout(&compiled);
     let classpath = format!("{}:{JDBC_JAR}", classes.display());
     let url = format!("jdbc:postgresql://127.0.0.1:{}/carelake", server.port);
-    let out = Command::new(java)
+    let out = Command::new(&java)
         .args(["-cp", &classpath, "PgSmoke", &url, USER, PASSWORD])
         .output()
         .expect("run java");
@@ -303,6 +304,64 @@ fn jdbc_reads_with_prepared_statements_and_metadata() {
     assert!(lines.contains(&"column patient_id"), "{text}");
     assert!(lines.contains(&"column family_name"), "{text}");
     assert!(lines.contains(&"jdbc ok"), "{text}");
+
+    // The same driver as a restricted user: granted two columns, a row policy and a mask. The
+    // prepared statement sees only the policy's rows with the mask applied, refusals carry
+    // SQLSTATE 42501, and the metadata lists only what was granted.
+    ws.ok(&[
+        "sql",
+        "CREATE ROLE reader;
+         GRANT SELECT (patient_id, birth_date) ON curated.patients TO reader;
+         CREATE ROW POLICY not_the_first ON curated.patients FOR reader USING (patient_id <> 1);
+         CREATE MASKING POLICY birth_year ON curated.patients (birth_date) FOR reader USING (year_only(birth_date))",
+    ]);
+    ws.add_user("reader1", PASSWORD, "reader");
+    let out = Command::new(&java)
+        .args(["-cp", &classpath, "PgGoverned", &url, "reader1", PASSWORD])
+        .output()
+        .expect("run java");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    for run in 0..2 {
+        let seen: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with(&format!("row {run} ")))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                format!("row {run} 2 1912-01-01"),
+                format!("row {run} 3 1906-01-01")
+            ],
+            "{text}"
+        );
+    }
+    assert_eq!(
+        lines.iter().filter(|l| **l == "denied 42501").count(),
+        3,
+        "{text}"
+    );
+    let tables: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("table "))
+        .collect();
+    assert_eq!(tables, ["table curated patients"], "{text}");
+    let columns: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("column "))
+        .collect();
+    assert_eq!(
+        columns,
+        ["column patient_id", "column birth_date"],
+        "{text}"
+    );
+    assert!(lines.contains(&"jdbc governed ok"), "{text}");
+    for hidden in ["Lovelace", "1815", "Turing"] {
+        assert!(!text.contains(hidden), "{text}");
+    }
 }
 
 #[test]

@@ -21,6 +21,46 @@ fn skip_or_fail(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why} (scripts/test.sh installs it)");
 }
 
+/// The password the test gives the demo's example users.
+const EXAMPLE_PASSWORD: &str = "an example user's long password";
+
+/// What `ui-as-user.cjs` saw as `user`, by kind (`overview`, `worklist`, `catalog`, and `sqlN`
+/// for the N-th statement).
+fn ui_as_user(
+    chromium: &str,
+    base: &str,
+    user: &str,
+    queries: &[&str],
+) -> std::collections::HashMap<String, serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui/ui-as-user.cjs");
+    let out = Command::new("node")
+        .arg(script)
+        .args([base, user, EXAMPLE_PASSWORD])
+        .args(queries)
+        .env("CARELAKE_CHROMIUM", chromium)
+        .output()
+        .expect("run node");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the UI as {user} failed:\n{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = std::collections::HashMap::new();
+    let mut sql = 0;
+    for line in report.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let mut what = value["what"].as_str().unwrap_or_default().to_string();
+        if what == "sql" {
+            what = format!("sql{sql}");
+            sql += 1;
+        }
+        seen.insert(what, value);
+    }
+    seen
+}
+
 #[test]
 fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
     let test = "every_page_loads_charts_draw_and_a_query_runs_in_chromium";
@@ -38,14 +78,24 @@ fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
     }
 
     let ws = Workspace::new();
-    ws.ok(&[
-        "demo",
-        "--patients",
-        "500",
-        "--no-serve",
-        "--data",
-        &ws.path("demo-data").to_string_lossy(),
-    ]);
+    let demo = ws
+        .command(&[
+            "demo",
+            "--patients",
+            "500",
+            "--no-serve",
+            "--data",
+            &ws.path("demo-data").to_string_lossy(),
+        ])
+        .env("CARELAKE_CLINICIAN_PASSWORD", EXAMPLE_PASSWORD)
+        .env("CARELAKE_ANALYST_PASSWORD", EXAMPLE_PASSWORD)
+        .output()
+        .expect("run the demo");
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
     ws.add_user(USER, PASSWORD, "admin");
     // The demo's example users: one facility for the clinician, masked names for the analyst,
     // on the tables behind the dashboards and the worklist.
@@ -115,11 +165,70 @@ fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
         .env("CARELAKE_CHROMIUM", &chromium)
         .output()
         .expect("run node");
-    let _ = child.kill();
-    let _ = child.wait();
     let report = String::from_utf8_lossy(&result.stdout);
     eprintln!("{report}{}", String::from_utf8_lossy(&result.stderr));
-    assert!(result.status.success(), "the UI test failed:\n{report}");
+    if !result.status.success() {
+        let _ = child.kill();
+        panic!("the UI test failed:\n{report}");
+    }
+
+    // The example users in the same browser: the clinician's dashboards, worklist, catalog
+    // and SQL page show their facility only; the analyst's CSV download is masked.
+    let facility = as_user("clinician", "SELECT current_user_attr('facility')").remove(0);
+    let admin_tables = ws
+        .query("SELECT count(*) FROM system.tables")
+        .remove(0)
+        .parse::<usize>()
+        .unwrap();
+    let seen = ui_as_user(
+        &chromium,
+        &base,
+        "clinician",
+        &[
+            "SELECT DISTINCT facility_id FROM analytics.fact_encounter",
+            "SELECT count(*) FROM raw.encounters",
+        ],
+    );
+    let worklist = &seen["worklist"];
+    assert_eq!(worklist["status"], 200);
+    let header: Vec<&str> = worklist["header"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    let column = header
+        .iter()
+        .position(|h| *h == "facility_id")
+        .unwrap_or_else(|| panic!("no facility_id in the worklist: {header:?}"));
+    let rows = worklist["rows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "the clinician's worklist is empty");
+    for row in rows {
+        assert_eq!(row[column].as_str(), Some(facility.as_str()), "{row}");
+    }
+    let catalog = seen["catalog"]["rows"].as_array().unwrap().len();
+    assert!(
+        catalog > 0 && catalog < admin_tables,
+        "the clinician's catalog lists {catalog} of {admin_tables} tables"
+    );
+    assert_eq!(
+        seen["sql0"]["csv"],
+        serde_json::json!(["facility_id", facility])
+    );
+    let refused = seen["sql1"]["error"].as_str().unwrap_or_default();
+    assert!(refused.contains("permission denied"), "{}", seen["sql1"]);
+    let seen = ui_as_user(
+        &chromium,
+        &base,
+        "analyst",
+        &["SELECT DISTINCT first_name FROM analytics.dim_patient"],
+    );
+    assert_eq!(
+        seen["sql0"]["csv"],
+        serde_json::json!(["first_name", "****"])
+    );
+    let _ = child.kill();
+    let _ = child.wait();
     for page in [
         "login",
         "overview",
