@@ -52,6 +52,7 @@ impl Session {
         let name = self.resolve(&dml.table_name)?;
         touched.tables.insert(name.to_string());
         touched.read(&dml.input);
+        self.refuse_external(&name)?;
         let df = self.ctx.execute_logical_plan(LogicalPlan::Dml(dml)).await?;
         let batches = df.collect().await?;
         let count = batches
@@ -63,7 +64,6 @@ impl Session {
                     .map(|a| a.value(0))
             })
             .unwrap_or(0);
-        self.refuse_external(&name)?;
         let table = self.lake.open_table(&name).await?;
         self.record_write(&name, &table, None).await?;
         Ok(QueryResult::message(format!("INSERT {count}")))

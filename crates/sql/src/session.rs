@@ -134,6 +134,25 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The column of a "no field named" planning error, with the table it was qualified with.
+fn missing_column(error: &datafusion::error::DataFusionError) -> Option<(Option<String>, String)> {
+    use datafusion::common::SchemaError;
+    use datafusion::error::DataFusionError;
+    match error {
+        DataFusionError::SchemaError(inner, _) => match inner.as_ref() {
+            SchemaError::FieldNotFound { field, .. } => Some((
+                field.relation.as_ref().map(|r| r.table().to_string()),
+                field.name.clone(),
+            )),
+            _ => None,
+        },
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            missing_column(inner)
+        }
+        _ => None,
+    }
+}
+
 /// Finds a permission refusal anywhere in an error's chain of sources.
 pub(crate) fn denial_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -384,6 +403,54 @@ impl Session {
         Ok(Rules::new(&self.principal.name, roles, governance, owners))
     }
 
+    /// A planning error for a column the principal was not granted, as the refusal it is:
+    /// `SELECT on zone.table.column` (as Postgres answers "permission denied" for a column
+    /// not granted). `None` when the column is unknown, or the error is another.
+    pub async fn column_denial(&self, error: &datafusion::error::DataFusionError) -> Option<Error> {
+        let (relation, column) = missing_column(error)?;
+        let rules = self.guard.rules();
+        if rules.admin {
+            return None;
+        }
+        let column = column.to_ascii_lowercase();
+        // The qualifier may be the table's name or an alias: with an alias, any table counts.
+        let named = self.zones.values().any(|schema| {
+            relation.as_ref().is_some_and(|r| {
+                datafusion::catalog::SchemaProvider::table_names(schema.as_ref()).contains(r)
+            })
+        });
+        for (zone, schema) in &self.zones {
+            for name in datafusion::catalog::SchemaProvider::table_names(schema.as_ref()) {
+                if named && relation.as_ref().is_some_and(|r| *r != name) {
+                    continue;
+                }
+                let Ok(table) = TableName::new(*zone, &name) else {
+                    continue;
+                };
+                let crate::policy::ColumnAccess::Some(visible) = rules.columns(&table) else {
+                    continue;
+                };
+                if visible.contains(&column) {
+                    continue;
+                }
+                let Ok(Some(provider)) = schema.unguarded(&name).await else {
+                    continue;
+                };
+                if provider
+                    .schema()
+                    .fields()
+                    .iter()
+                    .any(|f| f.name().eq_ignore_ascii_case(&column))
+                {
+                    return Some(Error::PermissionDenied(format!(
+                        "SELECT on {table}.{column}"
+                    )));
+                }
+            }
+        }
+        None
+    }
+
     /// What the closed surface allows this session beyond queries.
     pub(crate) fn allow(&self) -> Allow {
         Allow {
@@ -396,6 +463,13 @@ impl Session {
     async fn execute(&self, sql: &str) -> Result<QueryResult> {
         let mut touched = Touched::default();
         let result = self.dispatch(sql, &mut touched).await;
+        let result = match result {
+            Err(Error::DataFusion(e)) => Err(match self.column_denial(&e).await {
+                Some(denied) => denied,
+                None => Error::DataFusion(e),
+            }),
+            other => other,
+        };
         let result = result.map_err(|e| match denial_in(&e) {
             Some(m) if !matches!(e, Error::PermissionDenied(_)) => Error::PermissionDenied(m),
             _ => e,

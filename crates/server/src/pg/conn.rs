@@ -292,6 +292,21 @@ impl CarelakeHook {
         recorded.map_err(sql_error)
     }
 
+    /// A planning error for a column not granted, as the refusal; `None` for other errors
+    /// (the service reports them itself).
+    async fn column_denial<T>(
+        &self,
+        statement: &Statement,
+        error: &datafusion::error::DataFusionError,
+    ) -> Option<PgWireResult<T>> {
+        let denied = self.session.column_denial(error).await?;
+        let recorded = self
+            .session
+            .record_statement(&statement.to_string(), None, None, Some(&denied))
+            .await;
+        Some(Err(sql_error(recorded.err().unwrap_or(denied))))
+    }
+
     async fn write(&self, statement: &Statement) -> PgWireResult<Response> {
         let result: QueryResult = self
             .session
@@ -340,7 +355,7 @@ impl QueryHook for CarelakeHook {
                     .await;
                 match planned {
                     Ok(plan) => self.check_read(statement, &plan).await.err().map(Err),
-                    Err(_) => None,
+                    Err(e) => self.column_denial(statement, &e).await,
                 }
             }
         }
@@ -349,14 +364,24 @@ impl QueryHook for CarelakeHook {
     async fn handle_extended_parse_query(
         &self,
         statement: &Statement,
-        _session_context: &SessionContext,
+        session_context: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         if let Err(e) = self.refresh().await {
             return Some(Err(e));
         }
         match route(statement) {
-            Route::Read => return None,
+            Route::Read => {
+                // A column the user was not granted is a refusal (42501), not an unknown one.
+                let planned = session_context
+                    .state()
+                    .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
+                    .await;
+                return match planned {
+                    Ok(_) => None,
+                    Err(e) => self.column_denial(statement, &e).await,
+                };
+            }
             Route::Control if sets_engine_option(statement) => {
                 return Some(Err(sql_error(carelake_sql::Error::PermissionDenied(
                     "SET of engine options is for the lake's owner on the command line".into(),
@@ -433,7 +458,9 @@ impl ErrorHandler for ErrorRewriter {
         let lower = message.to_ascii_lowercase();
         let code = if lower.contains("permission denied") {
             "42501"
-        } else if lower.contains("schema error") && lower.contains("column") {
+        } else if lower.contains("no field named")
+            || (lower.contains("schema error") && lower.contains("column"))
+        {
             "42703"
         } else if lower.contains("sql error") || lower.contains("parsererror") {
             "42601"
