@@ -306,21 +306,27 @@ async fn clinical(patients: u64, dir: Option<PathBuf>, principal: Principal) -> 
     Ok(())
 }
 
-/// The role, user and policies `bench governance` reads through: a row policy that every row
-/// passes (so both sides do the same work) and two masks on columns the KPI queries group,
-/// join and count by.
-const BENCH_POLICIES: &str = "CREATE ROLE bench_reader;
-GRANT SELECT ON raw.encounters TO bench_reader;
-GRANT SELECT ON raw.facilities TO bench_reader;
-CREATE ROW POLICY bench_network ON raw.encounters FOR bench_reader USING (current_user_attr('facility') = '*' OR facility_id = current_user_attr('facility'));
-CREATE MASKING POLICY bench_mrn ON raw.encounters (mrn) FOR bench_reader USING (pseudonym(mrn));
-CREATE MASKING POLICY bench_encounter_id ON raw.encounters (encounter_id) FOR bench_reader USING (pseudonym(encounter_id));
-GRANT bench_reader TO bench_reader;
-ALTER USER bench_reader SET facility = '*'";
+/// The roles, users and policies `bench governance` reads through: a row policy that every
+/// row passes (so every side does the same work) for both roles, and for `bench_masked` two
+/// masks on columns the KPI queries group, join and count by.
+const BENCH_POLICIES: &str = "CREATE ROLE bench_rows;
+CREATE ROLE bench_masked;
+GRANT SELECT ON raw.encounters TO bench_rows;
+GRANT SELECT ON raw.facilities TO bench_rows;
+GRANT SELECT ON raw.encounters TO bench_masked;
+GRANT SELECT ON raw.facilities TO bench_masked;
+CREATE ROW POLICY bench_network ON raw.encounters FOR bench_rows USING (current_user_attr('facility') = '*' OR facility_id = current_user_attr('facility'));
+CREATE ROW POLICY bench_network_masked ON raw.encounters FOR bench_masked USING (current_user_attr('facility') = '*' OR facility_id = current_user_attr('facility'));
+CREATE MASKING POLICY bench_mrn ON raw.encounters (mrn) FOR bench_masked USING (pseudonym(mrn));
+CREATE MASKING POLICY bench_encounter_id ON raw.encounters (encounter_id) FOR bench_masked USING (pseudonym(encounter_id));
+GRANT bench_rows TO bench_rows;
+GRANT bench_masked TO bench_masked;
+ALTER USER bench_rows SET facility = '*';
+ALTER USER bench_masked SET facility = '*'";
 
-/// The KPI queries as an administrator and as a user behind a row policy and two masks, runs
-/// interleaved so that both sides see the same machine; prints medians and their ratio, and
-/// whether both sides got the same answer.
+/// The KPI queries as an administrator, as a user behind a row policy, and as one behind the
+/// row policy and two masks, runs interleaved so that every side sees the same machine;
+/// prints medians, their ratios, and whether every side got the same answer.
 async fn governance(
     patients: u64,
     runs: usize,
@@ -330,63 +336,76 @@ async fn governance(
     let dir = work_dir(dir, "governance")?;
     let lake = generate_and_load(&dir, patients, &principal, "bench governance").await?;
     let admin = Session::open(lake.clone(), principal.clone()).await?;
-    lake.users()
-        .create(
-            "bench_reader",
-            &carelake_lake::generate_password(),
-            &[],
-            &principal,
+    for user in ["bench_rows", "bench_masked"] {
+        lake.users()
+            .create(user, &carelake_lake::generate_password(), &[], &principal)
+            .await?;
+    }
+    admin.sql_all(BENCH_POLICIES).await?;
+    let mut sessions = vec![("admin", admin)];
+    for (label, user) in [("row policy", "bench_rows"), ("+2 masks", "bench_masked")] {
+        let user = lake
+            .users()
+            .get(user)
+            .await?
+            .context("the bench user was not created")?;
+        let session = Session::open_with(
+            lake.clone(),
+            user.principal(),
+            carelake_common::Origin {
+                interface: carelake_common::Interface::Cli,
+                peer: None,
+                local: false,
+            },
+            carelake_sql::FileAccess::default(),
         )
         .await?;
-    admin.sql_all(BENCH_POLICIES).await?;
-    let user = lake
-        .users()
-        .get("bench_reader")
-        .await?
-        .context("the bench user was not created")?;
-    let reader = Session::open_with(
-        lake,
-        user.principal(),
-        carelake_common::Origin {
-            interface: carelake_common::Interface::Cli,
-            peer: None,
-            local: false,
-        },
-        carelake_sql::FileAccess::default(),
-    )
-    .await?;
-    let (mut admin_total, mut reader_total) = (0.0, 0.0);
-    for (title, sql) in RAW_KPI_QUERIES {
-        let (mut plain, mut governed) = (Vec::new(), Vec::new());
-        let (mut plain_answer, mut governed_answer) = (String::new(), String::new());
-        for _ in 0..runs.max(1) {
-            let started = Instant::now();
-            let result = admin.sql(sql).await?;
-            plain.push(started.elapsed().as_secs_f64() * 1e3);
-            plain_answer = arrow::util::pretty::pretty_format_batches(&result.batches)?.to_string();
-            let started = Instant::now();
-            let result = reader.sql(sql).await?;
-            governed.push(started.elapsed().as_secs_f64() * 1e3);
-            governed_answer =
-                arrow::util::pretty::pretty_format_batches(&result.batches)?.to_string();
-        }
-        let (plain, governed) = (median(&mut plain), median(&mut governed));
-        admin_total += plain;
-        reader_total += governed;
-        println!(
-            "bench governance: {title:<48} admin {plain:>8.1} ms  policy+2 masks {governed:>8.1} ms  ratio {:.3}  {}",
-            governed / plain,
-            if plain_answer == governed_answer {
-                "same answer"
-            } else {
-                "DIFFERENT ANSWER"
-            }
-        );
+        sessions.push((label, session));
     }
-    println!(
-        "bench governance: all KPI queries (median sums)                admin {admin_total:>8.1} ms  policy+2 masks {reader_total:>8.1} ms  overhead {:+.1}% (goal under 10%)",
-        (reader_total / admin_total - 1.0) * 100.0
+    let mut totals = vec![0.0; sessions.len()];
+    for (title, sql) in RAW_KPI_QUERIES {
+        let mut times = vec![Vec::new(); sessions.len()];
+        let mut answers = vec![String::new(); sessions.len()];
+        for _ in 0..runs.max(1) {
+            for (i, (_, session)) in sessions.iter().enumerate() {
+                let started = Instant::now();
+                let result = session.sql(sql).await?;
+                times[i].push(started.elapsed().as_secs_f64() * 1e3);
+                answers[i] =
+                    arrow::util::pretty::pretty_format_batches(&result.batches)?.to_string();
+            }
+        }
+        let medians: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
+        let mut line = format!("bench governance: {title:<48}");
+        for (i, (label, _)) in sessions.iter().enumerate() {
+            totals[i] += medians[i];
+            line.push_str(&format!("  {label} {:>7.1} ms", medians[i]));
+            if i > 0 {
+                line.push_str(&format!(" (x{:.2})", medians[i] / medians[0]));
+            }
+        }
+        let same = answers.iter().all(|a| *a == answers[0]);
+        line.push_str(if same {
+            "  same answer"
+        } else {
+            "  DIFFERENT ANSWER"
+        });
+        println!("{line}");
+    }
+    let mut line = format!(
+        "bench governance: {:<48}",
+        "all KPI queries (sum of medians)"
     );
+    for (i, (label, _)) in sessions.iter().enumerate() {
+        line.push_str(&format!("  {label} {:>7.1} ms", totals[i]));
+        if i > 0 {
+            line.push_str(&format!(
+                " ({:+.1}%)",
+                (totals[i] / totals[0] - 1.0) * 100.0
+            ));
+        }
+    }
+    println!("{line}  (goal: under +10%)");
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

@@ -439,14 +439,15 @@ impl ScalarUDFImpl for Pseudonym {
         let array = value.to_array(1)?;
         let text = arrow::compute::cast(&array, &DataType::Utf8)?;
         let text = text.as_string::<i32>();
-        let mut out = StringBuilder::with_capacity(text.len(), text.len() * 22);
+        let mut out = StringBuilder::with_capacity(text.len(), text.len() * PSEUDONYM_LEN);
+        let mut buffer = [0u8; PSEUDONYM_LEN];
         for i in 0..text.len() {
             if text.is_null(i) {
                 out.append_null();
                 continue;
             }
             let tag = ring::hmac::sign(&self.key, text.value(i).as_bytes());
-            out.append_value(format!("p_{}", &hex_prefix(tag.as_ref(), 10)));
+            out.append_value(pseudonym_text(tag.as_ref(), &mut buffer));
         }
         let out: ArrayRef = Arc::new(out.finish());
         if scalar {
@@ -457,8 +458,19 @@ impl ScalarUDFImpl for Pseudonym {
     }
 }
 
-fn hex_prefix(bytes: &[u8], n: usize) -> String {
-    bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
+/// `p_` and the first 10 bytes of a tag in hex.
+const PSEUDONYM_LEN: usize = 22;
+
+/// Writes a pseudonym into `buffer` without allocating (it runs once per row read).
+fn pseudonym_text<'a>(tag: &[u8], buffer: &'a mut [u8; PSEUDONYM_LEN]) -> &'a str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buffer[0] = b'p';
+    buffer[1] = b'_';
+    for (i, b) in tag.iter().take((PSEUDONYM_LEN - 2) / 2).enumerate() {
+        buffer[2 + 2 * i] = HEX[usize::from(b >> 4)];
+        buffer[3 + 2 * i] = HEX[usize::from(b & 0x0f)];
+    }
+    std::str::from_utf8(buffer).unwrap_or_default()
 }
 
 #[cfg(test)]
