@@ -21,6 +21,7 @@ use datafusion::prelude::SessionContext;
 pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(Hl7Field::new()));
     crate::standard::register(ctx);
+    crate::risk::register(ctx);
 }
 
 /// `hl7_field(message, path)`.

@@ -21,6 +21,7 @@ mod functions;
 mod govern;
 mod grants;
 mod policy;
+mod risk;
 mod schema;
 mod session;
 mod standard;
