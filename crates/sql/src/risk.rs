@@ -149,11 +149,6 @@ impl ScalarUDFImpl for Charlson {
                 out
             }
         };
-        let codes_of = |i: usize| -> Vec<String> {
-            let list = lists.value(i);
-            let list = list.as_string::<i32>();
-            list.iter().flatten().map(str::to_string).collect()
-        };
         let out: ArrayRef = if self.categories {
             let mut out = ListBuilder::new(StringBuilder::new());
             for i in 0..rows {
@@ -161,7 +156,8 @@ impl ScalarUDFImpl for Charlson {
                     out.append_null();
                     continue;
                 }
-                for category in charlson::categories(codes_of(i)) {
+                let codes = lists.value(i);
+                for category in charlson::categories(codes.as_string::<i32>().iter().flatten()) {
                     out.values().append_value(category.as_str());
                 }
                 out.append(true);
@@ -172,7 +168,9 @@ impl ScalarUDFImpl for Charlson {
             for (i, weights) in weights.iter().enumerate() {
                 match weights {
                     Some(w) if !lists.is_null(i) => {
-                        out.append_value(charlson::index(codes_of(i), *w) as i32)
+                        let codes = lists.value(i);
+                        let codes = codes.as_string::<i32>().iter().flatten();
+                        out.append_value(charlson::index(codes, *w) as i32)
                     }
                     _ => out.append_null(),
                 }

@@ -125,38 +125,37 @@ impl ZoneSchema {
             .unwrap_or(false)
     }
 
-    /// A table as stored (every column, no rules): for telling a column that exists but is not
-    /// granted from one that does not exist. Never handed to a plan.
-    pub(crate) async fn unguarded(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+    /// A table as stored, without rules: an external table, or the Delta table's version `at`.
+    /// `table()` wraps it for the principal; on its own it only tells a column that exists but
+    /// is not granted from one that does not exist, and is never handed to a plan.
+    pub(crate) async fn stored(
+        &self,
+        table_name: &TableName,
+        at: TimeTravel,
+    ) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let lake_error = |e: carelake_lake::Error| DataFusionError::External(Box::new(e));
         if let Some(external) = self
             .externals
             .read()
             .ok()
-            .and_then(|e| e.get(name).cloned())
+            .and_then(|e| e.get(&table_name.name).cloned())
         {
+            if at != TimeTravel::Latest {
+                return Err(DataFusionError::Plan(format!(
+                    "{table_name} is an external table: it has no versions to read"
+                )));
+            }
             return Ok(Some(external));
         }
-        let Ok(table_name) = TableName::new(self.zone, name) else {
+        let url = self.lake.table_url(table_name).map_err(lake_error)?;
+        let Some(table) = self.lake.load_delta(&url, at).await.map_err(lake_error)? else {
             return Ok(None);
         };
-        let url = self
-            .lake
-            .table_url(&table_name)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        match self
-            .lake
-            .load_delta(&url, TimeTravel::Latest)
+        let provider = table
+            .table_provider()
             .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?
-        {
-            Some(table) => Ok(Some(
-                table
-                    .table_provider()
-                    .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
-            )),
-            None => Ok(None),
-        }
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Some(provider))
     }
 
     pub(crate) fn set_view(&self, name: &str, view: Option<Arc<dyn TableProvider>>) {
@@ -247,36 +246,10 @@ impl SchemaProvider for ZoneSchema {
         if let Some(view) = self.views.read().ok().and_then(|v| v.get(name).cloned()) {
             return Ok(Some(view));
         }
-        if let Some(external) = self
-            .externals
-            .read()
-            .ok()
-            .and_then(|e| e.get(base).cloned())
-        {
-            if at != TimeTravel::Latest {
-                return Err(DataFusionError::Plan(format!(
-                    "{table_name} is an external table: it has no versions to read"
-                )));
-            }
-            return self.guarded(table_name, external).await.map(Some);
+        match self.stored(&table_name, at).await? {
+            Some(provider) => self.guarded(table_name, provider).await.map(Some),
+            None => Ok(None),
         }
-        let url = self
-            .lake
-            .table_url(&table_name)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let table = self
-            .lake
-            .load_delta(&url, at)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let Some(table) = table else {
-            return Ok(None);
-        };
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        self.guarded(table_name, provider).await.map(Some)
     }
 
     fn table_exist(&self, name: &str) -> bool {

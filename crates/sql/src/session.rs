@@ -413,39 +413,47 @@ impl Session {
             return None;
         }
         let column = column.to_ascii_lowercase();
-        // The qualifier may be the table's name or an alias: with an alias, any table counts.
-        let named = self.zones.values().any(|schema| {
-            relation.as_ref().is_some_and(|r| {
-                datafusion::catalog::SchemaProvider::table_names(schema.as_ref()).contains(r)
+        let tables: Vec<TableName> = self
+            .zones
+            .iter()
+            .flat_map(|(zone, schema)| {
+                datafusion::catalog::SchemaProvider::table_names(schema.as_ref())
+                    .into_iter()
+                    .filter_map(|name| TableName::new(*zone, name).ok())
             })
-        });
-        for (zone, schema) in &self.zones {
-            for name in datafusion::catalog::SchemaProvider::table_names(schema.as_ref()) {
-                if named && relation.as_ref().is_some_and(|r| *r != name) {
-                    continue;
-                }
-                let Ok(table) = TableName::new(*zone, &name) else {
-                    continue;
-                };
-                let crate::policy::ColumnAccess::Some(visible) = rules.columns(&table) else {
-                    continue;
-                };
-                if visible.contains(&column) {
-                    continue;
-                }
-                let Ok(Some(provider)) = schema.unguarded(&name).await else {
-                    continue;
-                };
-                if provider
-                    .schema()
-                    .fields()
-                    .iter()
-                    .any(|f| f.name().eq_ignore_ascii_case(&column))
-                {
-                    return Some(Error::PermissionDenied(format!(
-                        "SELECT on {table}.{column}"
-                    )));
-                }
+            .collect();
+        // The qualifier may be the table's name or an alias: with an alias, any table counts.
+        let named: Vec<&TableName> = tables
+            .iter()
+            .filter(|t| relation.as_deref() == Some(t.name.as_str()))
+            .collect();
+        let candidates = if named.is_empty() {
+            tables.iter().collect()
+        } else {
+            named
+        };
+        for table in candidates {
+            let crate::policy::ColumnAccess::Some(visible) = rules.columns(table) else {
+                continue;
+            };
+            if visible.contains(&column) {
+                continue;
+            }
+            let Ok(Some(provider)) = self.zones[&table.zone]
+                .stored(table, carelake_lake::TimeTravel::Latest)
+                .await
+            else {
+                continue;
+            };
+            if provider
+                .schema()
+                .fields()
+                .iter()
+                .any(|f| f.name().eq_ignore_ascii_case(&column))
+            {
+                return Some(Error::PermissionDenied(format!(
+                    "SELECT on {table}.{column}"
+                )));
             }
         }
         None

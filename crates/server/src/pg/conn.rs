@@ -372,15 +372,19 @@ impl QueryHook for CarelakeHook {
         }
         match route(statement) {
             Route::Read => {
-                // A column the user was not granted is a refusal (42501), not an unknown one.
+                // Planned here, as the service would (it then uses this plan): so that a
+                // column the user was not granted is a refusal (42501), not an unknown one.
                 let planned = session_context
                     .state()
                     .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
                     .await;
-                return match planned {
-                    Ok(_) => None,
-                    Err(e) => self.column_denial(statement, &e).await,
-                };
+                return Some(match planned {
+                    Ok(plan) => Ok(plan),
+                    Err(e) => match self.column_denial(statement, &e).await {
+                        Some(denied) => denied,
+                        None => Err(PgWireError::ApiError(Box::new(e))),
+                    },
+                });
             }
             Route::Control if sets_engine_option(statement) => {
                 return Some(Err(sql_error(carelake_sql::Error::PermissionDenied(
