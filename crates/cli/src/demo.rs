@@ -78,13 +78,13 @@ pub(crate) const KPI_QUERIES: &[(&str, &str)] = &[
          GROUP BY 1 ORDER BY 1",
     ),
     (
-        "30-day readmission rate by facility (one person across systems, via the patient index)",
+        "30-day readmission rate by facility (one person across systems, via the patient index; discharges whose 30-day window has not closed left out)",
         "SELECT f.name AS facility,
                 count(*) AS index_discharges,
                 sum(CASE WHEN e.readmitted_30d THEN 1 ELSE 0 END) AS readmitted_30d,
                 round(100.0 * sum(CASE WHEN e.readmitted_30d THEN 1 ELSE 0 END) / count(*), 1) AS rate_pct
          FROM analytics.fact_encounter e JOIN raw.facilities f ON f.facility_id = e.facility_id
-         WHERE e.readmitted_30d IS NOT NULL
+         WHERE e.readmitted_30d IS NOT NULL AND e.readmission_window_closed
          GROUP BY ROLLUP (f.name) ORDER BY f.name NULLS LAST",
     ),
     (
@@ -119,6 +119,7 @@ pub(crate) const RAW_KPI_QUERIES: &[(&str, &str)] = &[
                 sum(CASE WHEN o.next_admit <= o.discharge_time + INTERVAL '30 days' THEN 1 ELSE 0 END) AS readmitted_30d,
                 round(100.0 * sum(CASE WHEN o.next_admit <= o.discharge_time + INTERVAL '30 days' THEN 1 ELSE 0 END) / count(*), 1) AS rate_pct
          FROM ordered o JOIN raw.facilities f ON f.facility_id = o.facility_id
+         WHERE o.discharge_time <= (SELECT max(discharge_time) FROM inpatient) - INTERVAL '30 days'
          GROUP BY ROLLUP (f.name) ORDER BY f.name NULLS LAST",
     ),
     (
@@ -337,6 +338,7 @@ pub(crate) async fn run(
         "\nGround truth from the generator: {:.1}% of inpatient stays were followed by a readmission within 30 days.",
         truth_rate
     );
+    risk_and_alerts(&session).await?;
     println!(
         "\nDone in {:.1}s. Go on with:\n  carelake tables\n  carelake sql \"SELECT encounter_class, count(*) FROM raw.encounters GROUP BY 1\"\n  carelake sql            (interactive shell)\n  carelake load your-files/*.csv --into raw.my_table",
         total.elapsed().as_secs_f64()
@@ -351,7 +353,7 @@ pub(crate) async fn run(
         .rsplit_once(':')
         .unwrap_or((DEFAULT_PG_ADDR, ""));
     println!(
-        "\n6. Serving the lake (sign in as {} with the password shown when the lake was made, or CARELAKE_PASSWORD):\n   \
+        "\n8. Serving the lake (sign in as {} with the password shown when the lake was made, or CARELAKE_PASSWORD):\n   \
          web UI  http://{DEFAULT_HTTP_ADDR}/\n   \
          psql    PGPASSWORD=... psql \"host={} port={} user={} dbname=carelake\"",
         carelake_lake::FIRST_USER,
@@ -368,8 +370,9 @@ pub(crate) async fn run(
 }
 
 /// The tables a facility-scoped clinician reads, each with its `facility_id`.
-const FACILITY_TABLES: [&str; 5] = [
+const FACILITY_TABLES: [&str; 6] = [
     "analytics.fact_encounter",
+    "analytics.readmission_risk",
     "analytics.mart_census",
     "analytics.mart_length_of_stay",
     "analytics.mart_readmissions",
@@ -419,10 +422,10 @@ async fn example_roles(session: &Session) -> Result<()> {
         "CREATE ROW POLICY analyst_dim_patient ON analytics.dim_patient FOR analyst USING (true)".to_string(),
         "GRANT SELECT ON analytics.worklist_readmission_risk TO clinician".to_string(),
         "GRANT SELECT ON analytics.dim_patient TO clinician".to_string(),
-        // The worklist reads the diagnoses of the clinician's facility's encounters.
-        "GRANT SELECT ON curated.diagnoses TO clinician".to_string(),
-        "CREATE ROW POLICY clinician_diagnoses ON curated.diagnoses FOR clinician USING (concat(source_system, '/', CAST(encounter_id AS VARCHAR)) IN (SELECT concat(source_system, '/', CAST(encounter_id AS VARCHAR)) FROM analytics.fact_encounter WHERE facility_id = current_user_attr('facility')))".to_string(),
         "CREATE ROW POLICY clinician_dim_patient ON analytics.dim_patient FOR clinician USING (person_key IN (SELECT person_key FROM analytics.fact_encounter WHERE facility_id = current_user_attr('facility')))".to_string(),
+        // The worklist's outreach form: the clinician records and reads their own patients' outreach.
+        "GRANT SELECT, INSERT ON raw.outreach_events TO clinician".to_string(),
+        "CREATE ROW POLICY clinician_outreach ON raw.outreach_events FOR clinician USING (CAST(person_key AS VARCHAR) IN (SELECT CAST(person_key AS VARCHAR) FROM analytics.fact_encounter WHERE facility_id = current_user_attr('facility')))".to_string(),
     ];
     for table in FACILITY_TABLES {
         let short = table.trim_start_matches("analytics.");
@@ -488,4 +491,214 @@ async fn example_roles(session: &Session) -> Result<()> {
         println!("     {name:<10} {shown:<26} ({what})");
     }
     Ok(())
+}
+
+/// The inputs the demo's readmission models learn from (columns of analytics.readmission_risk).
+const RISK_FEATURES: &str = "age_years, length_of_stay_days, emergent, ed_visits_6m, admissions_12m, \
+     charlson_index, diagnosis_count, hemoglobin_g_dl, sodium_mmol_l, oncology, had_procedure";
+
+/// The seed and held-out share of the demo's models (and of the scores' AUROC beside them).
+const SPLIT_SEED: u64 = 42;
+const TEST_FRACTION: f64 = 0.3;
+
+/// Step 6 and 7: the scores and two trained models side by side on the same held-out people,
+/// then an alert to a webhook sink the demo runs, fired and then suppressed.
+async fn risk_and_alerts(session: &Session) -> Result<()> {
+    use arrow::array::Array;
+    println!(
+        "\n6. Readmission risk (analytics.readmission_risk): LACE and HOSPITAL scores, and models trained in SQL"
+    );
+    let training = format!(
+        "SELECT CAST(person_key AS VARCHAR) AS person_key, {RISK_FEATURES}, readmitted_30d \
+         FROM analytics.readmission_risk WHERE readmission_window_closed"
+    );
+    let mut models = Vec::new();
+    for kind in ["logistic", "gbdt"] {
+        let started = Instant::now();
+        let result = session
+            .sql(&format!(
+                "CREATE OR REPLACE MODEL readmission_{kind} FROM ({training}) TARGET readmitted_30d TYPE {kind} \
+                 OPTIONS (split_by = 'person_key', seed = {SPLIT_SEED}, test_fraction = {TEST_FRACTION}, threshold = 0.2)"
+            ))
+            .await
+            .with_context(|| format!("training the {kind} model"))?;
+        let wall = started.elapsed().as_secs_f64();
+        let value = |name: &str| -> Option<f64> {
+            let batch = result.batches.first()?;
+            let column = batch.column_by_name(name)?;
+            let column = arrow::compute::cast(column, &arrow::datatypes::DataType::Float64).ok()?;
+            column
+                .as_any()
+                .downcast_ref::<arrow::array::Float64Array>()
+                .filter(|a| !a.is_empty() && !a.is_null(0))
+                .map(|a| a.value(0))
+        };
+        models.push((
+            kind,
+            value("test_auroc").unwrap_or(f64::NAN),
+            value("test_rows").unwrap_or(0.0),
+            value("fit_seconds").unwrap_or(f64::NAN),
+            wall,
+        ));
+    }
+    // The scores on the same held-out people as the models.
+    let rows = session
+        .sql(
+            "SELECT CAST(person_key AS VARCHAR) AS person_key, CAST(lace_score AS DOUBLE) AS lace, \
+                    CAST(hospital_score AS DOUBLE) AS hospital, readmitted_30d \
+             FROM analytics.readmission_risk WHERE readmission_window_closed",
+        )
+        .await?;
+    let (mut lace, mut hospital, mut outcome) = (Vec::new(), Vec::new(), Vec::new());
+    for batch in &rows.batches {
+        use arrow::array::{Array, AsArray};
+        let person = batch.column(0).as_string::<i32>();
+        let l = batch
+            .column(1)
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        let h = batch
+            .column(2)
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        let y = batch.column(3).as_boolean();
+        for i in 0..batch.num_rows() {
+            if person.is_null(i)
+                || y.is_null(i)
+                || !carelake_model::split::in_test(
+                    SPLIT_SEED,
+                    person.value(i).as_bytes(),
+                    TEST_FRACTION,
+                )
+            {
+                continue;
+            }
+            lace.push(if l.is_null(i) { f64::NAN } else { l.value(i) });
+            hospital.push(if h.is_null(i) { f64::NAN } else { h.value(i) });
+            outcome.push(y.value(i));
+        }
+    }
+    let auroc = |scores: &[f64]| carelake_model::metrics::evaluate(scores, &outcome, 0.5).auroc;
+    println!(
+        "   30-day readmission, held-out people (a {:.0}% split by person_key, seed {SPLIT_SEED}), {} index discharges:",
+        TEST_FRACTION * 100.0,
+        outcome.len()
+    );
+    println!(
+        "   {:<24} {:>7} {:>12} {:>10}",
+        "predictor", "AUROC", "published", "fit (s)"
+    );
+    println!(
+        "   {:<24} {:>7.3} {:>12} {:>10}",
+        "LACE index",
+        auroc(&lace),
+        "0.68",
+        "-"
+    );
+    println!(
+        "   {:<24} {:>7.3} {:>12} {:>10}",
+        "HOSPITAL score",
+        auroc(&hospital),
+        "0.72",
+        "-"
+    );
+    for (kind, test_auroc, _rows, fit, wall) in &models {
+        println!(
+            "   {:<24} {:>7.3} {:>12} {:>10.2}",
+            format!("{kind} (CREATE MODEL)"),
+            test_auroc,
+            "-",
+            fit
+        );
+        tracing::debug!(kind, wall, "model trained");
+    }
+    println!(
+        "   (The generator makes readmissions depend on age and chronic conditions only, so LACE's\n   \
+         length of stay and emergency visits carry no signal here; see docs/RISK.md.)\n   \
+         Use them: SHOW MODELS; EXPLAIN MODEL readmission_logistic;\n   \
+         SELECT predict_proba('readmission_gbdt', {RISK_FEATURES}) FROM analytics.readmission_risk LIMIT 5"
+    );
+
+    println!(
+        "\n7. Alerts: high-risk discharges to a webhook the demo listens on (signed with HMAC-SHA256)"
+    );
+    let (url, received) = webhook_sink().await?;
+    session
+        .sql(&format!(
+            "CREATE OR REPLACE ALERT high_risk_discharges AS \
+             SELECT person_key, encounter_id, facility_id, lace_score, hospital_score, risk \
+             FROM analytics.worklist_readmission_risk WHERE risk = 'high' \
+             EVERY '15 minutes' NOTIFY WEBHOOK '{url}' \
+             SUPPRESS FOR '24 hours' PER (person_key, encounter_id) \
+             UNTIL OUTREACH IN ('reached', 'declined', 'readmitted') \
+             OPTIONS (retries = 1, backoff = '200ms')"
+        ))
+        .await?;
+    let lake = session.lake();
+    let now = chrono::Utc::now();
+    let first = carelake_alert::run_alert(lake, "high_risk_discharges", now).await?;
+    let again = carelake_alert::run_alert(
+        lake,
+        "high_risk_discharges",
+        now + chrono::Duration::hours(1),
+    )
+    .await?;
+    println!(
+        "   run now:      {} high-risk discharge(s); {} alert(s) sent, {} suppressed (alerted in the last 24 h), {} closed by outreach, {} dead-lettered",
+        first.rows, first.sent, first.suppressed, first.completed, first.dead_letter
+    );
+    println!(
+        "   run +1 hour:  {} sent, {} suppressed",
+        again.sent, again.suppressed
+    );
+    println!(
+        "   the sink received {} signed request(s); every attempt is in system.alert_deliveries",
+        received.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    // The sink lives only as long as the demo: the rule would dead-letter after it.
+    session.sql("DROP ALERT high_risk_discharges").await?;
+    Ok(())
+}
+
+/// A webhook receiver on loopback that answers 204 and counts the requests.
+async fn webhook_sink() -> Result<(String, Arc<std::sync::atomic::AtomicUsize>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/carelake-demo", listener.local_addr()?);
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 8192];
+                // Headers, then as much body as they announce.
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if buffer.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    Ok((url, count))
 }

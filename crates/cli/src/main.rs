@@ -1,6 +1,7 @@
 //! The `carelake` command line: init a lake, load files, run SQL, generate synthetic data, run
 //! the demo and the benchmarks.
 
+mod alert;
 mod audit;
 mod bench;
 mod bench_http;
@@ -106,6 +107,8 @@ enum Command {
     /// The audit log: every sign-in, statement, export, grant, policy and user change, as a
     /// hash chain; `verify` recomputes it.
     Audit(audit::AuditArgs),
+    /// Alert rules (made with CREATE ALERT in SQL): run one now, or show its webhook key.
+    Alert(alert::AlertArgs),
     /// List the catalog: tables, views, row counts and lineage.
     Tables,
     /// Generate a deterministic synthetic hospital network as CSV and NDJSON files.
@@ -286,6 +289,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::User { which } => users::run(&cli.lake, principal, which).await,
         Command::Serve(args) => serve::run(&cli.lake, principal, args).await,
         Command::Audit(args) => audit::run(&cli.lake, args).await,
+        Command::Alert(args) => alert::run(&cli.lake, args).await,
         Command::Sql {
             query,
             format,

@@ -129,11 +129,28 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
     };
     let mut tasks = tokio::task::JoinSet::new();
 
-    if args.schedules {
-        let project = Arc::new(crate::pipeline::load_project(args.project.as_ref())?);
-        if !project.has_schedules() {
+    let project = if args.schedules {
+        let project = crate::pipeline::load_project(args.project.as_ref())?;
+        if !project.has_schedules() && args.project.is_some() {
             anyhow::bail!("no model of {} has a `-- schedule:`", project.origin);
         }
+        // Alert rules run when their interval has passed (checked every 15 s), as their owners.
+        let alert_lake = lake.clone();
+        let until = wait();
+        tasks.spawn(async move {
+            tokio::select! {
+                () = run_alerts(alert_lake) => {}
+                () = until => {}
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+        say("Running alert rules on their schedules (SHOW ALERTS lists them).");
+        Some(project).filter(|p| p.has_schedules())
+    } else {
+        None
+    };
+    if let Some(project) = project {
+        let project = Arc::new(project);
         let session = Arc::new(Session::open(lake.clone(), principal.clone()).await?);
         say(&format!(
             "Running the scheduled models of {} (UTC).",
@@ -246,4 +263,16 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         done??;
     }
     Ok(())
+}
+
+/// Runs the alert rules that are due, every 15 seconds.
+async fn run_alerts(lake: carelake_lake::Lake) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+        for (name, result) in carelake_alert::run_due(&lake, chrono::Utc::now()).await {
+            if let Err(e) = result {
+                eprintln!("error: alert {name}: {e}");
+            }
+        }
+    }
 }

@@ -37,6 +37,12 @@ pub enum Error {
     /// A role, grant or policy could not be created, changed or read.
     #[error("{0}")]
     Governance(String),
+    /// An alert rule or delivery could not be stored or read.
+    #[error("{0}")]
+    Alerts(String),
+    /// A model could not be stored or read.
+    #[error("{0}")]
+    Models(String),
     /// The audit log could not be written or read.
     #[error("audit log: {0}")]
     Audit(String),

@@ -135,6 +135,16 @@ impl Lake {
         crate::UserStore::new(self.clone())
     }
 
+    /// The alert rules and their deliveries.
+    pub fn alerts(&self) -> crate::AlertStore {
+        crate::AlertStore::new(self.clone())
+    }
+
+    /// The models trained in SQL (`CREATE MODEL`), every version.
+    pub fn models(&self) -> crate::ModelStore {
+        crate::ModelStore::new(self.clone())
+    }
+
     /// Roles, grants, row and masking policies, user attributes.
     pub fn governance(&self) -> crate::GovernanceStore {
         crate::GovernanceStore::new(self.clone())

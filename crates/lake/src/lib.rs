@@ -11,17 +11,20 @@
 //! let entries = lake.catalog().list().await?;
 //! ```
 
+mod alerts;
 mod audit;
 mod catalog;
 mod error;
 mod governance;
 mod history;
 mod lake;
+mod models;
 mod runs;
 pub mod scram;
 mod users;
 mod util;
 
+pub use alerts::{AlertEvent, AlertRule, AlertStore, Channel, Delivery, RuleState};
 pub use audit::{AuditLog, AuditRecord, ChainedRecord, Verification, audit_schema, verify_chain};
 pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
 pub use error::{Error, Result};
@@ -31,6 +34,7 @@ pub use governance::{
 };
 pub use history::{LoadHistory, LoadRecord, LoadStatus};
 pub use lake::{Lake, TimeTravel};
+pub use models::{ModelEvent, ModelStore, StoredModel};
 pub use runs::{RunHistory, RunRecord};
 pub use scram::ScramVerifier;
 pub use users::{

@@ -446,6 +446,10 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         include_str!("../project/models/analytics/mart_readmissions.sql"),
     ),
     (
+        "analytics/readmission_risk.sql",
+        include_str!("../project/models/analytics/readmission_risk.sql"),
+    ),
+    (
         "analytics/worklist_readmission_risk.sql",
         include_str!("../project/models/analytics/worklist_readmission_risk.sql"),
     ),

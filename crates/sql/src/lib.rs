@@ -12,6 +12,7 @@
 //! let result = session.sql("SELECT count(*) FROM raw.claims").await?;
 //! ```
 
+mod alert;
 mod ddl;
 mod dml;
 mod error;
@@ -20,6 +21,7 @@ mod files;
 mod functions;
 mod govern;
 mod grants;
+mod model;
 mod policy;
 mod risk;
 mod schema;

@@ -121,6 +121,8 @@ pub struct Session {
     pub(crate) registry: Arc<LakeRegistry>,
     /// External tables planned so far, by defining statement.
     pub(crate) externals: std::sync::Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+    /// The models the principal may use, for `predict` and its kin.
+    pub(crate) models: Arc<crate::model::ModelRegistry>,
     identity: std::sync::Mutex<Option<Identity>>,
 }
 
@@ -215,6 +217,8 @@ impl Session {
             .build();
         let ctx = SessionContext::new_with_state(state);
         crate::functions::register(&ctx);
+        let models = Arc::new(crate::model::ModelRegistry::default());
+        crate::model::register(&ctx, &models);
         register_masks(&ctx, &lake.secret().await?);
         let guard = Arc::new(Guard::new(Rules::default(), ctx.state_weak_ref()));
         let catalog = MemoryCatalogProvider::new();
@@ -238,6 +242,7 @@ impl Session {
             system,
             registry,
             externals: std::sync::Mutex::new(HashMap::new()),
+            models,
             identity: std::sync::Mutex::new(None),
         };
         session.refresh().await?;
@@ -338,6 +343,7 @@ impl Session {
         }
         self.register_system_tables(&entries).await?;
         self.refresh_externals(&entries).await?;
+        self.refresh_models().await?;
         // Views may depend on views: plan until nothing more can be planned.
         let mut pending: Vec<&CatalogEntry> = entries
             .iter()
@@ -565,6 +571,12 @@ impl Session {
 
     async fn dispatch(&self, sql: &str, touched: &mut Touched) -> Result<QueryResult> {
         let sql = &crate::statement::normalize_identity_calls(sql);
+        if let Some(alert) = crate::alert::parse_alert(sql)? {
+            return self.alert_statement(alert, touched).await;
+        }
+        if let Some(model) = crate::model::parse_model(sql)? {
+            return self.model_statement(model, touched).await;
+        }
         if let Some(governed) = parse_governed(sql)? {
             return self.governed(governed, touched).await;
         }

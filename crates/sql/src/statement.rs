@@ -51,6 +51,30 @@ pub fn split_statements(script: &str) -> Vec<String> {
     statements
 }
 
+/// `text` cut at each `sep` outside quotes and parentheses.
+pub(crate) fn split_outside_quotes(text: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut depth, mut quote) = (0, 0usize, None::<char>);
+    for (i, c) in text.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                c if c == sep && depth == 0 => {
+                    parts.push(&text[start..i]);
+                    start = i + c.len_utf8();
+                }
+                _ => {}
+            },
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
 /// `current_user()` and `session_user()` as SQL spells them (`current_user`): the SQL parser
 /// takes these names as keywords that take no parentheses. Text in quotes is left alone.
 pub(crate) fn normalize_identity_calls(sql: &str) -> String {

@@ -206,6 +206,24 @@ impl Session {
                 self.system.set(name, Some(history.table_provider().await?));
             }
         }
+        let alerts = Self::alert_rows(&self.visible_alerts().await?)?;
+        self.system.set(
+            "alerts",
+            Some(Arc::new(MemTable::try_new(
+                alerts.schema,
+                vec![vec![alerts.batch]],
+            )?)),
+        );
+        if !rules.allows_on(Privilege::Select, "system", "alert_deliveries") {
+            self.system.set("alert_deliveries", None);
+        } else if let Some(deliveries) = self
+            .lake
+            .load_delta(&self.lake.alerts().deliveries_url()?, TimeTravel::Latest)
+            .await?
+        {
+            self.system
+                .set("alert_deliveries", Some(deliveries.table_provider().await?));
+        }
         if !rules.allows_on(Privilege::Select, "system", "audit") {
             self.system.set("audit", None);
         } else if let Some(audit) = self.lake.audit_table().await? {

@@ -1,6 +1,7 @@
 //! Integration tests for carelake: the SQL surface (sqllogictest), the command line on the real
 //! binary, bad input, concurrent writers and interoperability with an independent Delta reader.
 
+mod alerts;
 mod cdc;
 mod cli;
 mod concurrency;
@@ -12,6 +13,7 @@ mod interop;
 mod link;
 mod load;
 mod mllp;
+mod models;
 mod openapi;
 mod pg;
 mod pipeline;

@@ -150,12 +150,57 @@ fn default_project_on_generated_data_matches_the_truth() {
         "flagged but not in the truth: {extra:?}; in the truth but not flagged: {missed:?}"
     );
 
+    // Right-censoring: discharges within 30 days of the data's end are marked, and the mart
+    // counts only the closed windows.
+    let open = ws.scalar(
+        "SELECT count(*) FROM analytics.fact_encounter WHERE encounter_class = 'inpatient' AND NOT readmission_window_closed",
+    );
+    assert_ne!(open, "0", "no discharge in the last 30 days of data");
+    assert_eq!(
+        ws.scalar("SELECT sum(index_discharges) FROM analytics.mart_readmissions"),
+        ws.scalar(
+            "SELECT count(*) FROM analytics.fact_encounter WHERE readmitted_30d IS NOT NULL AND readmission_window_closed"
+        )
+    );
+    assert_eq!(
+        ws.scalar(
+            "SELECT count(*) FROM analytics.fact_encounter WHERE readmission_window_closed \
+             AND discharge_time > (SELECT max(admit_time) FROM analytics.fact_encounter) - INTERVAL '29 days'"
+        ),
+        "0"
+    );
+    // The risk table: one row per index discharge, scores within their ranges, provenance.
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM analytics.readmission_risk"),
+        index_stays.to_string()
+    );
+    assert_eq!(
+        ws.scalar(
+            "SELECT count(*) FROM analytics.readmission_risk WHERE lace_score NOT BETWEEN 0 AND 19 \
+             OR hospital_score NOT BETWEEN 0 AND 13 OR lace_score IS NULL OR hospital_score IS NULL \
+             OR lace_l + lace_a + lace_c + lace_e <> lace_score \
+             OR hospital_h + hospital_o + hospital_s + hospital_p + hospital_i + hospital_a + hospital_l <> hospital_score"
+        ),
+        "0"
+    );
+    assert_eq!(
+        ws.scalar(
+            "SELECT count(*) FROM analytics.readmission_risk WHERE charlson_index > 0 AND coalesce(cardinality(charlson_codes), 0) = 0"
+        ),
+        "0"
+    );
+    assert_ne!(
+        ws.scalar("SELECT count(hemoglobin_observed_at) FROM analytics.readmission_risk"),
+        "0",
+        "no hemoglobin result reached a stay"
+    );
+
     // Nothing new: nothing runs again.
     let again = ws.ok(&["run"]);
-    assert_eq!(again.matches("up to date").count(), 19, "{again}");
+    assert_eq!(again.matches("up to date").count(), 20, "{again}");
     assert_eq!(
         ws.scalar("SELECT count(*) FROM system.runs WHERE status = 'up_to_date'"),
-        "19"
+        "20"
     );
 }
 
@@ -164,7 +209,7 @@ fn project_init_writes_a_copy_that_runs() {
     let ws = Workspace::new();
     let dir = ws.path("proj").to_string_lossy().into_owned();
     let out = ws.ok(&["project", "init", &dir]);
-    assert!(out.contains("Wrote 20 models"), "{out}");
+    assert!(out.contains("Wrote 21 models"), "{out}");
     let show = ws.ok(&["project", "show", &dir]);
     assert!(show.contains("curated.person_xref"), "{show}");
     let err = ws.fails(&["project", "init", &dir]);

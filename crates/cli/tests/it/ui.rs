@@ -31,15 +31,18 @@ fn ui_as_user(
     base: &str,
     user: &str,
     queries: &[&str],
+    outreach: Option<&str>,
 ) -> std::collections::HashMap<String, serde_json::Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui/ui-as-user.cjs");
-    let out = Command::new("node")
-        .arg(script)
+    let mut node = Command::new("node");
+    node.arg(script)
         .args([base, user, EXAMPLE_PASSWORD])
         .args(queries)
-        .env("CARELAKE_CHROMIUM", chromium)
-        .output()
-        .expect("run node");
+        .env("CARELAKE_CHROMIUM", chromium);
+    if let Some(outcome) = outreach {
+        node.env("CARELAKE_OUTREACH", outcome);
+    }
+    let out = node.output().expect("run node");
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -114,6 +117,7 @@ fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
     };
     for table in [
         "analytics.fact_encounter",
+        "analytics.readmission_risk",
         "analytics.mart_census",
         "analytics.mart_readmissions",
         "analytics.mart_length_of_stay",
@@ -188,6 +192,7 @@ fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
             "SELECT DISTINCT facility_id FROM analytics.fact_encounter",
             "SELECT count(*) FROM raw.encounters",
         ],
+        Some("reached"),
     );
     let worklist = &seen["worklist"];
     assert_eq!(worklist["status"], 200);
@@ -206,6 +211,38 @@ fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
     for row in rows {
         assert_eq!(row[column].as_str(), Some(facility.as_str()), "{row}");
     }
+    // The outreach form wrote one event, which the stream lands in the lake once.
+    assert_eq!(
+        seen["outreach"]["error"],
+        serde_json::Value::Null,
+        "{}",
+        seen["outreach"]
+    );
+    let mut landed = Vec::new();
+    for _ in 0..60 {
+        let out = ws.run(&[
+            "sql",
+            "SELECT outcome, recorded_by FROM raw.outreach_events",
+            "--format",
+            "csv",
+        ]);
+        if out.status.success() {
+            landed = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .skip(1)
+                .map(str::to_string)
+                .collect();
+            if !landed.is_empty() {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(
+        landed,
+        ["reached,clinician"],
+        "the outreach event in the lake"
+    );
     let catalog = seen["catalog"]["rows"].as_array().unwrap().len();
     assert!(
         catalog > 0 && catalog < admin_tables,
@@ -222,6 +259,7 @@ fn every_page_loads_charts_draw_and_a_query_runs_in_chromium() {
         &base,
         "analyst",
         &["SELECT DISTINCT first_name FROM analytics.dim_patient"],
+        None,
     );
     assert_eq!(
         seen["sql0"]["csv"],

@@ -38,6 +38,16 @@ async function grid(page) {
     let response = await page.goto(`${base}/worklist?risk=all`);
     emit({ what: 'worklist', status: response.status(), ...(await grid(page)) });
 
+    // With CARELAKE_OUTREACH=outcome: record that outcome with the first row's form.
+    const outcome = process.env.CARELAKE_OUTREACH;
+    if (outcome) {
+      const form = page.locator('form.outreach').first();
+      await form.locator('select').selectOption(outcome);
+      await Promise.all([page.waitForURL(/\/worklist/), form.locator('button').click()]);
+      const error = await page.$('.error');
+      emit({ what: 'outreach', url: page.url(), error: error ? (await error.textContent()).trim() : null });
+    }
+
     response = await page.goto(`${base}/catalog`);
     emit({ what: 'catalog', status: response.status(), ...(await grid(page)) });
 

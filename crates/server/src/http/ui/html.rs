@@ -77,6 +77,15 @@ pub(crate) fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
 
 /// A result grid: header and rows; `numeric` columns are right-aligned.
 pub(crate) fn table(headers: &[String], rows: &[Vec<String>], numeric: &[bool]) -> String {
+    grid(headers, rows, numeric, false)
+}
+
+/// [`table`] whose last column is HTML carelake wrote (a form), not data.
+pub(crate) fn table_html(headers: &[String], rows: &[Vec<String>], numeric: &[bool]) -> String {
+    grid(headers, rows, numeric, true)
+}
+
+fn grid(headers: &[String], rows: &[Vec<String>], numeric: &[bool], html_last: bool) -> String {
     let mut out = String::from(r#"<div class="grid"><table><thead><tr>"#);
     for (i, h) in headers.iter().enumerate() {
         let class = if numeric.get(i).copied().unwrap_or(false) {
@@ -95,7 +104,11 @@ pub(crate) fn table(headers: &[String], rows: &[Vec<String>], numeric: &[bool]) 
             } else {
                 ""
             };
-            let _ = write!(out, "<td{class}>{}</td>", esc(cell));
+            if html_last && i + 1 == row.len() {
+                let _ = write!(out, "<td{class}>{cell}</td>");
+            } else {
+                let _ = write!(out, "<td{class}>{}</td>", esc(cell));
+            }
         }
         out.push_str("</tr>");
     }
@@ -139,6 +152,7 @@ button.secondary { background:#fff; color:var(--accent); }
 .login { max-width:340px; margin:10vh auto; } .login label { display:block; margin:10px 0 4px; }
 .login input { width:100%; padding:7px; border:1px solid var(--line); border-radius:6px; font:inherit; }
 .actions { display:flex; gap:8px; margin:8px 0; align-items:center; }
+form.outreach { display:flex; gap:4px; margin:0; } form.outreach select, form.outreach button { padding:2px 6px; }
 rect.bar { fill:var(--accent); } polyline.line { stroke:var(--accent); stroke-width:2; } circle.dot { fill:var(--accent); }
 line.grid { stroke:#e3e8ee; } text.tick { font-size:11px; fill:var(--muted); }
 rect.node { fill:#fff; stroke:var(--accent); } rect.node.current { fill:#e6f1f4; stroke-width:2; }

@@ -23,7 +23,7 @@ use carelake_sql::QueryResult;
 use serde::Deserialize;
 
 use super::AppState;
-use html::{cells, esc, page, table};
+use html::{cells, esc, page, table, table_html};
 
 /// The session cookie's name.
 const COOKIE: &str = "carelake_session";
@@ -36,6 +36,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/worklist", get(worklist))
+        .route("/worklist/outreach", post(record_outreach))
         .route("/catalog", get(catalog))
         .route("/catalog/{name}", get(catalog_table))
         .route("/sql", get(sql_form).post(sql_run))
@@ -289,7 +290,8 @@ async fn overview(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> R
         // KPIs over all inpatient stays.
         "SELECT count(*) AS admissions, count(DISTINCT person_key) AS patients, \
                 round(avg(length_of_stay_days), 2) AS mean_los, \
-                round(100.0 * sum(CASE WHEN readmitted_30d THEN 1 ELSE 0 END) / nullif(count(readmitted_30d), 0), 1) AS readmission_pct \
+                round(100.0 * sum(CASE WHEN readmitted_30d AND readmission_window_closed THEN 1 ELSE 0 END) \
+                      / nullif(count(CASE WHEN readmission_window_closed THEN readmitted_30d END), 0), 1) AS readmission_pct \
          FROM analytics.fact_encounter WHERE encounter_class = 'inpatient'",
         // Admissions per month, the last 24 months of data.
         "SELECT month, admissions FROM (SELECT to_char(admit_time, '%Y-%m') AS month, count(*) AS admissions \
@@ -324,7 +326,7 @@ async fn overview(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> R
         kpi("inpatient admissions", &value(0)),
         kpi("patients admitted", &value(1)),
         kpi("mean length of stay (days)", &value(2)),
-        kpi("30-day readmission rate (%)", &value(3)),
+        kpi("30-day readmission rate (%, closed windows)", &value(3)),
         card(
             "Admissions",
             "Inpatient admissions per month (last 24 months of data).",
@@ -332,7 +334,7 @@ async fn overview(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> R
         ),
         card(
             "30-day readmission rate",
-            "Share of index discharges readmitted within 30 days, by discharge month.",
+            "Share of index discharges readmitted within 30 days, by discharge month. Discharges in the last 30 days of data are left out: their 30-day window has not closed.",
             &svg::line("30-day readmission rate by month", &trend, "%")
         ),
         card(
@@ -370,19 +372,31 @@ async fn worklist(
         .into_response();
     }
     let all = q.risk.as_deref() == Some("all");
-    let filter = if all { "" } else { "WHERE risk = 'high'" };
-    let sql = format!(
-        "SELECT last_name, first_name, birth_date, phone, facility_id, \
-                CAST(discharge_time AS DATE) AS discharged, length_of_stay_days AS los_days, \
-                principal_diagnosis, charlson_index, ed_visits_6m, lace_score, risk \
-         FROM {VIEW} {filter} ORDER BY lace_score DESC, discharge_time DESC LIMIT 500"
+    let filter = if all { "" } else { "WHERE w.risk = 'high'" };
+    let columns = "w.person_key, w.encounter_id, w.last_name, w.first_name, w.birth_date, w.phone, w.facility_id, \
+                   CAST(w.discharge_time AS DATE) AS discharged, w.length_of_stay_days AS los_days, \
+                   w.principal_diagnosis, w.charlson_index, w.ed_visits_6m, w.admissions_12m, \
+                   w.lace_score, w.hospital_score, w.risk";
+    let order = "ORDER BY w.lace_score + w.hospital_score DESC, w.discharge_time DESC LIMIT 500";
+    // With the last outreach for the person, where the principal may read the outreach log.
+    let with_outreach = format!(
+        "SELECT {columns}, o.outcome AS last_outreach, o.recorded_at AS outreach_at FROM {VIEW} w \
+         LEFT JOIN (SELECT CAST(person_key AS VARCHAR) AS person_key, \
+                           last_value(outcome ORDER BY recorded_at) AS outcome, max(recorded_at) AS recorded_at \
+                    FROM raw.outreach_events GROUP BY 1) o ON o.person_key = CAST(w.person_key AS VARCHAR) \
+         {filter} {order}"
+    );
+    let without = format!(
+        "SELECT {columns}, CAST(NULL AS VARCHAR) AS last_outreach, CAST(NULL AS VARCHAR) AS outreach_at \
+         FROM {VIEW} w {filter} {order}"
     );
     let counts =
         format!("SELECT count(*), sum(CASE WHEN risk = 'high' THEN 1 ELSE 0 END) FROM {VIEW}");
-    let (result, counts) = match (
-        run(&state, &user, &sql).await,
-        run(&state, &user, &counts).await,
-    ) {
+    let result = match run(&state, &user, &with_outreach).await {
+        Ok(r) => Ok(r),
+        Err(_) => run(&state, &user, &without).await,
+    };
+    let (result, counts) = match (result, run(&state, &user, &counts).await) {
         (Ok(r), Ok(c)) => (r, c),
         (Err(e), _) | (_, Err(e)) => return failure("Worklist", "/worklist", &user, &e),
     };
@@ -395,18 +409,138 @@ async fn worklist(
     } else {
         r#"<a href="/worklist?risk=all">Show every recent discharge</a>"#
     };
+    let mut headers = headers_of(&result);
+    // person_key and encounter_id identify the row for the form; they are not shown.
+    headers.drain(..2);
+    headers.push("record outreach".into());
+    let numeric: Vec<bool> = {
+        let mut n = numeric_columns(&result);
+        n.drain(..2.min(n.len()));
+        n.push(false);
+        n
+    };
+    let rows: Vec<Vec<String>> = cells(&result.batches)
+        .into_iter()
+        .map(|mut row| {
+            let person = row.remove(0);
+            let encounter = row.remove(0);
+            row.push(outreach_form(&person, &encounter));
+            row
+        })
+        .collect();
     let body = format!(
-        r#"<h1>Worklist</h1><p class="muted">Patients to contact: inpatients discharged in the last 30 days of data who are not back yet, by LACE readmission risk (10 or more is high). {} recent discharges, {} at high risk. {toggle}</p>{}
-<p class="muted">From the view <a href="/catalog/{VIEW}">{VIEW}</a>; the trained risk models replace it later.</p>"#,
+        r#"<h1>Worklist</h1><p class="muted">Patients to contact: inpatients discharged in the last 30 days of data who are not back yet, by readmission risk: LACE (10 or more is high) and HOSPITAL (7 or more is high). {} recent discharges, {} at high risk. {toggle}</p>{}
+<p class="muted">From the view <a href="/catalog/{VIEW}">{VIEW}</a> over <a href="/catalog/analytics.readmission_risk">analytics.readmission_risk</a>, which has each score's components and inputs. An outcome recorded here goes to raw.outreach_events (through the streaming ingest) and stops further alerts for the patient where an alert says so.</p>"#,
         esc(counts.first().map_or("0", String::as_str)),
         esc(counts.get(1).map_or("0", String::as_str)),
-        table(
-            &headers_of(&result),
-            &cells(&result.batches),
-            &numeric_columns(&result)
-        ),
+        table_html(&headers, &rows, &numeric),
     );
     Html(page("Worklist", "/worklist", Some(&user.name), &body)).into_response()
+}
+
+/// The outcomes a care coordinator records.
+const OUTCOMES: [(&str, &str); 4] = [
+    ("reached", "Reached"),
+    ("left_message", "Left message"),
+    ("declined", "Declined"),
+    ("readmitted", "Readmitted"),
+];
+
+fn outreach_form(person: &str, encounter: &str) -> String {
+    let options: String = OUTCOMES
+        .iter()
+        .map(|(v, label)| format!(r#"<option value="{v}">{label}</option>"#))
+        .collect();
+    format!(
+        r#"<form method="post" action="/worklist/outreach" class="outreach"><input type="hidden" name="person_key" value="{}"><input type="hidden" name="encounter_id" value="{}"><select name="outcome" aria-label="outcome">{options}</select><button type="submit" class="secondary">Record</button></form>"#,
+        esc(person),
+        esc(encounter)
+    )
+}
+
+#[derive(Deserialize)]
+struct OutreachForm {
+    person_key: String,
+    encounter_id: String,
+    outcome: String,
+}
+
+/// `POST /worklist/outreach`: an outreach outcome for a patient on the principal's worklist,
+/// appended to the `outreach_events` stream (write-ahead log, then `raw.outreach_events`).
+async fn record_outreach(
+    State(state): State<Arc<AppState>>,
+    UiUser(user): UiUser,
+    headers: HeaderMap,
+    Form(form): Form<OutreachForm>,
+) -> Response {
+    if cross_site(&headers) {
+        return refused();
+    }
+    const VIEW: &str = "analytics.worklist_readmission_risk";
+    if !OUTCOMES.iter().any(|(v, _)| *v == form.outcome) {
+        return failure("Worklist", "/worklist", &user, "unknown outcome");
+    }
+    let session = match state.session(&user).await {
+        Ok(s) => s,
+        Err(e) => return failure("Worklist", "/worklist", &user, e.message()),
+    };
+    let table = match carelake_ingest::stream_table("outreach_events") {
+        Ok(t) => t,
+        Err(e) => return failure("Worklist", "/worklist", &user, &e.to_string()),
+    };
+    if let Err(e) = session.authorize_write(&table) {
+        return failure("Worklist", "/worklist", &user, &e.to_string());
+    }
+    // Only a patient on this principal's worklist (their row policies decide which).
+    let quote = |s: &str| s.replace('\'', "''");
+    let check = format!(
+        "SELECT count(*) FROM {VIEW} WHERE CAST(person_key AS VARCHAR) = '{}' AND CAST(encounter_id AS VARCHAR) = '{}'",
+        quote(&form.person_key),
+        quote(&form.encounter_id)
+    );
+    match run(&state, &user, &check).await {
+        Ok(r)
+            if cells(&r.batches)
+                .first()
+                .and_then(|row| row.first())
+                .is_some_and(|c| c != "0") => {}
+        Ok(_) => {
+            return failure(
+                "Worklist",
+                "/worklist",
+                &user,
+                "that discharge is not on your worklist",
+            );
+        }
+        Err(e) => return failure("Worklist", "/worklist", &user, &e),
+    }
+    let event = serde_json::json!({
+        "event_id": uuid::Uuid::new_v4().to_string(),
+        "person_key": form.person_key,
+        "encounter_id": form.encounter_id,
+        "outcome": form.outcome,
+        "recorded_by": user.name,
+        "recorded_at": chrono::Utc::now().to_rfc3339(),
+    })
+    .to_string();
+    let Some(event) = carelake_ingest::StreamEvent::parse(&event) else {
+        return failure(
+            "Worklist",
+            "/worklist",
+            &user,
+            "the event could not be built",
+        );
+    };
+    if let Err(e) = session
+        .record_action("ingest", std::slice::from_ref(&table), Some(1), None)
+        .await
+    {
+        return failure("Worklist", "/worklist", &user, &e.to_string());
+    }
+    match state.ingest.append("outreach_events", vec![event]).await {
+        Ok(_) => Redirect::to("/worklist?recorded=1").into_response(),
+        Err(e) => failure("Worklist", "/worklist", &user, &e.to_string()),
+    }
 }
 
 async fn catalog(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> Response {

@@ -1,0 +1,366 @@
+//! Alert rules and their deliveries. Rules are an append-only Delta table of events at
+//! `<lake>/_carelake/alerts` (saved, dropped, ran), folded in time order; every delivery
+//! attempt (and every row held back by suppression) is a row of
+//! `<lake>/_carelake/alert_deliveries`, which `system.alert_deliveries` shows and from which
+//! suppression is decided.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use carelake_common::Principal;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::create_system_table;
+use crate::util::{append_to_system_table, int_column, read_table, text_column, time_column};
+use crate::{Error, Lake, Result, TimeTravel};
+
+static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("at", ts, false),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("by", DataType::Utf8, false),
+    ]))
+});
+
+static DELIVERIES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("at", ts, false),
+        Field::new("alert", DataType::Utf8, false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("alert_key", DataType::Utf8, false),
+        Field::new("channel", DataType::Utf8, false),
+        Field::new("attempt", DataType::Int64, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("response_code", DataType::Int64, true),
+        Field::new("detail", DataType::Utf8, true),
+    ]))
+});
+
+/// Where an alert goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Channel {
+    /// An HTTP POST of the alert as JSON, signed with HMAC-SHA256.
+    Webhook {
+        /// The URL.
+        url: String,
+    },
+    /// A Slack-compatible incoming webhook (`{"text": …}`).
+    Slack {
+        /// The URL.
+        url: String,
+    },
+    /// Email over SMTP.
+    Email {
+        /// The recipients.
+        to: Vec<String>,
+        /// The SMTP server as a URL: `smtp://host:25`, `smtp://user:pass@host:587?tls=required`,
+        /// `smtps://host:465`.
+        via: String,
+    },
+}
+
+impl Channel {
+    /// `webhook`, `slack` or `email`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Webhook { .. } => "webhook",
+            Channel::Slack { .. } => "slack",
+            Channel::Email { .. } => "email",
+        }
+    }
+
+    /// Where it goes, without credentials (for listings).
+    pub fn target(&self) -> String {
+        let strip = |u: &str| match url::Url::parse(u) {
+            Ok(mut url) => {
+                let _ = url.set_password(None);
+                let _ = url.set_username("");
+                url.set_query(None);
+                url.to_string()
+            }
+            Err(_) => "(invalid URL)".into(),
+        };
+        match self {
+            Channel::Webhook { url } | Channel::Slack { url } => strip(url),
+            Channel::Email { to, via } => format!("{} via {}", to.join(", "), strip(via)),
+        }
+    }
+}
+
+/// An alert rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// The rule's name (lower case).
+    pub name: String,
+    /// Who created it: the query runs as them.
+    pub owner: String,
+    /// Whether the owner is the lake's local owner (the command line without `--as`), whose
+    /// roles are not in the users table.
+    pub owner_local: bool,
+    /// The query; each row is an alert.
+    pub query: String,
+    /// How often it runs under `carelake serve --schedules`.
+    pub every_seconds: u64,
+    /// Where alerts go.
+    pub channel: Channel,
+    /// An alert sent for a key is not sent again for this long.
+    pub suppress_seconds: Option<u64>,
+    /// The columns that make a row's key (none: the whole row).
+    pub per: Vec<String>,
+    /// Outreach outcomes after which a key is not alerted again (empty: none).
+    pub until_outcomes: Vec<String>,
+    /// Delivery attempts after the first.
+    pub retries: u32,
+    /// The wait before the first retry; each further one waits twice as long.
+    pub backoff_ms: u64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A change to the alert rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AlertEvent {
+    /// A rule was created or replaced.
+    Saved(AlertRule),
+    /// A rule was dropped.
+    Dropped {
+        /// The rule.
+        name: String,
+    },
+    /// A rule ran (for the schedule).
+    Ran {
+        /// The rule.
+        name: String,
+        /// When (the run's clock).
+        at: DateTime<Utc>,
+    },
+}
+
+/// One delivery attempt, or a row held back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// When (the run's clock).
+    pub at: DateTime<Utc>,
+    /// The rule.
+    pub alert: String,
+    /// The run it belongs to.
+    pub run_id: String,
+    /// The row's key (a JSON array of the key columns' values).
+    pub key: String,
+    /// `webhook`, `slack`, `email`.
+    pub channel: String,
+    /// 1 for the first try (0 for a row held back).
+    pub attempt: i64,
+    /// `sent`, `failed` (will be retried), `dead_letter` (the last try failed),
+    /// `suppressed` (sent within the window), `completed` (an outreach closed it).
+    pub status: String,
+    /// The HTTP status or SMTP reply code.
+    pub response_code: Option<i64>,
+    /// Why it failed (no row data).
+    pub detail: Option<String>,
+}
+
+/// A rule with its last run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleState {
+    /// The rule.
+    pub rule: AlertRule,
+    /// Its last run.
+    pub last_run: Option<DateTime<Utc>>,
+}
+
+/// The alerts of a lake.
+#[derive(Debug, Clone)]
+pub struct AlertStore {
+    lake: Lake,
+}
+
+impl AlertStore {
+    pub(crate) fn new(lake: Lake) -> Self {
+        Self { lake }
+    }
+
+    /// The deliveries table's URL, for SQL access.
+    pub fn deliveries_url(&self) -> Result<url::Url> {
+        self.lake.system_table_url("alert_deliveries")
+    }
+
+    /// Appends an event.
+    pub async fn record(&self, event: &AlertEvent, by: &Principal) -> Result<()> {
+        create_system_table(&self.lake, "alerts", &EVENTS_SCHEMA, "carelake alert rules").await?;
+        let rows = [(
+            Utc::now(),
+            serde_json::to_string(event)
+                .map_err(|e| Error::Alerts(format!("encoding an alert event: {e}")))?,
+        )];
+        let batch = RecordBatch::try_new(
+            Arc::clone(&EVENTS_SCHEMA),
+            vec![
+                time_column(&rows, |r| r.0),
+                text_column(&rows, |r| Some(r.1.clone())),
+                text_column(&rows, |_| Some(by.name.clone())),
+            ],
+        )?;
+        append_to_system_table(&self.lake, "alerts", batch).await
+    }
+
+    /// The rules in force, by name, with their last runs.
+    pub async fn rules(&self) -> Result<BTreeMap<String, RuleState>> {
+        let url = self.lake.system_table_url("alerts")?;
+        let mut rules = BTreeMap::new();
+        let Some(table) = self.lake.load_delta(&url, TimeTravel::Latest).await? else {
+            return Ok(rules);
+        };
+        let mut events = Vec::new();
+        for batch in read_table(&table).await? {
+            let at = arrow::compute::cast(
+                batch
+                    .column_by_name("at")
+                    .ok_or_else(|| Error::Alerts("the alerts table has no at".into()))?,
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            )?;
+            let at = at.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            let text = arrow::compute::cast(
+                batch
+                    .column_by_name("event")
+                    .ok_or_else(|| Error::Alerts("the alerts table has no event".into()))?,
+                &DataType::Utf8,
+            )?;
+            let text = text.as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                let event: AlertEvent = serde_json::from_str(text.value(i)).map_err(|e| {
+                    Error::Alerts(format!(
+                        "an unreadable alert event (written by a newer carelake?): {e}"
+                    ))
+                })?;
+                events.push((at.value(i), event));
+            }
+        }
+        events.sort_by_key(|(at, _)| *at);
+        for (_, event) in events {
+            match event {
+                AlertEvent::Saved(rule) => {
+                    rules.insert(
+                        rule.name.clone(),
+                        RuleState {
+                            rule,
+                            last_run: None,
+                        },
+                    );
+                }
+                AlertEvent::Dropped { name } => {
+                    rules.remove(&name);
+                }
+                AlertEvent::Ran { name, at } => {
+                    if let Some(state) = rules.get_mut(&name) {
+                        state.last_run = Some(state.last_run.map_or(at, |l| l.max(at)));
+                    }
+                }
+            }
+        }
+        Ok(rules)
+    }
+
+    /// Appends delivery records in one commit.
+    pub async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        create_system_table(
+            &self.lake,
+            "alert_deliveries",
+            &DELIVERIES_SCHEMA,
+            "carelake alert deliveries: every attempt and every row held back",
+        )
+        .await?;
+        let batch = RecordBatch::try_new(
+            Arc::clone(&DELIVERIES_SCHEMA),
+            vec![
+                time_column(deliveries, |d| d.at),
+                text_column(deliveries, |d| Some(d.alert.clone())),
+                text_column(deliveries, |d| Some(d.run_id.clone())),
+                text_column(deliveries, |d| Some(d.key.clone())),
+                text_column(deliveries, |d| Some(d.channel.clone())),
+                int_column(deliveries, |d| d.attempt),
+                text_column(deliveries, |d| Some(d.status.clone())),
+                Arc::new(
+                    deliveries
+                        .iter()
+                        .map(|d| d.response_code)
+                        .collect::<arrow::array::Int64Array>(),
+                ),
+                text_column(deliveries, |d| d.detail.clone()),
+            ],
+        )?;
+        append_to_system_table(&self.lake, "alert_deliveries", batch).await
+    }
+
+    /// Every delivery of `alert` (with status and time), oldest first.
+    pub async fn deliveries(&self, alert: &str) -> Result<Vec<Delivery>> {
+        let Some(table) = self
+            .lake
+            .load_delta(&self.deliveries_url()?, TimeTravel::Latest)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for batch in read_table(&table).await? {
+            let col = |name: &str, t: &DataType| -> Result<arrow::array::ArrayRef> {
+                Ok(arrow::compute::cast(
+                    batch.column_by_name(name).ok_or_else(|| {
+                        Error::Alerts(format!("the deliveries table has no {name}"))
+                    })?,
+                    t,
+                )?)
+            };
+            let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+            let at = col("at", &ts)?;
+            let at = at.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            let texts: Vec<arrow::array::ArrayRef> = [
+                "alert",
+                "run_id",
+                "alert_key",
+                "channel",
+                "status",
+                "detail",
+            ]
+            .iter()
+            .map(|n| col(n, &DataType::Utf8))
+            .collect::<Result<_>>()?;
+            let t = |k: usize, i: usize| {
+                let s = texts[k].as_string::<i32>();
+                (!s.is_null(i)).then(|| s.value(i).to_string())
+            };
+            let attempt = col("attempt", &DataType::Int64)?;
+            let attempt = attempt.as_primitive::<Int64Type>();
+            let code = col("response_code", &DataType::Int64)?;
+            let code = code.as_primitive::<Int64Type>();
+            for i in 0..batch.num_rows() {
+                if t(0, i).as_deref() != Some(alert) {
+                    continue;
+                }
+                out.push(Delivery {
+                    at: DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default(),
+                    alert: alert.to_string(),
+                    run_id: t(1, i).unwrap_or_default(),
+                    key: t(2, i).unwrap_or_default(),
+                    channel: t(3, i).unwrap_or_default(),
+                    attempt: attempt.value(i),
+                    status: t(4, i).unwrap_or_default(),
+                    response_code: (!code.is_null(i)).then(|| code.value(i)),
+                    detail: t(5, i),
+                });
+            }
+        }
+        out.sort_by_key(|d| (d.at, d.attempt));
+        Ok(out)
+    }
+}
