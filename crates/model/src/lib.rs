@@ -15,6 +15,7 @@ mod linalg;
 mod logistic;
 pub mod metrics;
 mod model;
+mod nan;
 pub mod split;
 
 pub use error::{Error, Result};

@@ -70,7 +70,7 @@ pub(crate) fn fit(x: &Matrix, y: &[bool], l2: f64, max_iterations: u64) -> Resul
             intercept -= coefficients[j] * means[j];
         }
     }
-    let std_errors = wald_std_errors(x, intercept, &coefficients);
+    let std_errors = wald_std_errors(x, intercept, &coefficients, l2, &sds);
     Ok(Fitted {
         intercept,
         coefficients,
@@ -80,8 +80,17 @@ pub(crate) fn fit(x: &Matrix, y: &[bool], l2: f64, max_iterations: u64) -> Resul
     })
 }
 
-/// √diag((Zᵀ W Z)⁻¹) for Z = [1, x], W = p(1 − p); the intercept's error is left out.
-fn wald_std_errors(x: &Matrix, intercept: f64, coefficients: &[f64]) -> Vec<f64> {
+/// √diag(H⁻¹) for the Hessian of the penalised log-likelihood, H = Zᵀ W Z + P with Z = [1, x],
+/// W = p(1 − p) and P the L2 penalty on each coefficient in the features' own scale
+/// (`l2 / sd²`), which also keeps H invertible when text levels or flags are collinear. A
+/// constant feature has no error (NaN). The intercept's error is left out.
+fn wald_std_errors(
+    x: &Matrix,
+    intercept: f64,
+    coefficients: &[f64],
+    l2: f64,
+    sds: &[f64],
+) -> Vec<f64> {
     let (n, p) = (x.rows, x.cols);
     let k = p + 1;
     let mut information = vec![0.0; k * k];
@@ -107,8 +116,25 @@ fn wald_std_errors(x: &Matrix, intercept: f64, coefficients: &[f64]) -> Vec<f64>
             information[a * k + b] = information[b * k + a];
         }
     }
+    for j in 0..p {
+        let d = (j + 1) * k + (j + 1);
+        // A constant column carries no information: a unit stands in so that the rest inverts.
+        information[d] += if sds[j] > 0.0 {
+            l2 / (sds[j] * sds[j])
+        } else {
+            1.0
+        };
+    }
     match crate::linalg::invert(&information, k) {
-        Some(inverse) => (1..k).map(|j| inverse[j * k + j].max(0.0).sqrt()).collect(),
+        Some(inverse) => (1..k)
+            .map(|j| {
+                if sds[j - 1] > 0.0 {
+                    inverse[j * k + j].max(0.0).sqrt()
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect(),
         None => vec![f64::NAN; p],
     }
 }

@@ -13,11 +13,14 @@ pub struct Metrics {
     /// Rows whose outcome is positive.
     pub positives: usize,
     /// Area under the ROC curve (the C-statistic); ties count one half.
+    #[serde(with = "crate::nan")]
     pub auroc: f64,
     /// Area under the precision–recall curve, as average precision (step-wise, no
     /// interpolation).
+    #[serde(with = "crate::nan")]
     pub auprc: f64,
     /// Mean squared difference between the probability and the outcome (0 is perfect).
+    #[serde(with = "crate::nan")]
     pub brier: f64,
     /// Calibration by decile of the predicted probability.
     pub calibration: Vec<CalibrationBin>,
@@ -34,8 +37,10 @@ pub struct CalibrationBin {
     /// Rows in the decile.
     pub rows: usize,
     /// Mean predicted probability.
+    #[serde(with = "crate::nan")]
     pub mean_predicted: f64,
     /// Share of rows with a positive outcome.
+    #[serde(with = "crate::nan")]
     pub observed_rate: f64,
 }
 

@@ -2,9 +2,10 @@
 //! by a hash of the seed and the person's key, so the split is the same in every run and in
 //! every process, and does not depend on the order of rows.
 
-/// FNV-1a over the seed and the key, then a final mix (splitmix64) so that nearby keys spread.
+/// FNV-1a over the seed's bytes and the key, then a final mix (splitmix64) so that nearby keys
+/// spread.
 fn hash(seed: u64, key: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in seed.to_le_bytes().iter().chain(key) {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);

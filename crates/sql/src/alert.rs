@@ -183,7 +183,7 @@ pub(crate) fn parse_alert(sql: &str) -> Result<Option<AlertStatement>> {
     let name_tokens = crate::statement::tokenize(&sql[..as_at])?;
     let name = name_tokens
         .last()
-        .filter(|_| name_tokens.len() == if or_replace { 4 } else { 3 })
+        .filter(|_| name_tokens.len() == if or_replace { 5 } else { 3 })
         .ok_or_else(|| Error::Syntax("expected CREATE ALERT name AS …".into()))?
         .to_ascii_lowercase();
     carelake_lake::check_role_name(&name).map_err(|e| Error::Syntax(format!("alert {e}")))?;

@@ -86,6 +86,11 @@ fn demo_prints_kpis_and_fills_the_catalog() {
         "30-day readmission rate",
         "Average length of stay by facility",
         "St. Mary's Hospital",
+        "LACE index",
+        "HOSPITAL score",
+        "logistic (CREATE MODEL)",
+        "gbdt (CREATE MODEL)",
+        "run +1 hour:  0 sent",
         "Go on with",
     ] {
         assert!(out.contains(expected), "missing {expected}:\n{out}");

@@ -348,7 +348,54 @@ async fn overview(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> R
             &svg::bars("Length of stay by facility", &pairs(&results[4]), "")
         ),
     );
+    let body = body + &risk_panel(&state, &user).await;
     Html(page("Overview", "/", Some(&user.name), &body)).into_response()
+}
+
+/// The risk panel: discharges by LACE score, and the observed 30-day readmission rate by LACE
+/// score (a calibration view of the index), over closed 30-day windows.
+async fn risk_panel(state: &AppState, user: &User) -> String {
+    const TABLE: &str = "analytics.readmission_risk";
+    if !has_table(state, user, TABLE).await {
+        return String::new();
+    }
+    let distribution = format!(
+        "SELECT CAST(lace_score AS VARCHAR), count(*) FROM {TABLE} \
+         WHERE readmission_window_closed GROUP BY lace_score ORDER BY lace_score"
+    );
+    let observed = format!(
+        "SELECT CAST(lace_score AS VARCHAR), round(100.0 * avg(CASE WHEN readmitted_30d THEN 1.0 ELSE 0.0 END), 1) \
+         FROM {TABLE} WHERE readmission_window_closed GROUP BY lace_score ORDER BY lace_score"
+    );
+    let hospital = format!(
+        "SELECT CAST(hospital_score AS VARCHAR), round(100.0 * avg(CASE WHEN readmitted_30d THEN 1.0 ELSE 0.0 END), 1) \
+         FROM {TABLE} WHERE readmission_window_closed GROUP BY hospital_score ORDER BY hospital_score"
+    );
+    let (Ok(distribution), Ok(observed), Ok(hospital)) = (
+        run(state, user, &distribution).await,
+        run(state, user, &observed).await,
+        run(state, user, &hospital).await,
+    ) else {
+        return String::new();
+    };
+    format!(
+        r#"<h2>Readmission risk</h2><div class="cards">{}{}{}</div>"#,
+        card(
+            "Discharges by LACE score",
+            "Index discharges whose 30-day window has closed, by LACE index (0-19).",
+            &svg::bars("Discharges by LACE score", &pairs(&distribution), "")
+        ),
+        card(
+            "Observed readmission rate by LACE score",
+            "Calibration: the share readmitted within 30 days at each LACE score; a useful score rises left to right.",
+            &svg::bars("Readmission rate by LACE score", &pairs(&observed), "%")
+        ),
+        card(
+            "Observed readmission rate by HOSPITAL score",
+            "The same for the HOSPITAL score (0-13; 7 or more is high risk).",
+            &svg::bars("Readmission rate by HOSPITAL score", &pairs(&hospital), "%")
+        ),
+    )
 }
 
 #[derive(Deserialize)]
