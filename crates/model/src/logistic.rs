@@ -116,14 +116,10 @@ fn wald_std_errors(
             information[a * k + b] = information[b * k + a];
         }
     }
-    for j in 0..p {
+    for (j, sd) in sds.iter().enumerate().take(p) {
         let d = (j + 1) * k + (j + 1);
         // A constant column carries no information: a unit stands in so that the rest inverts.
-        information[d] += if sds[j] > 0.0 {
-            l2 / (sds[j] * sds[j])
-        } else {
-            1.0
-        };
+        information[d] += if *sd > 0.0 { l2 / (sd * sd) } else { 1.0 };
     }
     match crate::linalg::invert(&information, k) {
         Some(inverse) => (1..k)

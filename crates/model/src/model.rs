@@ -117,7 +117,7 @@ pub enum Params {
         booster: String,
         /// The booster read from it, once.
         #[serde(skip)]
-        loaded: OnceLock<PerpetualBooster>,
+        loaded: Box<OnceLock<PerpetualBooster>>,
     },
 }
 
@@ -275,7 +275,7 @@ pub fn train(
             let booster = gbdt::fit(&x_train, &y_train, options.budget, options.seed)?;
             let importance = gbdt::importance(&booster, names.len());
             let json = gbdt::to_json(&booster)?;
-            let loaded = OnceLock::new();
+            let loaded = Box::new(OnceLock::new());
             let _ = loaded.set(booster);
             (
                 Params::Gbdt {

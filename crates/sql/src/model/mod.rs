@@ -113,8 +113,8 @@ fn target_values(array: &ArrayRef, target: &str) -> Result<Vec<Option<bool>>> {
                 Ok(None)
             } else {
                 match f.value(i) {
-                    v if v == 0.0 => Ok(Some(false)),
-                    v if v == 1.0 => Ok(Some(true)),
+                    0.0 => Ok(Some(false)),
+                    1.0 => Ok(Some(true)),
                     _ => Err(bad()),
                 }
             }
