@@ -14,17 +14,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::create_system_table;
-use crate::util::{append_to_system_table, int_column, read_table, text_column, time_column};
+use crate::util::{
+    append_events, append_to_system_table, int_column, read_events, read_table, text_column,
+    time_column,
+};
 use crate::{Error, Lake, Result, TimeTravel};
-
-static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    Arc::new(Schema::new(vec![
-        Field::new("at", ts, false),
-        Field::new("event", DataType::Utf8, false),
-        Field::new("by", DataType::Utf8, false),
-    ]))
-});
 
 static DELIVERIES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
@@ -194,57 +188,22 @@ impl AlertStore {
 
     /// Appends an event.
     pub async fn record(&self, event: &AlertEvent, by: &Principal) -> Result<()> {
-        create_system_table(&self.lake, "alerts", &EVENTS_SCHEMA, "carelake alert rules").await?;
-        let rows = [(
-            Utc::now(),
-            serde_json::to_string(event)
-                .map_err(|e| Error::Alerts(format!("encoding an alert event: {e}")))?,
-        )];
-        let batch = RecordBatch::try_new(
-            Arc::clone(&EVENTS_SCHEMA),
-            vec![
-                time_column(&rows, |r| r.0),
-                text_column(&rows, |r| Some(r.1.clone())),
-                text_column(&rows, |_| Some(by.name.clone())),
-            ],
-        )?;
-        append_to_system_table(&self.lake, "alerts", batch).await
+        append_events(
+            &self.lake,
+            "alerts",
+            "carelake alert rules",
+            std::slice::from_ref(event),
+            by,
+            Error::Alerts,
+        )
+        .await
     }
 
     /// The rules in force, by name, with their last runs.
     pub async fn rules(&self) -> Result<BTreeMap<String, RuleState>> {
-        let url = self.lake.system_table_url("alerts")?;
         let mut rules = BTreeMap::new();
-        let Some(table) = self.lake.load_delta(&url, TimeTravel::Latest).await? else {
-            return Ok(rules);
-        };
-        let mut events = Vec::new();
-        for batch in read_table(&table).await? {
-            let at = arrow::compute::cast(
-                batch
-                    .column_by_name("at")
-                    .ok_or_else(|| Error::Alerts("the alerts table has no at".into()))?,
-                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            )?;
-            let at = at.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-            let text = arrow::compute::cast(
-                batch
-                    .column_by_name("event")
-                    .ok_or_else(|| Error::Alerts("the alerts table has no event".into()))?,
-                &DataType::Utf8,
-            )?;
-            let text = text.as_string::<i32>();
-            for i in 0..batch.num_rows() {
-                let event: AlertEvent = serde_json::from_str(text.value(i)).map_err(|e| {
-                    Error::Alerts(format!(
-                        "an unreadable alert event (written by a newer carelake?): {e}"
-                    ))
-                })?;
-                events.push((at.value(i), event));
-            }
-        }
-        events.sort_by_key(|(at, _)| *at);
-        for (_, event) in events {
+        let events: Vec<AlertEvent> = read_events(&self.lake, "alerts", Error::Alerts).await?;
+        for event in events {
             match event {
                 AlertEvent::Saved(rule) => {
                     rules.insert(

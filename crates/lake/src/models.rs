@@ -3,27 +3,13 @@
 //! features, training query and metrics as one JSON document the SQL layer writes and reads),
 //! `DROP MODEL` hides the name; earlier versions stay in the table's history.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
-
-use arrow::array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::Principal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-use crate::catalog::create_system_table;
-use crate::util::{append_to_system_table, read_table, text_column, time_column};
-use crate::{Error, Lake, Result, TimeTravel};
-
-static MODELS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    Arc::new(Schema::new(vec![
-        Field::new("at", ts, false),
-        Field::new("event", DataType::Utf8, false),
-        Field::new("by", DataType::Utf8, false),
-    ]))
-});
+use crate::util::{append_events, read_events};
+use crate::{Error, Lake, Result};
 
 /// One version of a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,73 +65,21 @@ impl ModelStore {
     }
 
     async fn append(&self, event: &ModelEvent, by: &Principal) -> Result<()> {
-        create_system_table(
+        append_events(
             &self.lake,
             "models",
-            &MODELS_SCHEMA,
             "carelake models trained in SQL, every version",
+            std::slice::from_ref(event),
+            by,
+            Error::Models,
         )
-        .await?;
-        let row = (
-            Utc::now(),
-            serde_json::to_string(event)
-                .map_err(|e| Error::Models(format!("encoding a model: {e}")))?,
-        );
-        let rows = [row];
-        let batch = RecordBatch::try_new(
-            Arc::clone(&MODELS_SCHEMA),
-            vec![
-                time_column(&rows, |r| r.0),
-                text_column(&rows, |r| Some(r.1.clone())),
-                text_column(&rows, |_| Some(by.name.clone())),
-            ],
-        )?;
-        append_to_system_table(&self.lake, "models", batch).await
+        .await
     }
 
     async fn fold(&self) -> Result<Folded> {
-        let url = self.lake.system_table_url("models")?;
         let mut folded = Folded::default();
-        let Some(table) = self.lake.load_delta(&url, TimeTravel::Latest).await? else {
-            return Ok(folded);
-        };
-        let mut events: Vec<(i64, ModelEvent)> = Vec::new();
-        for batch in read_table(&table).await? {
-            let column = |name: &str, t: &DataType| -> Result<_> {
-                let c = batch
-                    .column_by_name(name)
-                    .ok_or_else(|| Error::Models(format!("the models table has no {name}")))?;
-                Ok(arrow::compute::cast(c, t)?)
-            };
-            let at = column(
-                "at",
-                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            )?;
-            let at = at
-                .as_any()
-                .downcast_ref::<TimestampMicrosecondArray>()
-                .cloned()
-                .ok_or_else(|| Error::Models("unreadable event times".into()))?;
-            let text = column("event", &DataType::Utf8)?;
-            let text = text
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .ok_or_else(|| Error::Models("unreadable model events".into()))?;
-            for i in 0..batch.num_rows() {
-                if text.is_null(i) {
-                    continue;
-                }
-                let event = serde_json::from_str::<ModelEvent>(text.value(i)).map_err(|e| {
-                    Error::Models(format!(
-                        "an unreadable model event (written by a newer carelake?): {e}"
-                    ))
-                })?;
-                events.push((at.value(i), event));
-            }
-        }
-        events.sort_by_key(|(at, _)| *at);
-        for (_, event) in events {
+        let events: Vec<ModelEvent> = read_events(&self.lake, "models", Error::Models).await?;
+        for event in events {
             match event {
                 ModelEvent::Saved(model) => {
                     folded.live.insert(model.name.clone(), true);

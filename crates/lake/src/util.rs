@@ -88,3 +88,98 @@ pub(crate) fn time_column<R>(
         .with_timezone("UTC"),
     )
 }
+
+/// The schema of the lake's event tables (governance, models, alerts): when, the event as
+/// JSON, and who.
+pub(crate) static EVENTS_SCHEMA: std::sync::LazyLock<arrow::datatypes::SchemaRef> =
+    std::sync::LazyLock::new(|| {
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        Arc::new(Schema::new(vec![
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("event", DataType::Utf8, false),
+            Field::new("by", DataType::Utf8, false),
+        ]))
+    });
+
+/// Appends `events` to the event table `_carelake/<name>` (made on first use) in one commit,
+/// a microsecond apart so that they keep their order; `fail` words an encoding error.
+pub(crate) async fn append_events<E: serde::Serialize>(
+    lake: &Lake,
+    name: &str,
+    comment: &str,
+    events: &[E],
+    by: &carelake_common::Principal,
+    fail: fn(String) -> Error,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    crate::catalog::create_system_table(lake, name, &EVENTS_SCHEMA, comment).await?;
+    let now = chrono::Utc::now();
+    let rows: Vec<(chrono::DateTime<chrono::Utc>, String)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            Ok((
+                now + chrono::Duration::microseconds(i as i64),
+                serde_json::to_string(e).map_err(|e| fail(format!("encoding an event: {e}")))?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let batch = RecordBatch::try_new(
+        Arc::clone(&EVENTS_SCHEMA),
+        vec![
+            time_column(&rows, |r| r.0),
+            text_column(&rows, |r| Some(r.1.clone())),
+            text_column(&rows, |_| Some(by.name.clone())),
+        ],
+    )?;
+    append_to_system_table(lake, name, batch).await
+}
+
+/// Every event of `_carelake/<name>` in time order (none when the table does not exist yet).
+pub(crate) async fn read_events<E: serde::de::DeserializeOwned>(
+    lake: &Lake,
+    name: &str,
+    fail: fn(String) -> Error,
+) -> Result<Vec<E>> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+    let url = lake.system_table_url(name)?;
+    let Some(table) = lake.load_delta(&url, TimeTravel::Latest).await? else {
+        return Ok(Vec::new());
+    };
+    let mut events: Vec<(i64, E)> = Vec::new();
+    for batch in read_table(&table).await? {
+        let column = |c: &str, t: &DataType| -> Result<ArrayRef> {
+            let array = batch
+                .column_by_name(c)
+                .ok_or_else(|| fail(format!("the {name} table has no {c}")))?;
+            Ok(arrow::compute::cast(array, t)?)
+        };
+        let at = column(
+            "at",
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )?;
+        let at = at.as_primitive::<TimestampMicrosecondType>();
+        let text = column("event", &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            if text.is_null(i) {
+                continue;
+            }
+            let event = serde_json::from_str::<E>(text.value(i)).map_err(|e| {
+                fail(format!(
+                    "an unreadable {name} event (written by a newer carelake?): {e}"
+                ))
+            })?;
+            events.push((at.value(i), event));
+        }
+    }
+    events.sort_by_key(|(at, _)| *at);
+    Ok(events.into_iter().map(|(_, e)| e).collect())
+}
