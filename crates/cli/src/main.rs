@@ -152,6 +152,11 @@ enum Command {
         #[command(subcommand)]
         which: users::UserCommand,
     },
+    /// List and revoke bearer tokens and web UI sessions.
+    Token {
+        #[command(subcommand)]
+        which: users::TokenCommand,
+    },
     /// Run the curation pipeline: SQL models (and the master patient index) in dependency
     /// order, incremental where they can be; every model recorded in system.runs.
     Run(pipeline::RunArgs),
@@ -287,6 +292,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Project { which } => pipeline::project(which),
         Command::Link(args) => tokio::task::spawn_blocking(move || link::run(args)).await?,
         Command::User { which } => users::run(&cli.lake, principal, which).await,
+        Command::Token { which } => users::tokens(&cli.lake, principal, which).await,
         Command::Serve(args) => serve::run(&cli.lake, principal, args).await,
         Command::Audit(args) => audit::run(&cli.lake, args).await,
         Command::Alert(args) => alert::run(&cli.lake, args).await,

@@ -54,6 +54,18 @@ pub(crate) struct ServeArgs {
     /// Pending megabytes that start a flush before the interval is up.
     #[arg(long, default_value_t = 64)]
     pub(crate) flush_mb: u64,
+    /// Failed sign-ins of one user in a row before the account is locked (0: never).
+    #[arg(long, env = "CARELAKE_LOCKOUT_AFTER", default_value_t = 10)]
+    pub(crate) lockout_after: u32,
+    /// Minutes a lock-out lasts unless an admin runs `carelake user unlock` first.
+    #[arg(long, env = "CARELAKE_LOCKOUT_MINUTES", default_value_t = 15.0)]
+    pub(crate) lockout_minutes: f64,
+    /// Hours a bearer token or web UI session lives.
+    #[arg(long, env = "CARELAKE_TOKEN_HOURS", default_value_t = 12.0)]
+    pub(crate) token_hours: f64,
+    /// Minutes of inactivity after which a web UI session is signed out.
+    #[arg(long, env = "CARELAKE_UI_IDLE_MINUTES", default_value_t = 30.0)]
+    pub(crate) ui_idle_minutes: f64,
 }
 
 impl ServeArgs {
@@ -73,6 +85,14 @@ fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+/// A duration given in minutes on the command line.
+fn minutes(value: f64, flag: &str) -> Result<Duration> {
+    if !(value.is_finite() && value > 0.0 && value < 1e9) {
+        anyhow::bail!("{flag} must be a positive number");
+    }
+    Ok(Duration::from_secs_f64(value * 60.0))
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -166,6 +186,17 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         });
     }
 
+    // One sign-in state for every listener: back-off, lock-out and revocation hold across
+    // interfaces.
+    let sign_in = carelake_server::SignIn::new(
+        lake.clone(),
+        carelake_server::SignInConfig {
+            lockout_after: args.lockout_after,
+            lockout_for: minutes(args.lockout_minutes, "--lockout-minutes")?,
+            token_lifetime: minutes(args.token_hours * 60.0, "--token-hours")?,
+            ui_idle_timeout: minutes(args.ui_idle_minutes, "--ui-idle-minutes")?,
+        },
+    );
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsConfig {
             cert: cert.clone(),
@@ -176,6 +207,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
     if let Some(addr) = pg {
         let mut config = PgConfig::new(addr);
         config.tls = tls.clone();
+        config.sign_in = Some(Arc::clone(&sign_in));
         let server = PgServer::bind(config, lake.clone())
             .await
             .context("starting the Postgres listener")?;
@@ -212,6 +244,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         let spool = wal_dir.with_file_name("spool");
         let mut config = HttpConfig::new(addr, spool);
         config.tls = tls.clone();
+        config.sign_in = Some(Arc::clone(&sign_in));
         let server = HttpServer::bind(config, lake.clone(), ingest)
             .await
             .context("starting the HTTP API")?;

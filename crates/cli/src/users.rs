@@ -58,6 +58,110 @@ pub(crate) enum UserCommand {
         /// Login name.
         name: String,
     },
+    /// Lift the lock-out of an account locked after repeated failed sign-ins.
+    Unlock {
+        /// Login name.
+        name: String,
+    },
+    /// End every session of a user on every interface: bearer tokens, web UI sessions, open
+    /// Postgres connections and remembered passwords (a running server notices within about a
+    /// second). The user may sign in again.
+    Revoke {
+        /// Login name.
+        name: String,
+    },
+}
+
+/// `carelake token …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// List bearer tokens and web UI sessions (never the tokens themselves): id, user, kind,
+    /// issued, expires, state.
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Also expired, revoked and void ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke tokens by id (as `token list` shows them), or every token of a user.
+    Revoke {
+        /// Token ids.
+        ids: Vec<String>,
+        /// Every token and session of this user.
+        #[arg(long, conflicts_with = "ids")]
+        user: Option<String>,
+    },
+}
+
+pub(crate) async fn tokens(
+    lake_location: &str,
+    principal: Principal,
+    which: TokenCommand,
+) -> Result<()> {
+    let lake = Lake::open(lake_location).await?;
+    let users: std::collections::HashMap<String, carelake_lake::User> = lake
+        .users()
+        .list()
+        .await?
+        .into_iter()
+        .map(|u| (u.name.clone(), u))
+        .collect();
+    let now = chrono::Utc::now();
+    let all = lake.tokens().list().await?;
+    match which {
+        TokenCommand::List { user, all: every } => {
+            println!(
+                "{:<16}  {:<20} {:<4} {:<20} {:<20} state",
+                "id", "user", "kind", "issued", "expires"
+            );
+            for t in all
+                .iter()
+                .filter(|t| user.as_deref().is_none_or(|u| t.user == u))
+            {
+                let state = t.state(users.get(&t.user), now);
+                if !every && state != "active" {
+                    continue;
+                }
+                println!(
+                    "{:<16}  {:<20} {:<4} {:<20} {:<20} {state}",
+                    t.id,
+                    t.user,
+                    t.kind.as_str(),
+                    t.issued_at.format("%Y-%m-%d %H:%M:%S"),
+                    t.expires_at.format("%Y-%m-%d %H:%M:%S"),
+                );
+            }
+        }
+        TokenCommand::Revoke { ids, user } => {
+            let ids: Vec<String> = match &user {
+                Some(name) => {
+                    if !users.contains_key(name) {
+                        anyhow::bail!("no user {name}");
+                    }
+                    all.iter()
+                        .filter(|t| &t.user == name && t.revoked_at.is_none())
+                        .map(|t| t.id.clone())
+                        .collect()
+                }
+                None if ids.is_empty() => anyhow::bail!("name token ids, or --user NAME"),
+                None => ids,
+            };
+            let unknown = lake.tokens().revoke(&ids, &principal).await?;
+            if !unknown.is_empty() {
+                anyhow::bail!("no token {}", unknown.join(", "));
+            }
+            audit_user(
+                &lake,
+                &principal,
+                &format!("token revoke ({} token(s))", ids.len()),
+            )
+            .await?;
+            println!("{} token(s) revoked.", ids.len());
+        }
+    }
+    Ok(())
 }
 
 /// The password from the environment, or a generated one (and whether it was generated).
@@ -100,12 +204,14 @@ pub(crate) async fn run(
     match which {
         UserCommand::List => {
             for user in users.list().await? {
-                println!(
-                    "{:<24} {:<24} {}",
-                    user.name,
-                    user.roles.join(","),
-                    if user.disabled { "disabled" } else { "active" }
-                );
+                let state = if user.disabled {
+                    "disabled".to_string()
+                } else if let Some(at) = user.locked_at {
+                    format!("locked since {}", at.format("%Y-%m-%d %H:%M:%S UTC"))
+                } else {
+                    "active".to_string()
+                };
+                println!("{:<24} {:<24} {state}", user.name, user.roles.join(","));
             }
         }
         UserCommand::Add { name, roles, attrs } => {
@@ -168,7 +274,18 @@ pub(crate) async fn run(
         }
         UserCommand::Enable { name } => {
             users.set_disabled(&name, false, &principal).await?;
+            audit_user(&lake, &principal, &format!("user enable {name}")).await?;
             println!("User {name} enabled.");
+        }
+        UserCommand::Unlock { name } => {
+            users.set_locked(&name, false, &principal).await?;
+            audit_user(&lake, &principal, &format!("user unlock {name}")).await?;
+            println!("User {name} unlocked.");
+        }
+        UserCommand::Revoke { name } => {
+            users.revoke_sessions(&name, &principal).await?;
+            audit_user(&lake, &principal, &format!("user revoke {name}")).await?;
+            println!("Every session and token of {name} ended.");
         }
     }
     Ok(())

@@ -34,6 +34,12 @@ pub enum Error {
     /// A user could not be created, changed or read.
     #[error("{0}")]
     Users(String),
+    /// Too much is going on at once (sign-ins waiting for their turn); try again shortly.
+    #[error("{0}")]
+    Busy(String),
+    /// A token could not be issued, revoked or read.
+    #[error("{0}")]
+    Tokens(String),
     /// A role, grant or policy could not be created, changed or read.
     #[error("{0}")]
     Governance(String),

@@ -135,6 +135,11 @@ impl Lake {
         crate::UserStore::new(self.clone())
     }
 
+    /// Bearer tokens and UI sessions (hashed).
+    pub fn tokens(&self) -> crate::TokenStore {
+        crate::TokenStore::new(self.clone())
+    }
+
     /// The alert rules and their deliveries.
     pub fn alerts(&self) -> crate::AlertStore {
         crate::AlertStore::new(self.clone())

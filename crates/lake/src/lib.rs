@@ -21,6 +21,7 @@ mod lake;
 mod models;
 mod runs;
 pub mod scram;
+mod tokens;
 mod users;
 mod util;
 
@@ -37,8 +38,10 @@ pub use lake::{Lake, TimeTravel};
 pub use models::{ModelEvent, ModelStore, StoredModel};
 pub use runs::{RunHistory, RunRecord};
 pub use scram::ScramVerifier;
+pub use tokens::{IssuedToken, TokenInfo, TokenKind, TokenStore, token_hash, token_id};
 pub use users::{
-    ADMIN_ROLE, FIRST_USER, MIN_PASSWORD_LEN, User, UserStore, generate_password, hash_password,
-    verify_password,
+    ADMIN_ROLE, Argon2Permit, FIRST_USER, MIN_PASSWORD_LEN, User, UserStore, argon2_permit,
+    check_user_password, check_user_password_with, generate_password, hash_password,
+    verify_bounded, verify_password,
 };
 pub use util::{append_batches, read_columns, read_table, row_count};

@@ -60,6 +60,16 @@ pub struct User {
     pub disabled: bool,
     /// When the user was created.
     pub created_at: DateTime<Utc>,
+    /// When the password was last set (sign-ins and tokens from before it are void).
+    pub password_set_at: DateTime<Utc>,
+    /// When the account was locked after repeated failed sign-ins (until an admin unlocks it or
+    /// the server's lock-out time has passed); `None` when it is not locked.
+    pub locked_at: Option<DateTime<Utc>>,
+    /// When an admin last ended all of the user's sessions and tokens (`carelake user revoke`):
+    /// whatever was signed in before is void.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When the user was last disabled or enabled.
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for User {
@@ -68,6 +78,7 @@ impl std::fmt::Debug for User {
             .field("name", &self.name)
             .field("roles", &self.roles)
             .field("disabled", &self.disabled)
+            .field("locked_at", &self.locked_at)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +92,23 @@ impl User {
     /// The SCRAM-SHA-256 verifier of the user's password, when one is stored.
     pub fn scram_verifier(&self) -> Option<ScramVerifier> {
         self.scram.as_deref().and_then(ScramVerifier::parse)
+    }
+
+    /// The latest moment before which every sign-in of the user is void: a password change,
+    /// an admin's revocation, or the account being disabled (enabling it again does not bring
+    /// old sessions back).
+    pub fn void_before(&self) -> DateTime<Utc> {
+        let mut at = self.password_set_at;
+        for t in [self.revoked_at, self.disabled_at].into_iter().flatten() {
+            at = at.max(t);
+        }
+        at
+    }
+
+    /// Whether a sign-in made at `signed_in_at` still stands: the user is enabled and nothing
+    /// has voided it since.
+    pub fn sign_in_stands(&self, signed_in_at: DateTime<Utc>) -> bool {
+        !self.disabled && signed_in_at >= self.void_before()
     }
 }
 
@@ -238,6 +266,9 @@ impl UserStore {
                     "disable" => "disable",
                     "enable" => "enable",
                     "scram" => "scram",
+                    "lock" => "lock",
+                    "unlock" => "unlock",
+                    "revoke" => "revoke",
                     _ => continue,
                 };
                 let value = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
@@ -274,17 +305,33 @@ impl UserStore {
                             scram: None,
                             disabled: false,
                             created_at: e.at,
+                            password_set_at: e.at,
+                            locked_at: None,
+                            revoked_at: None,
+                            disabled_at: None,
                         },
                     );
                 }
                 ("password", Some(u)) => {
                     u.password_hash = e.password_hash.clone().unwrap_or_default();
                     u.scram = None;
+                    u.password_set_at = e.at;
+                    // A new password also lifts a lock-out.
+                    u.locked_at = None;
                 }
                 ("scram", Some(u)) => u.scram = e.password_hash.clone(),
                 ("roles", Some(u)) => u.roles = roles(&e.roles),
-                ("disable", Some(u)) => u.disabled = true,
-                ("enable", Some(u)) => u.disabled = false,
+                ("disable", Some(u)) => {
+                    u.disabled = true;
+                    u.disabled_at = Some(e.at);
+                }
+                ("enable", Some(u)) => {
+                    u.disabled = false;
+                    u.disabled_at = Some(e.at);
+                }
+                ("lock", Some(u)) => u.locked_at = Some(e.at),
+                ("unlock", Some(u)) => u.locked_at = None,
+                ("revoke", Some(u)) => u.revoked_at = Some(e.at),
                 _ => {}
             }
             let _ = &e.by;
@@ -362,6 +409,32 @@ impl UserStore {
         .await
     }
 
+    /// Locks the user's account (after repeated failed sign-ins) or unlocks it.
+    pub async fn set_locked(&self, name: &str, locked: bool, by: &Principal) -> Result<()> {
+        self.mark(name, if locked { "lock" } else { "unlock" }, by)
+            .await
+    }
+
+    /// Ends every session and token of the user signed in until now, on every interface.
+    pub async fn revoke_sessions(&self, name: &str, by: &Principal) -> Result<()> {
+        self.mark(name, "revoke", by).await
+    }
+
+    async fn mark(&self, name: &str, action: &'static str, by: &Principal) -> Result<()> {
+        if self.get(name).await?.is_none() {
+            return Err(Error::Users(format!("no user {name}")));
+        }
+        self.append(&[Event {
+            at: Utc::now(),
+            user: name.to_string(),
+            action,
+            password_hash: None,
+            roles: None,
+            by: by.name.clone(),
+        }])
+        .await
+    }
+
     /// Sets the roles a user holds (replacing the ones held before).
     pub async fn set_roles(&self, name: &str, roles: &[String], by: &Principal) -> Result<()> {
         if self.get(name).await?.is_none() {
@@ -378,21 +451,99 @@ impl UserStore {
         .await
     }
 
-    /// The user, when `password` is theirs and they are not disabled. Takes tens of
-    /// milliseconds on purpose (Argon2id): callers cache what they verified.
+    /// The user, when `password` is theirs and they are not disabled (a lock-out is the
+    /// caller's to check: its length is the server's setting). Takes tens of milliseconds on
+    /// purpose (Argon2id), behind [`verify_bounded`]: callers cache what they verified.
     pub async fn verify(&self, name: &str, password: &str) -> Result<Option<User>> {
-        let Some(user) = self.get(name).await? else {
-            // Spend the same time as a wrong password, so that names cannot be probed.
-            let _ = verify_password(password, DUMMY_HASH.as_str());
-            return Ok(None);
-        };
-        let hash = user.password_hash.clone();
-        let candidate = password.to_string();
+        let user = self.get(name).await?;
+        Ok(check_user_password(user, password).await?)
+    }
+}
+
+/// Checks `password` against `user` (or, for no user, against a made-up hash, spending the
+/// same time so that names cannot be probed): the user when it matches and they are enabled.
+pub async fn check_user_password(user: Option<User>, password: &str) -> Result<Option<User>> {
+    let permit = argon2_permit().await?;
+    Ok(check_user_password_with(permit, user, password).await)
+}
+
+/// [`check_user_password`] with a turn already taken ([`argon2_permit`]).
+pub async fn check_user_password_with(
+    permit: Argon2Permit,
+    user: Option<User>,
+    password: &str,
+) -> Option<User> {
+    let hash = user
+        .as_ref()
+        .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
+    let ok = permit.verify(password, &hash).await;
+    user.filter(|u| ok && !u.disabled)
+}
+
+/// At most this many Argon2id verifications run at once (one per core), each on a blocking
+/// thread: each takes ~19 MiB and a core for tens of milliseconds, so that a flood of sign-ins
+/// queues here instead of exhausting memory or the async runtime.
+static ARGON2_PERMITS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(
+        std::thread::available_parallelism()
+            .map(std::num::NonZeroUsize::get)
+            .unwrap_or(2),
+    )
+});
+
+/// Sign-ins waiting for a turn at once; more are refused as busy rather than queued.
+const MAX_WAITING_VERIFICATIONS: usize = 256;
+
+static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How long a verification waits for its turn before the sign-in is refused as busy.
+const VERIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A turn at Argon2id verification (see [`argon2_permit`]).
+#[derive(Debug)]
+pub struct Argon2Permit(#[allow(dead_code)] tokio::sync::SemaphorePermit<'static>);
+
+impl Argon2Permit {
+    /// Verifies `password` against a PHC hash on a blocking thread, then gives the turn back.
+    pub async fn verify(self, password: &str, hash: &str) -> bool {
+        let (candidate, hash) = (password.to_string(), hash.to_string());
         let ok = tokio::task::spawn_blocking(move || verify_password(&candidate, &hash))
             .await
             .unwrap_or(false);
-        Ok((ok && !user.disabled).then_some(user))
+        drop(self);
+        ok
     }
+}
+
+/// Waits for a turn at Argon2id verification: at most one per core runs at once, at most
+/// [`MAX_WAITING_VERIFICATIONS`] wait, none longer than ten seconds ([`Error::Busy`] then).
+pub async fn argon2_permit() -> Result<Argon2Permit> {
+    use std::sync::atomic::Ordering;
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITING.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let busy = || Error::Busy("too many sign-ins at once; try again shortly".into());
+    if WAITING.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING_VERIFICATIONS {
+        WAITING.fetch_sub(1, Ordering::Relaxed);
+        return Err(busy());
+    }
+    let _waiting = Waiting;
+    let permit = tokio::time::timeout(VERIFY_WAIT, ARGON2_PERMITS.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    Ok(Argon2Permit(permit))
+}
+
+/// Verifies `password` against a PHC hash with bounded concurrency, off the async runtime.
+pub async fn verify_bounded(password: &str, hash: &str) -> Result<bool> {
+    Ok(argon2_permit().await?.verify(password, hash).await)
+}
+
+impl UserStore {
 
     /// Creates the first user when the lake has none: with `password` when given, otherwise a
     /// generated one, which is returned so that it can be shown once.

@@ -21,30 +21,12 @@ mod error;
 mod http;
 mod mllp;
 mod pg;
+mod signin;
 mod tls;
 
 pub use error::{Error, Result};
 pub use http::{DEFAULT_HTTP_ADDR, HttpConfig, HttpServer};
 pub use mllp::{DEFAULT_MLLP_PORT, MllpConfig, MllpServer};
 pub use pg::{DEFAULT_PG_ADDR, PgConfig, PgServer};
+pub use signin::{MAX_DELAY, Refusal, SignIn, SignInConfig};
 pub use tls::TlsConfig;
-
-/// Records a sign-in (or a refused one) in the audit log. A sign-in whose record cannot be
-/// written is logged, not refused: the refusal of the statements that follow covers it.
-pub(crate) async fn audit_sign_in(
-    lake: &carelake_lake::Lake,
-    user: &str,
-    interface: carelake_common::Interface,
-    peer: Option<String>,
-    ok: bool,
-) {
-    let mut record = carelake_lake::AuditRecord::new(user, interface.as_str(), "sign_in");
-    record.peer = peer;
-    if !ok {
-        record.outcome = "denied".into();
-        record.detail = Some("wrong user name or password".into());
-    }
-    if let Err(e) = lake.audit_append(vec![record]).await {
-        tracing::error!(error = %e, "The audit record of a sign-in could not be written.");
-    }
-}

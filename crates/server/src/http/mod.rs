@@ -43,6 +43,9 @@ pub struct HttpConfig {
     pub spool_dir: std::path::PathBuf,
     /// Certificate and key: HTTPS only when set.
     pub tls: Option<crate::TlsConfig>,
+    /// The sign-in state to share with the other listeners of the process (one is made with
+    /// [`SignInConfig`](crate::SignInConfig)'s defaults when `None`).
+    pub sign_in: Option<Arc<crate::SignIn>>,
 }
 
 impl HttpConfig {
@@ -57,6 +60,7 @@ impl HttpConfig {
             max_events: 100_000,
             spool_dir: spool_dir.into(),
             tls: None,
+            sign_in: None,
         }
     }
 }
@@ -96,7 +100,7 @@ impl Metrics {
 pub(crate) struct AppState {
     pub(crate) lake: Lake,
     pub(crate) config: HttpConfig,
-    pub(crate) credentials: auth::Credentials,
+    pub(crate) sign_in: Arc<crate::SignIn>,
     pub(crate) sessions: tokio::sync::Mutex<HashMap<SessionKey, Arc<UserSession>>>,
     pub(crate) ingest: StreamIngest,
     pub(crate) metrics: Metrics,
@@ -203,6 +207,8 @@ impl AppState {
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
+    /// Seconds for a `Retry-After` header (429 and 503).
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -210,6 +216,7 @@ impl ApiError {
         Self {
             status,
             message: carelake_common::redact_literals(&message.into()),
+            retry_after: None,
         }
     }
     /// The message (literals blanked).
@@ -254,7 +261,7 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Basic realm=\"carelake\", charset=\"UTF-8\""),
             );
         }
-        response
+        auth::with_retry_after(response, self.retry_after)
     }
 }
 
@@ -297,10 +304,14 @@ impl HttpServer {
                 addr: config.addr.to_string(),
                 source,
             })?;
+        let sign_in = config
+            .sign_in
+            .clone()
+            .unwrap_or_else(|| crate::SignIn::new(lake.clone(), crate::SignInConfig::default()));
         let state = Arc::new(AppState {
             lake,
             config,
-            credentials: auth::Credentials::default(),
+            sign_in,
             sessions: tokio::sync::Mutex::new(HashMap::new()),
             ingest,
             metrics: Metrics::default(),

@@ -16,7 +16,7 @@ use carelake_ingest::StreamEvent;
 use carelake_sql::QueryResult;
 use serde_json::{Value, json};
 
-use super::auth::{Authed, TOKEN_LIFETIME};
+use super::auth::{Authed, PasswordAuthed};
 use super::{ApiError, AppState};
 
 /// Media type of Arrow IPC streams.
@@ -447,14 +447,18 @@ async fn table(
     .into_response())
 }
 
-/// `POST /api/v1/tokens`: a bearer token for the signed-in user.
+/// `POST /api/v1/tokens`: a bearer token for a user signing in with their password (never
+/// against another token, so that a token cannot renew itself).
 async fn token(
     State(state): State<Arc<AppState>>,
-    Authed(user): Authed,
+    PasswordAuthed(user): PasswordAuthed,
 ) -> Result<Response, ApiError> {
-    let token = state.credentials.issue(&user);
-    let expires =
-        chrono::Utc::now() + chrono::Duration::from_std(TOKEN_LIFETIME).unwrap_or_default();
+    let token = state
+        .sign_in
+        .issue(&user, carelake_lake::TokenKind::Api)
+        .await?;
+    let expires = chrono::Utc::now()
+        + chrono::Duration::from_std(state.sign_in.config().token_lifetime).unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({

@@ -88,12 +88,15 @@ impl ScramStartup {
         ctx.update(&self.shared.mock_secret);
         ctx.update(name.as_bytes());
         let salt = ctx.finish().as_ref()[..16].to_vec();
-        let mut unguessable = [0u8; 32];
-        let _ = ring::rand::SystemRandom::new().fill(&mut unguessable);
-        ScramVerifier::with_salt(&B64.encode(unguessable), salt, ITERATIONS)
+        ScramVerifier::unmatchable(salt, ITERATIONS)
     }
 
-    async fn challenge(&self, name: &str, client_first: &[u8]) -> PgWireResult<Challenge> {
+    async fn challenge(
+        &self,
+        name: &str,
+        peer: std::net::IpAddr,
+        client_first: &[u8],
+    ) -> PgWireResult<Challenge> {
         let text = std::str::from_utf8(client_first).map_err(|_| protocol("not UTF-8"))?;
         // gs2-header: channel-binding flag, authorisation identity, then the bare message.
         let mut parts = text.splitn(3, ',');
@@ -115,13 +118,19 @@ impl ScramStartup {
             .find_map(|a| a.strip_prefix("r="))
             .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic() && b != b','))
             .ok_or_else(|| protocol("no client nonce"))?;
-        let user = self
-            .shared
-            .lake
-            .users()
-            .get(name)
-            .await
-            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let sign_in = &self.shared.sign_in;
+        let user = match sign_in.admit(name, Some(peer)).await {
+            Ok(user) => user,
+            Err(refusal) => {
+                sign_in.refused(name, Some(peer), carelake_common::Interface::Postgres, &refusal);
+                let code = match refusal {
+                    crate::Refusal::Internal(_) => "XX000",
+                    crate::Refusal::Busy => "53300",
+                    _ => "28P01",
+                };
+                return Err(fatal(code, refusal.to_string()));
+            }
+        };
         let usable = user.filter(|u| !u.disabled);
         let verifier = match usable.as_ref().map(|u| (u, u.scram_verifier())) {
             Some((_, Some(v))) => v,
@@ -236,7 +245,9 @@ impl StartupHandler for ScramStartup {
                     .cloned()
                     .ok_or(PgWireError::UserNameRequired)?;
                 let data = initial.data.unwrap_or_default();
-                let challenge = self.challenge(&name, &data).await?;
+                let challenge = self
+                    .challenge(&name, client.socket_addr().ip(), &data)
+                    .await?;
                 client
                     .send(PgWireBackendMessage::Authentication(
                         Authentication::SASLContinue(Bytes::from(challenge.server_first.clone())),
@@ -253,28 +264,16 @@ impl StartupHandler for ScramStartup {
                     .cloned()
                     .unwrap_or_default();
                 let peer = client.socket_addr().to_string();
+                let peer_ip = client.socket_addr().ip();
+                let postgres = carelake_common::Interface::Postgres;
                 let Some((user, server_final)) = outcome else {
                     *state = State::Done;
-                    crate::audit_sign_in(
-                        &self.shared.lake,
-                        &name,
-                        carelake_common::Interface::Postgres,
-                        Some(peer),
-                        false,
-                    )
-                    .await;
+                    self.shared.sign_in.failed(&name, Some(peer_ip), postgres).await;
                     return Err(PgWireError::InvalidPassword(name));
                 };
                 *state = State::Done;
                 drop(state);
-                crate::audit_sign_in(
-                    &self.shared.lake,
-                    &user.name,
-                    carelake_common::Interface::Postgres,
-                    Some(peer.clone()),
-                    true,
-                )
-                .await;
+                self.shared.sign_in.succeeded(&user, Some(peer_ip), postgres);
                 self.query
                     .sign_in(&self.shared, &user, peer)
                     .await

@@ -99,6 +99,9 @@ impl QueryHandler {
         let hook = CarelakeHook {
             session: Arc::new(session),
             refreshed: tokio::sync::Mutex::new(Instant::now()),
+            sign_in: Arc::clone(&shared.sign_in),
+            user: user.name.clone(),
+            signed_in_at: chrono::Utc::now(),
         };
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(hook),
@@ -154,6 +157,9 @@ impl ExtendedQueryHandler for QueryHandler {
 struct CarelakeHook {
     session: Arc<Session>,
     refreshed: tokio::sync::Mutex<Instant>,
+    sign_in: Arc<crate::SignIn>,
+    user: String,
+    signed_in_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl std::fmt::Debug for CarelakeHook {
@@ -271,6 +277,27 @@ impl CarelakeHook {
     /// Reads the catalog again when the connection's view is more than a second old, so that
     /// tables made by others appear.
     async fn refresh(&self) -> PgWireResult<()> {
+        // A disabled user, a changed password or an admin's revocation ends the connection's
+        // sign-in at its next statement (the users are read again at most every second).
+        match self
+            .sign_in
+            .still_signed_in(&self.user, self.signed_in_at)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "28000".into(),
+                    "the session has ended: the user was disabled, changed password or was signed out by an admin; sign in again".into(),
+                ))));
+            }
+            Err(e) => {
+                return Err(PgWireError::ApiError(Box::new(std::io::Error::other(
+                    e.to_string(),
+                ))));
+            }
+        }
         let mut refreshed = self.refreshed.lock().await;
         if refreshed.elapsed() > REFRESH_AFTER {
             self.session.refresh().await.map_err(sql_error)?;

@@ -47,6 +47,9 @@ pub struct PgConfig {
     pub max_connections: usize,
     /// Longest a statement may run unless the client sets `statement_timeout` itself.
     pub statement_timeout: Duration,
+    /// The sign-in state to share with the other listeners of the process (one is made with
+    /// [`SignInConfig`](crate::SignInConfig)'s defaults when `None`).
+    pub sign_in: Option<Arc<crate::SignIn>>,
 }
 
 impl PgConfig {
@@ -57,6 +60,7 @@ impl PgConfig {
             tls: None,
             max_connections: 64,
             statement_timeout: Duration::from_secs(300),
+            sign_in: None,
         }
     }
 }
@@ -69,6 +73,8 @@ pub(crate) struct Shared {
     /// Secret for the made-up salts shown to unknown user names, so that a name cannot be
     /// probed by its salt changing between attempts.
     pub(crate) mock_secret: [u8; 32],
+    /// Back-off, lock-out, revocation and the audit of sign-ins.
+    pub(crate) sign_in: Arc<crate::SignIn>,
 }
 
 /// A bound Postgres listener; [`PgServer::run`] serves it.
@@ -101,6 +107,10 @@ impl PgServer {
         let mut mock_secret = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut mock_secret)
             .map_err(|_| Error::Tls("no random numbers available".into()))?;
+        let sign_in = config
+            .sign_in
+            .clone()
+            .unwrap_or_else(|| crate::SignIn::new(lake.clone(), crate::SignInConfig::default()));
         Ok(Self {
             listener,
             tls,
@@ -108,6 +118,7 @@ impl PgServer {
                 lake,
                 config,
                 mock_secret,
+                sign_in,
             }),
         })
     }

@@ -68,8 +68,14 @@ impl FromRequestParts<Arc<AppState>> for UiUser {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let user =
-            cookie_token(&parts.headers).and_then(|token| state.credentials.bearer(&token).ok());
+        let user = match cookie_token(&parts.headers) {
+            Some(token) => state
+                .sign_in
+                .bearer(&token, carelake_lake::TokenKind::Ui)
+                .await
+                .ok(),
+            None => None,
+        };
         match user {
             Some(user) => Ok(UiUser(user)),
             None => Err(Redirect::to("/login").into_response()),
@@ -191,10 +197,13 @@ struct LoginQuery {
 }
 
 async fn login_form(Query(q): Query<LoginQuery>) -> Response {
-    let error = if q.failed.is_some() {
-        r#"<p class="error">Wrong user name or password.</p>"#
-    } else {
-        ""
+    let error = match q.failed.as_deref() {
+        None => "",
+        Some("wait") => {
+            r#"<p class="error">Too many failed sign-ins: wait a little, or ask an admin to unlock the account.</p>"#
+        }
+        Some("busy") => r#"<p class="error">The server is busy: try again shortly.</p>"#,
+        Some(_) => r#"<p class="error">Wrong user name or password.</p>"#,
     };
     let body = format!(
         r#"<form class="login card" method="post" action="/login"><h1>Sign in</h1>{error}
@@ -219,14 +228,32 @@ async fn login(
     if cross_site(&headers) {
         return refused();
     }
+    let (interface, peer) = super::request_origin();
     let user = state
-        .credentials
-        .basic(&state.lake.users(), &form.user, &form.password)
+        .sign_in
+        .password(&form.user, &form.password, interface, peer.map(|p| p.ip()))
         .await;
-    let Ok(user) = user else {
-        return Redirect::to("/login?failed=1").into_response();
+    let user = match user {
+        Ok(user) => user,
+        Err(crate::signin::Refusal::Throttled(_) | crate::signin::Refusal::Locked) => {
+            return Redirect::to("/login?failed=wait").into_response();
+        }
+        Err(crate::signin::Refusal::Busy) => {
+            return Redirect::to("/login?failed=busy").into_response();
+        }
+        Err(_) => return Redirect::to("/login?failed=1").into_response(),
     };
-    let token = state.credentials.issue(&user);
+    let token = match state
+        .sign_in
+        .issue(&user, carelake_lake::TokenKind::Ui)
+        .await
+    {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::error!(error = %e, "A UI session could not be issued.");
+            return Redirect::to("/login?failed=busy").into_response();
+        }
+    };
     let secure = if state.config.tls.is_some() {
         "; Secure"
     } else {
@@ -234,7 +261,7 @@ async fn login(
     };
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-        super::auth::TOKEN_LIFETIME.as_secs()
+        state.sign_in.config().token_lifetime.as_secs()
     );
     let mut response = Redirect::to("/").into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -247,8 +274,14 @@ async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     if cross_site(&headers) {
         return refused();
     }
-    if let Some(token) = cookie_token(&headers) {
-        state.credentials.revoke(&token);
+    if let Some(token) = cookie_token(&headers)
+        && let Ok(user) = state
+            .sign_in
+            .bearer(&token, carelake_lake::TokenKind::Ui)
+            .await
+        && let Err(e) = state.sign_in.revoke(&token, &user).await
+    {
+        tracing::error!(error = %e, "A UI session could not be revoked.");
     }
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(
