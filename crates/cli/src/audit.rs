@@ -84,7 +84,7 @@ pub(crate) async fn run(lake_location: &str, args: AuditArgs) -> Result<()> {
             for r in &records[skip..] {
                 let rec = &r.record;
                 println!(
-                    "{:>6} {} {:<12} {:<8} {:<9} {:<7} {}{}{}",
+                    "{:>6} {} {:<12} {:<8} {:<9} {:<7} {}{}{}{}",
                     r.seq,
                     rec.at.format("%Y-%m-%dT%H:%M:%SZ"),
                     rec.principal,
@@ -99,6 +99,10 @@ pub(crate) async fn run(lake_location: &str, args: AuditArgs) -> Result<()> {
                     rec.policies
                         .as_deref()
                         .map(|p| format!("  [policies: {p}]"))
+                        .unwrap_or_default(),
+                    rec.detail
+                        .as_deref()
+                        .map(|d| format!("  ({d})"))
                         .unwrap_or_default(),
                 );
             }

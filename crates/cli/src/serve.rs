@@ -66,6 +66,47 @@ pub(crate) struct ServeArgs {
     /// Minutes of inactivity after which a web UI session is signed out.
     #[arg(long, env = "CARELAKE_UI_IDLE_MINUTES", default_value_t = 30.0)]
     pub(crate) ui_idle_minutes: f64,
+    /// Megabytes of memory all queries of the server may hold at once (sorts and
+    /// aggregations spill to disk beyond their share). Default: half the machine's memory.
+    #[arg(long, env = "CARELAKE_MEMORY_MB")]
+    pub(crate) memory_mb: Option<u64>,
+    /// Megabytes one session (a Postgres connection, a user's HTTP session) may hold; a
+    /// statement needing more fails, the others go on. Default: a quarter of --memory-mb.
+    #[arg(long, env = "CARELAKE_QUERY_MEMORY_MB")]
+    pub(crate) query_memory_mb: Option<u64>,
+    /// Most rows an HTTP or web UI query returns (cut inside the plan; the response says so).
+    #[arg(long, env = "CARELAKE_MAX_ROWS", default_value_t = 100_000)]
+    pub(crate) max_rows: usize,
+    /// Longest an HTTP query runs, in seconds, and the most a Postgres client may set
+    /// statement_timeout to (a client cannot switch it off).
+    #[arg(long, env = "CARELAKE_QUERY_SECONDS", default_value_t = 300.0)]
+    pub(crate) query_seconds: f64,
+    /// Most HTTP and web UI queries running at once (more wait up to 10 s, then get 503).
+    #[arg(long, env = "CARELAKE_MAX_QUERIES", default_value_t = 16)]
+    pub(crate) max_queries: usize,
+    /// Most HTTP connections at once (one more is answered 503 and closed).
+    #[arg(long, env = "CARELAKE_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub(crate) http_max_connections: usize,
+    /// Seconds an HTTP client may take to send a request's headers (and, times six, its
+    /// body) before it is cut off.
+    #[arg(long, env = "CARELAKE_HEADER_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub(crate) header_timeout_seconds: f64,
+    /// Most Postgres connections at once.
+    #[arg(long, env = "CARELAKE_PG_MAX_CONNECTIONS", default_value_t = 64)]
+    pub(crate) pg_max_connections: usize,
+}
+
+/// The machine's memory in bytes (Linux), for the default memory limits.
+fn machine_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 impl ServeArgs {
@@ -186,6 +227,14 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         });
     }
 
+    let memory = args
+        .memory_mb
+        .map(|mb| mb << 20)
+        .or_else(|| machine_memory().map(|m| m / 2))
+        .unwrap_or(4 << 30);
+    let query_memory = args.query_memory_mb.map_or(memory / 4, |mb| mb << 20);
+    carelake_sql::limit_memory(memory as usize, query_memory as usize);
+    let query_timeout = minutes(args.query_seconds / 60.0, "--query-seconds")?;
     // One sign-in state for every listener: back-off, lock-out and revocation hold across
     // interfaces.
     let sign_in = carelake_server::SignIn::new(
@@ -208,6 +257,8 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         let mut config = PgConfig::new(addr);
         config.tls = tls.clone();
         config.sign_in = Some(Arc::clone(&sign_in));
+        config.max_connections = args.pg_max_connections.max(1);
+        config.statement_timeout = query_timeout;
         let server = PgServer::bind(config, lake.clone())
             .await
             .context("starting the Postgres listener")?;
@@ -245,6 +296,15 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         let mut config = HttpConfig::new(addr, spool);
         config.tls = tls.clone();
         config.sign_in = Some(Arc::clone(&sign_in));
+        config.max_rows = args.max_rows.max(1);
+        config.query_timeout = query_timeout;
+        config.max_concurrent_queries = args.max_queries.max(1);
+        config.max_connections = args.http_max_connections.max(1);
+        config.header_timeout = minutes(
+            args.header_timeout_seconds / 60.0,
+            "--header-timeout-seconds",
+        )?;
+        config.body_timeout = config.header_timeout * 6;
         let server = HttpServer::bind(config, lake.clone(), ingest)
             .await
             .context("starting the HTTP API")?;

@@ -192,8 +192,9 @@ impl TokenStore {
     /// Revokes tokens by id; the ids that were not known are returned.
     pub async fn revoke(&self, ids: &[String], by: &Principal) -> Result<Vec<String>> {
         let known = self.list().await?;
-        let (found, unknown): (Vec<&String>, Vec<&String>) =
-            ids.iter().partition(|id| known.iter().any(|t| &t.id == *id));
+        let (found, unknown): (Vec<&String>, Vec<&String>) = ids
+            .iter()
+            .partition(|id| known.iter().any(|t| &t.id == *id));
         let now = Utc::now();
         let events: Vec<TokenEvent> = found
             .into_iter()

@@ -544,7 +544,6 @@ pub async fn verify_bounded(password: &str, hash: &str) -> Result<bool> {
 }
 
 impl UserStore {
-
     /// Creates the first user when the lake has none: with `password` when given, otherwise a
     /// generated one, which is returned so that it can be shown once.
     pub async fn ensure_first_user(&self, password: Option<&str>) -> Result<Option<String>> {

@@ -281,11 +281,6 @@ impl SignIn {
     fn admit_counters(&self, name: &str, peer: Option<IpAddr>) -> Result<(), Refusal> {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let user = failures.get(&Counter::User(name.to_string()));
-        if let Some(f) = user
-            && f.locked_until.is_some_and(|until| Instant::now() < until)
-        {
-            return Err(Refusal::Locked);
-        }
         let mut wait = Duration::ZERO;
         if let Some(f) = user
             && f.last.elapsed() < FAILURE_WINDOW
@@ -296,8 +291,7 @@ impl SignIn {
             && let Some(f) = failures.get(&Counter::Address(peer))
             && f.last.elapsed() < FAILURE_WINDOW
         {
-            wait =
-                wait.max(delay(f.count, FREE_ADDRESS_FAILURES).saturating_sub(f.last.elapsed()));
+            wait = wait.max(delay(f.count, FREE_ADDRESS_FAILURES).saturating_sub(f.last.elapsed()));
         }
         if wait.is_zero() {
             Ok(())
@@ -309,12 +303,25 @@ impl SignIn {
     /// Whether `name` from `peer` may try to sign in now (before any password work): refused
     /// while a wait is due or the account is locked.
     pub async fn admit(&self, name: &str, peer: Option<IpAddr>) -> Result<Option<User>, Refusal> {
-        self.admit_counters(name, peer)?;
         let user = self.user(name).await?;
-        if self.locked_by_lake(user.as_ref()) {
+        if self.locked(name, user.as_ref()) {
             return Err(Refusal::Locked);
         }
+        self.admit_counters(name, peer)?;
         Ok(user)
+    }
+
+    /// Whether the account is locked: a user's lock is the lake's (so that an admin's unlock
+    /// lifts it at once); an unknown name's is kept here, so that both look alike.
+    fn locked(&self, name: &str, user: Option<&User>) -> bool {
+        if user.is_some() {
+            return self.locked_by_lake(user);
+        }
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures
+            .get(&Counter::User(name.to_string()))
+            .and_then(|f| f.locked_until)
+            .is_some_and(|until| Instant::now() < until)
     }
 
     /// Counts a failed sign-in of `name` from `peer`, locking the account when it reaches the
@@ -326,7 +333,10 @@ impl SignIn {
             if failures.len() >= MAX_COUNTERS {
                 failures.retain(|_, f| f.last.elapsed() < FAILURE_WINDOW);
                 if failures.len() >= MAX_COUNTERS {
-                    let oldest = failures.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone());
+                    let oldest = failures
+                        .iter()
+                        .min_by_key(|(_, f)| f.last)
+                        .map(|(k, _)| k.clone());
                     if let Some(k) = oldest {
                         failures.remove(&k);
                     }
@@ -403,13 +413,16 @@ impl SignIn {
         peer: Option<IpAddr>,
     ) -> Result<User, Refusal> {
         let key = digest(&[name.as_bytes(), password.as_bytes()]);
-        let user = match self.admit(name, peer).await {
-            Ok(user) => user,
-            Err(refusal) => {
-                self.refused(name, peer, interface, &refusal);
-                return Err(refusal);
+        let user = match self.user(name).await {
+            Ok(user) if !self.locked(name, user.as_ref()) => user,
+            Ok(_) => {
+                self.refused(name, peer, interface, &Refusal::Locked);
+                return Err(Refusal::Locked);
             }
+            Err(e) => return Err(e),
         };
+        // A password verified a moment ago needs no Argon2id and guesses nothing: it is not
+        // held back by the failures of others from the same address.
         let remembered = self
             .verified
             .lock()
@@ -421,6 +434,10 @@ impl SignIn {
             && u.sign_in_stands(verified_at)
         {
             return Ok(u.clone());
+        }
+        if let Err(refusal) = self.admit_counters(name, peer) {
+            self.refused(name, peer, interface, &refusal);
+            return Err(refusal);
         }
         // Wait for a turn, then look again: attempts queued behind failures of the same name
         // or address are refused without spending Argon2id.

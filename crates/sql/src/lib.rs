@@ -21,6 +21,7 @@ mod files;
 mod functions;
 mod govern;
 mod grants;
+mod limits;
 mod model;
 mod policy;
 mod risk;
@@ -32,6 +33,7 @@ mod surface;
 mod system;
 
 pub use error::{Error, Result};
+pub use limits::limit_memory;
 pub use session::{QueryResult, Session};
 pub use statement::split_statements;
 pub use surface::FileAccess;

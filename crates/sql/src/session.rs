@@ -208,9 +208,12 @@ impl Session {
         let delta = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
         // The closed surface: no file-format table factories, stores confined to the lake.
         let registry = Arc::new(LakeRegistry::new(lake.root().clone()));
-        let runtime = RuntimeEnvBuilder::new()
-            .with_object_store_registry(Arc::clone(&registry) as _)
-            .build_arc()?;
+        let mut runtime =
+            RuntimeEnvBuilder::new().with_object_store_registry(Arc::clone(&registry) as _);
+        if let Some(pool) = crate::limits::session_pool() {
+            runtime = runtime.with_memory_pool(pool);
+        }
+        let runtime = runtime.build_arc()?;
         let state = SessionStateBuilder::new_from_existing(delta.state())
             .with_runtime_env(runtime)
             .with_table_factories(HashMap::new())
@@ -301,6 +304,15 @@ impl Session {
             results.push(self.execute(&statement).await?);
         }
         Ok(results)
+    }
+
+    /// Runs a script with every query's result cut at `max_rows + 1` rows inside its plan
+    /// (so that the caller can tell it was cut, and a result too large to send is never
+    /// collected whole).
+    pub async fn sql_all_limited(&self, script: &str, max_rows: usize) -> Result<Vec<QueryResult>> {
+        crate::limits::ROW_LIMIT
+            .scope(max_rows.saturating_add(1), self.sql_all(script))
+            .await
     }
 
     /// Runs a script and returns the last statement's result.
@@ -655,6 +667,14 @@ impl Session {
         touched: &mut Touched,
     ) -> Result<QueryResult> {
         let state = self.ctx.state();
+        let plan = match crate::limits::row_limit() {
+            Some(limit) if !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) => {
+                datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+                    .limit(0, Some(limit))?
+                    .build()?
+            }
+            _ => plan,
+        };
         let optimized = state.optimize(&plan)?;
         touched.read(&optimized);
         let schema: SchemaRef = Arc::new(optimized.schema().as_arrow().clone());

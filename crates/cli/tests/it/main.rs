@@ -18,6 +18,7 @@ mod openapi;
 mod pg;
 mod pipeline;
 mod s3;
+mod signin;
 mod slt;
 mod support;
 mod ui;

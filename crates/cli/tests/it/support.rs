@@ -181,3 +181,24 @@ pub(crate) fn shared_data(sub: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// The bytes of every file under `dir`, one after another (for checking that a secret or a
+/// patient's name appears nowhere in the lake's files).
+pub(crate) fn all_bytes_under(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.extend(bytes);
+            }
+        }
+    }
+    out
+}

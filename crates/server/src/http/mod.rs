@@ -5,6 +5,7 @@
 //! command line.
 
 mod auth;
+mod listen;
 mod routes;
 mod ui;
 
@@ -39,6 +40,17 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Most events in one ingest request.
     pub max_events: usize,
+    /// Most queries running at once over HTTP and the web UI; more wait up to
+    /// [`HttpConfig::queue_timeout`], then get 503.
+    pub max_concurrent_queries: usize,
+    /// How long a query waits for a turn.
+    pub queue_timeout: Duration,
+    /// Most connections at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: Duration,
     /// Where FHIR bodies posted to `/api/v1/fhir` are kept (the loader's input files).
     pub spool_dir: std::path::PathBuf,
     /// Certificate and key: HTTPS only when set.
@@ -50,7 +62,8 @@ pub struct HttpConfig {
 
 impl HttpConfig {
     /// Defaults at `addr`: 100,000 rows, 60 s, 16 MiB bodies, 100,000 events per request,
-    /// FHIR bodies spooled to `spool_dir`.
+    /// 16 queries at once (waiting up to 10 s for a turn), 1,024 connections, 10 s for the
+    /// headers and 60 s for the body of a request, FHIR bodies spooled to `spool_dir`.
     pub fn new(addr: SocketAddr, spool_dir: impl Into<std::path::PathBuf>) -> Self {
         Self {
             addr,
@@ -58,6 +71,11 @@ impl HttpConfig {
             query_timeout: Duration::from_secs(60),
             max_body_bytes: 16 << 20,
             max_events: 100_000,
+            max_concurrent_queries: 16,
+            queue_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
             spool_dir: spool_dir.into(),
             tls: None,
             sign_in: None,
@@ -105,6 +123,8 @@ pub(crate) struct AppState {
     pub(crate) ingest: StreamIngest,
     pub(crate) metrics: Metrics,
     pub(crate) ready: AtomicBool,
+    /// Turns for running queries ([`HttpConfig::max_concurrent_queries`]).
+    pub(crate) query_turns: tokio::sync::Semaphore,
 }
 
 /// Sessions are kept per user, interface (API or UI) and peer address, so that each audit
@@ -126,24 +146,6 @@ pub(crate) fn request_origin() -> (carelake_common::Interface, Option<SocketAddr
 /// The peer address of a connection, for `ConnectInfo` (over TCP and over TLS).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
 
 /// A user's session and when its catalog was last read.
 pub(crate) struct UserSession {
@@ -198,6 +200,47 @@ impl AppState {
             *refreshed = Some(std::time::Instant::now());
         }
         Ok(Arc::clone(&entry.session))
+    }
+}
+
+impl AppState {
+    /// Runs a script for `user` as one of the bounded number of queries at once, within the
+    /// query timeout, every query's result cut at `max_rows + 1` rows inside its plan.
+    pub(crate) async fn run_sql(
+        &self,
+        user: &carelake_lake::User,
+        sql: &str,
+        max_rows: usize,
+    ) -> Result<Vec<carelake_sql::QueryResult>, ApiError> {
+        let session = self.session(user).await?;
+        let _turn = tokio::time::timeout(self.config.queue_timeout, self.query_turns.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many queries are running: try again shortly",
+                );
+                e.retry_after = Some(1);
+                e
+            })?;
+        self.metrics.queries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::timeout(
+            self.config.query_timeout,
+            session.sql_all_limited(sql, max_rows),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the query ran longer than {} s",
+                    self.config.query_timeout.as_secs()
+                ),
+            )
+        })?
+        .map_err(ApiError::from_sql)
     }
 }
 
@@ -308,6 +351,7 @@ impl HttpServer {
             .sign_in
             .clone()
             .unwrap_or_else(|| crate::SignIn::new(lake.clone(), crate::SignInConfig::default()));
+        let config_turns = config.max_concurrent_queries.max(1);
         let state = Arc::new(AppState {
             lake,
             config,
@@ -316,6 +360,7 @@ impl HttpServer {
             ingest,
             metrics: Metrics::default(),
             ready: AtomicBool::new(true),
+            query_turns: tokio::sync::Semaphore::new(config_turns),
         });
         Ok(Self {
             listener,
@@ -340,21 +385,8 @@ impl HttpServer {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let state = Arc::clone(&self.state);
-        let app =
-            routes::router(Arc::clone(&self.state)).into_make_service_with_connect_info::<Peer>();
-        match self.tls {
-            Some(acceptor) => {
-                let listener = crate::tls::TlsListener::new(self.listener, acceptor)?;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                    .map_err(Error::Accept)?;
-            }
-            None => axum::serve(self.listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(Error::Accept)?,
-        }
+        let router = routes::router(Arc::clone(&self.state));
+        listen::serve(self.listener, self.tls, router, &state.config, shutdown).await;
         state.ready.store(false, Ordering::Relaxed);
         state.ingest.shutdown().await?;
         Ok(())

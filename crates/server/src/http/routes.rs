@@ -37,8 +37,48 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .merge(super::ui::router())
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            body_deadline,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), count))
         .with_state(state)
+}
+
+/// Reads a request's body within [`HttpConfig::body_timeout`](super::HttpConfig) (a client
+/// sending it a byte at a time is cut off with 408) and at most the body limit (413).
+async fn body_deadline(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let limit = state.config.max_body_bytes;
+    match tokio::time::timeout(state.config.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                state.config.body_timeout.as_secs()
+            ),
+        )
+        .into_response(),
+        Ok(Err(_)) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {} bytes or was cut off", limit),
+        )
+        .into_response(),
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+    }
 }
 
 /// Counts every request by route and status for `/metrics`.
@@ -336,21 +376,8 @@ async fn query(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    let session = state.session(&user).await?;
     let started = Instant::now();
-    state.metrics.queries.fetch_add(1, Ordering::Relaxed);
-    let results = tokio::time::timeout(state.config.query_timeout, session.sql_all(&sql))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "the query ran longer than {} s",
-                    state.config.query_timeout.as_secs()
-                ),
-            )
-        })?
-        .map_err(ApiError::from_sql)?;
+    let results = state.run_sql(&user, &sql, max_rows).await?;
     let Some(last) = results.last() else {
         return Err(ApiError::bad_request("no statement given"));
     };

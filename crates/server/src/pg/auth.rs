@@ -122,7 +122,12 @@ impl ScramStartup {
         let user = match sign_in.admit(name, Some(peer)).await {
             Ok(user) => user,
             Err(refusal) => {
-                sign_in.refused(name, Some(peer), carelake_common::Interface::Postgres, &refusal);
+                sign_in.refused(
+                    name,
+                    Some(peer),
+                    carelake_common::Interface::Postgres,
+                    &refusal,
+                );
                 let code = match refusal {
                     crate::Refusal::Internal(_) => "XX000",
                     crate::Refusal::Busy => "53300",
@@ -268,12 +273,17 @@ impl StartupHandler for ScramStartup {
                 let postgres = carelake_common::Interface::Postgres;
                 let Some((user, server_final)) = outcome else {
                     *state = State::Done;
-                    self.shared.sign_in.failed(&name, Some(peer_ip), postgres).await;
+                    self.shared
+                        .sign_in
+                        .failed(&name, Some(peer_ip), postgres)
+                        .await;
                     return Err(PgWireError::InvalidPassword(name));
                 };
                 *state = State::Done;
                 drop(state);
-                self.shared.sign_in.succeeded(&user, Some(peer_ip), postgres);
+                self.shared
+                    .sign_in
+                    .succeeded(&user, Some(peer_ip), postgres);
                 self.query
                     .sign_in(&self.shared, &user, peer)
                     .await
@@ -284,10 +294,10 @@ impl StartupHandler for ScramStartup {
                     ))
                     .await?;
                 let timeout_ms = self.shared.config.statement_timeout.as_millis().to_string();
+                // The server's maximum, whatever the start-up message carried.
                 client
                     .metadata_mut()
-                    .entry("statement_timeout_ms".to_string())
-                    .or_insert(timeout_ms);
+                    .insert("statement_timeout_ms".to_string(), timeout_ms);
                 let (pid, secret) = RandomPidSecretKeyGenerator::default().generate(client);
                 client.set_pid_and_secret_key(pid, secret);
                 let mut parameters = DefaultServerParameterProvider::default();

@@ -102,6 +102,7 @@ impl QueryHandler {
             sign_in: Arc::clone(&shared.sign_in),
             user: user.name.clone(),
             signed_in_at: chrono::Utc::now(),
+            max_statement_timeout: shared.config.statement_timeout,
         };
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(hook),
@@ -160,6 +161,8 @@ struct CarelakeHook {
     sign_in: Arc<crate::SignIn>,
     user: String,
     signed_in_at: chrono::DateTime<chrono::Utc>,
+    /// The server's longest statement timeout (clients may only lower it).
+    max_statement_timeout: Duration,
 }
 
 impl std::fmt::Debug for CarelakeHook {
@@ -212,6 +215,43 @@ fn route(statement: &Statement) -> Route {
 fn sets_engine_option(statement: &Statement) -> bool {
     let text = statement.to_string().to_ascii_lowercase();
     (text.starts_with("set") || text.starts_with("reset")) && text.contains("datafusion.")
+}
+
+/// The timeout a `SET [SESSION] statement_timeout …` asks for, held to the server's `max`
+/// (`0`, `DEFAULT` or more than `max` mean `max`: a client cannot switch it off); `None` when
+/// the statement sets something else.
+fn statement_timeout(statement: &Statement, max: Duration) -> Option<Duration> {
+    let text = statement.to_string().to_ascii_lowercase();
+    let rest = text
+        .strip_prefix("set session ")
+        .or_else(|| text.strip_prefix("set local "))
+        .or_else(|| text.strip_prefix("set "))
+        .or_else(|| text.strip_prefix("reset "))?
+        .trim_start();
+    let value = rest.strip_prefix("statement_timeout")?.trim();
+    let value = value
+        .strip_prefix('=')
+        .or_else(|| value.strip_prefix("to "))
+        .unwrap_or(value)
+        .trim()
+        .trim_matches(|c| c == '\'' || c == '"')
+        .trim();
+    let (number, unit_ms) = if let Some(n) = value.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = value.strip_suffix("min") {
+        (n, 60_000)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        (value, 1)
+    };
+    let asked = number
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| Duration::from_millis(n.saturating_mul(unit_ms)));
+    Some(asked.map_or(max, |a| a.min(max)))
 }
 
 fn has_parameters(statement: &Statement) -> bool {
@@ -360,10 +400,13 @@ impl QueryHook for CarelakeHook {
         &self,
         statement: &Statement,
         session_context: &SessionContext,
-        _client: &mut dyn HookClient,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         if let Err(e) = self.refresh().await {
             return Some(Err(e));
+        }
+        if let Some(timeout) = statement_timeout(statement, self.max_statement_timeout) {
+            return Some(Ok(set_statement_timeout(client, timeout)));
         }
         match route(statement) {
             Route::Session => Some(self.write(statement).await),
@@ -440,8 +483,11 @@ impl QueryHook for CarelakeHook {
         plan: &LogicalPlan,
         _params: &ParamValues,
         _session_context: &SessionContext,
-        _client: &mut dyn HookClient,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        if let Some(timeout) = statement_timeout(statement, self.max_statement_timeout) {
+            return Some(Ok(set_statement_timeout(client, timeout)));
+        }
         match route(statement) {
             Route::Session => Some(self.write(statement).await),
             Route::Control if sets_engine_option(statement) => {
@@ -453,6 +499,15 @@ impl QueryHook for CarelakeHook {
             Route::Read => self.check_read(statement, plan).await.err().map(Err),
         }
     }
+}
+
+/// Sets the connection's statement timeout (the metadata datafusion-postgres reads).
+fn set_statement_timeout(client: &mut dyn HookClient, timeout: Duration) -> Response {
+    client.metadata_mut().insert(
+        "statement_timeout_ms".to_string(),
+        timeout.as_millis().to_string(),
+    );
+    Response::Execution(Tag::new("SET"))
 }
 
 /// Gives errors a SQLSTATE that clients understand and blanks quoted literals in them, so that a
@@ -511,6 +566,35 @@ impl ErrorHandler for ErrorRewriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_can_lower_the_statement_timeout_but_not_lift_it() {
+        let max = Duration::from_secs(300);
+        let parse = |sql: &str| {
+            let statement = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                sql,
+            )
+            .unwrap()
+            .pop()
+            .unwrap();
+            statement_timeout(&statement, max)
+        };
+        assert_eq!(parse("SET statement_timeout = 0"), Some(max));
+        assert_eq!(parse("SET statement_timeout TO '0'"), Some(max));
+        assert_eq!(
+            parse("SET statement_timeout = '5000ms'"),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse("SET SESSION statement_timeout = '2s'"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(parse("SET statement_timeout = '10min'"), Some(max));
+        assert_eq!(parse("SET statement_timeout = 999999999"), Some(max));
+        assert_eq!(parse("SET statement_timeout TO DEFAULT"), Some(max));
+        assert_eq!(parse("SET search_path = raw"), None);
+    }
 
     #[test]
     fn tags_follow_what_the_session_did() {

@@ -114,19 +114,12 @@ fn failure(title: &str, current: &str, user: &User, message: &str) -> Response {
 }
 
 async fn run(state: &AppState, user: &User, sql: &str) -> Result<QueryResult, String> {
-    let session = state
-        .session(user)
+    state
+        .run_sql(user, sql, state.config.max_rows)
         .await
-        .map_err(|e| e.message().to_string())?;
-    tokio::time::timeout(state.config.query_timeout, session.sql(sql))
-        .await
-        .map_err(|_| {
-            format!(
-                "the query ran longer than {} s",
-                state.config.query_timeout.as_secs()
-            )
-        })?
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.message().to_string())?
+        .pop()
+        .ok_or_else(|| "no statement given".to_string())
 }
 
 /// Whether the lake has `table` (a `zone.name`).
@@ -763,18 +756,9 @@ async fn sql_run(
         return refused();
     }
     let started = std::time::Instant::now();
-    let session = match state.session(&user).await {
-        Ok(s) => s,
-        Err(e) => return failure("SQL", "/sql", &user, e.message()),
-    };
-    let outcome = tokio::time::timeout(state.config.query_timeout, session.sql_all(&form.q)).await;
-    let result = match outcome {
-        Err(_) => Err(format!(
-            "the query ran longer than {} s",
-            state.config.query_timeout.as_secs()
-        )),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(mut all)) => all.pop().ok_or_else(|| "no statement given".to_string()),
+    let result = match state.run_sql(&user, &form.q, GRID_ROWS).await {
+        Err(e) => Err(e.message().to_string()),
+        Ok(mut all) => all.pop().ok_or_else(|| "no statement given".to_string()),
     };
     let shown = match result {
         Err(e) => format!(
@@ -789,10 +773,18 @@ async fn sql_run(
                 let total = rows.len();
                 let shown: Vec<Vec<String>> = rows.into_iter().take(GRID_ROWS).collect();
                 format!(
-                    r#"<p class="muted" id="sql-summary">{total} rows in {:.0} ms{}.</p>{}"#,
+                    r#"<p class="muted" id="sql-summary">{} rows in {:.0} ms{}.</p>{}"#,
+                    if total > GRID_ROWS {
+                        format!("More than {GRID_ROWS}")
+                    } else {
+                        total.to_string()
+                    },
                     started.elapsed().as_secs_f64() * 1000.0,
                     if total > GRID_ROWS {
-                        format!("; the first {GRID_ROWS} are shown, the CSV has them all")
+                        format!(
+                            "; the first {GRID_ROWS} are shown, the CSV has up to {}",
+                            state.config.max_rows
+                        )
                     } else {
                         String::new()
                     },
