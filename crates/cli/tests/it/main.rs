@@ -10,6 +10,7 @@ mod governance;
 mod hl7;
 mod http;
 mod interop;
+mod limits;
 mod link;
 mod load;
 mod mllp;
