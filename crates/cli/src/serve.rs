@@ -54,6 +54,11 @@ pub(crate) struct ServeArgs {
     /// Pending megabytes that start a flush before the interval is up.
     #[arg(long, default_value_t = 64)]
     pub(crate) flush_mb: u64,
+    /// Megabytes of acknowledged streamed events that may wait for the lake (and so fill the
+    /// write-ahead log); above it ingest requests get 503 with Retry-After until flushes
+    /// catch up.
+    #[arg(long, env = "CARELAKE_MAX_PENDING_MB", default_value_t = 1024)]
+    pub(crate) max_pending_mb: u64,
     /// Failed sign-ins of one user in a row before the account is locked (0: never).
     #[arg(long, env = "CARELAKE_LOCKOUT_AFTER", default_value_t = 10)]
     pub(crate) lockout_after: u32,
@@ -91,6 +96,10 @@ pub(crate) struct ServeArgs {
     /// body) before it is cut off.
     #[arg(long, env = "CARELAKE_HEADER_TIMEOUT_SECONDS", default_value_t = 10.0)]
     pub(crate) header_timeout_seconds: f64,
+    /// Behind a TLS proxy: mark the web UI's cookie Secure (named __Host-…) and send HSTS,
+    /// although this server speaks plain HTTP.
+    #[arg(long, env = "CARELAKE_SECURE_COOKIES")]
+    pub(crate) secure_cookies: bool,
     /// Most Postgres connections at once.
     #[arg(long, env = "CARELAKE_PG_MAX_CONNECTIONS", default_value_t = 64)]
     pub(crate) pg_max_connections: usize,
@@ -253,6 +262,26 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         }),
         _ => None,
     };
+    // Patient data in the clear beyond this machine: say so at start-up.
+    for (what, addr) in [("HTTP API and web UI", http), ("Postgres listener", pg)] {
+        if let Some(addr) = addr
+            && !addr.ip().is_loopback()
+            && tls.is_none()
+        {
+            say(&format!(
+                "WARNING: the {what} listens on {addr} without TLS: passwords and patient data cross the network in the clear. Give --tls-cert and --tls-key, or put a TLS proxy in front (with --secure-cookies)."
+            ));
+            tracing::warn!(%addr, "A listener beyond loopback without TLS.");
+        }
+    }
+    if let Some(mllp) = &args.mllp
+        && let Ok(addr) = crate::parse_listen_addr(mllp)
+        && !addr.ip().is_loopback()
+    {
+        say(&format!(
+            "WARNING: the MLLP listener listens on {addr} in the clear and without sign-in: keep it on a private network."
+        ));
+    }
     if let Some(addr) = pg {
         let mut config = PgConfig::new(addr);
         config.tls = tls.clone();
@@ -289,6 +318,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         let mut config = StreamConfig::new(&wal_dir);
         config.flush_interval = Duration::from_secs_f64(args.flush_seconds.max(0.05));
         config.flush_bytes = args.flush_mb.max(1) << 20;
+        config.max_pending_bytes = args.max_pending_mb.max(1) << 20;
         let ingest = StreamIngest::open(lake.clone(), principal.clone(), config)
             .await
             .with_context(|| format!("opening the write-ahead log in {}", wal_dir.display()))?;
@@ -305,6 +335,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
             "--header-timeout-seconds",
         )?;
         config.body_timeout = config.header_timeout * 6;
+        config.secure_cookies = args.secure_cookies;
         let server = HttpServer::bind(config, lake.clone(), ingest)
             .await
             .context("starting the HTTP API")?;

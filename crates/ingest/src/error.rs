@@ -92,6 +92,10 @@ pub enum Error {
     /// The streaming ingest stopped.
     #[error("the streaming ingest has stopped")]
     StreamClosed,
+    /// Too many acknowledged events are waiting for the lake (it is slow or failing): try
+    /// again later.
+    #[error("{0} bytes of streamed events are waiting for the lake (the cap is {1}): try again shortly")]
+    Backlog(u64, u64),
 }
 
 /// Result with this crate's [`Error`].

@@ -4,7 +4,10 @@
 //!
 //! A message is identified by its sender (MSH-3 and MSH-4) and control id (MSH-10); one that is
 //! already in the lake is counted as a duplicate and not stored again, whether it arrives in a
-//! file or over MLLP. Files are committed typed tables first and the message store last, so a
+//! file or over MLLP. Over MLLP, a message whose sender and control id were seen with
+//! *different* content is a conflict: answered AE and quarantined with the reason, never
+//! acknowledged as a duplicate (so that a forged message cannot make the real one be dropped,
+//! nor the other way round), and never stored beside the first. Files are committed typed tables first and the message store last, so a
 //! load cut off half-way is completed by loading again (see [`crate::clinical`]).
 //!
 //! Messages received over MLLP ([`Hl7Store`]) are committed to the message store first — that
@@ -13,7 +16,7 @@
 //! table it reaches, so a typed table that missed a group (the process stopped between the two
 //! commits) is caught up from the message store when the store opens again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use carelake_common::{Principal, TableName, Zone};
@@ -206,7 +209,8 @@ fn table_specs() -> [(&'static str, &'static str, &'static [ColumnSpec]); 6] {
 
 /// The 128-bit key of a message: sender, control id, message type and the content after MSH.
 /// A resend (same MSH-10 from the same sender, whatever its MSH-7) has the same key; a control
-/// id a sender reused for a different message does not, so that message is kept.
+/// id a sender reused for a different message does not (a file load keeps that message; over MLLP it is
+/// a conflict, see [`Hl7Store::store`]).
 type MessageKey = [u8; 16];
 
 fn message_key(message: &Message<'_>) -> MessageKey {
@@ -232,11 +236,41 @@ fn message_key(message: &Message<'_>) -> MessageKey {
     key
 }
 
+/// The 128-bit key of a message's identity without its content: sender, control id, message
+/// type and trigger event.
+type IdKey = [u8; 16];
+
+fn id_key(message: &Message<'_>) -> IdKey {
+    let header = message.header();
+    let mut hasher = Sha256::new();
+    hasher.update(b"id\0");
+    for part in [
+        header.sending_application.as_deref().unwrap_or(""),
+        header.sending_facility.as_deref().unwrap_or(""),
+        header.control_id.as_deref().unwrap_or(""),
+        header.message_type.as_deref().unwrap_or(""),
+        header.trigger_event.as_deref().unwrap_or(""),
+    ] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
 /// Reads the keys of every message in the store.
 async fn load_keys(lake: &Lake) -> Result<HashSet<MessageKey>> {
+    Ok(load_keys_and_ids(lake).await?.0)
+}
+
+/// Reads the keys of every message in the store, and which content key each identity has.
+async fn load_keys_and_ids(lake: &Lake) -> Result<(HashSet<MessageKey>, HashMap<IdKey, MessageKey>)> {
     let mut keys = HashSet::new();
+    let mut ids = HashMap::new();
     let Some(table) = open_table(lake, MESSAGES).await? else {
-        return Ok(keys);
+        return Ok((keys, ids));
     };
     let batches = carelake_lake::read_columns(&table, &["raw_text"]).await?;
     for batch in batches {
@@ -247,11 +281,13 @@ async fn load_keys(lake: &Lake) -> Result<HashSet<MessageKey>> {
                 continue;
             }
             if let Ok(message) = Message::parse(text.value(row)) {
-                keys.insert(message_key(&message));
+                let key = message_key(&message);
+                keys.insert(key);
+                ids.entry(id_key(&message)).or_insert(key);
             }
         }
     }
-    Ok(keys)
+    Ok((keys, ids))
 }
 
 async fn open_table(lake: &Lake, name: &str) -> Result<Option<DeltaTable>> {
@@ -561,6 +597,14 @@ pub enum StoreOutcome {
         /// Why, without patient data.
         reason: String,
     },
+    /// Its sender and control id belong to a different message already stored (or earlier in
+    /// the same group): quarantined in `raw._rejects`, answered AE.
+    Conflict {
+        /// The message text.
+        text: String,
+        /// Why, without patient data.
+        reason: String,
+    },
 }
 
 /// The HL7 message store as the MLLP listener uses it: knows every stored message's key,
@@ -570,6 +614,8 @@ pub struct Hl7Store {
     lake: Lake,
     principal: Principal,
     keys: HashSet<MessageKey>,
+    /// The content key stored under each sender and control id.
+    ids: HashMap<IdKey, MessageKey>,
     /// Sequence number of the last group committed to the message store.
     sequence: i64,
 }
@@ -578,7 +624,7 @@ impl Hl7Store {
     /// Opens the store: reads the keys of the stored messages and brings the typed tables up
     /// to date with the message store.
     pub async fn open(lake: Lake, principal: Principal) -> Result<Self> {
-        let keys = load_keys(&lake).await?;
+        let (keys, ids) = load_keys_and_ids(&lake).await?;
         let sequence = match open_table(&lake, MESSAGES).await? {
             Some(t) => mllp_version(&t).await?.unwrap_or(0),
             None => 0,
@@ -587,6 +633,7 @@ impl Hl7Store {
             lake,
             principal,
             keys,
+            ids,
             sequence,
         };
         store.catch_up().await?;
@@ -625,6 +672,7 @@ impl Hl7Store {
         let mut outcomes = Vec::with_capacity(messages.len());
         let mut rejects = Vec::new();
         let mut new_keys = Vec::new();
+        let mut new_ids: Vec<(IdKey, MessageKey)> = Vec::new();
         for inbound in messages {
             let parsed = Message::parse(&inbound.text);
             let message = match parsed {
@@ -652,7 +700,28 @@ impl Hl7Store {
                 outcomes.push(StoreOutcome::Duplicate { text: inbound.text });
                 continue;
             }
+            let id = id_key(&message);
+            let taken = self.ids.get(&id).is_some_and(|k| *k != key)
+                || new_ids.iter().any(|(i, k)| *i == id && *k != key);
+            if taken {
+                drop(message);
+                let reason = "conflict: a different message with this sender and control id (MSH-3, MSH-4, MSH-10) is stored already; not stored".to_string();
+                rejects.push((
+                    format!("mllp://{}", inbound.peer),
+                    Reject {
+                        line: 1,
+                        reason: reason.clone(),
+                        raw: clip(&inbound.text),
+                    },
+                ));
+                outcomes.push(StoreOutcome::Conflict {
+                    text: inbound.text,
+                    reason,
+                });
+                continue;
+            }
             new_keys.push(key);
+            new_ids.push((id, key));
             let source = format!("mllp://{}", inbound.peer);
             rows.add(
                 &message,
@@ -695,6 +764,9 @@ impl Hl7Store {
                 result?;
                 self.sequence = sequence;
                 self.keys.extend(new_keys.iter().copied());
+                for (id, key) in &new_ids {
+                    self.ids.entry(*id).or_insert(*key);
+                }
                 first = false;
             } else if let Err(e) = result {
                 // Stored and acknowledged; the typed table catches up at the next open.

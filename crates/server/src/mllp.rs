@@ -202,7 +202,7 @@ async fn handle_frame(bytes: Vec<u8>, peer: SocketAddr, tx: &mpsc::Sender<Submis
     // The message text went to the writer; parse our own view of it for the ACK.
     let text = match &outcome {
         Ok(StoreOutcome::Stored { text } | StoreOutcome::Duplicate { text }) => Some(text),
-        Ok(StoreOutcome::Rejected { text, .. }) => Some(text),
+        Ok(StoreOutcome::Rejected { text, .. } | StoreOutcome::Conflict { text, .. }) => Some(text),
         Err(_) => None,
     };
     let parsed = text.and_then(|t| Message::parse(t).ok());
@@ -210,6 +210,7 @@ async fn handle_frame(bytes: Vec<u8>, peer: SocketAddr, tx: &mpsc::Sender<Submis
         Ok(StoreOutcome::Stored { .. }) => (AckCode::AA, None),
         Ok(StoreOutcome::Duplicate { .. }) => (AckCode::AA, Some("duplicate: already stored")),
         Ok(StoreOutcome::Rejected { reason, .. }) => (AckCode::AR, Some(reason.as_str())),
+        Ok(StoreOutcome::Conflict { reason, .. }) => (AckCode::AE, Some(reason.as_str())),
         Err(reason) => (AckCode::AE, Some(reason.as_str())),
     };
     match &parsed {
@@ -301,7 +302,7 @@ async fn audit_group(
         match outcome {
             StoreOutcome::Stored { .. } => counts[0] += 1,
             StoreOutcome::Duplicate { .. } => counts[1] += 1,
-            StoreOutcome::Rejected { .. } => counts[2] += 1,
+            StoreOutcome::Rejected { .. } | StoreOutcome::Conflict { .. } => counts[2] += 1,
         }
     }
     let records = by_peer

@@ -52,7 +52,7 @@ impl Drop for Server {
 /// A response: status, headers (lower-case names) and body.
 pub(crate) struct Reply {
     pub(crate) status: u16,
-    headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 

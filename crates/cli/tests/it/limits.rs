@@ -176,3 +176,107 @@ fn slow_clients_are_cut_off_and_connections_are_capped() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn browsers_get_protective_headers_and_cross_site_api_writes_are_refused() {
+    let ws = Workspace::new();
+    ws.add_user("ana", PASSWORD, "admin");
+    // Beyond loopback without TLS: a warning at start-up.
+    let (mut child, line) = spawn_serve(&ws, &["--http-listen", "0.0.0.0:0"]);
+    assert!(
+        line.contains("WARNING: the HTTP API and web UI listens on 0.0.0.0"),
+        "{line}"
+    );
+    let port: u16 = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let page = request(port, "GET", "/login", &[], b"");
+    assert_eq!(page.status, 200);
+    let header = |name: &str| {
+        page.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("cache-control"), "no-store");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(
+        header("content-security-policy").contains("default-src 'none'"),
+        "{:?}",
+        page.headers
+    );
+    // Plain HTTP: no HSTS, and the cookie is not the __Host- one.
+    assert!(header("strict-transport-security").is_empty());
+    // A page of another site posting SQL with the browser's remembered credentials.
+    let forged = request(
+        port,
+        "POST",
+        "/api/v1/query",
+        &[
+            ("Authorization", &basic("ana", PASSWORD)),
+            ("Origin", "https://evil.example"),
+        ],
+        b"SELECT 1",
+    );
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    let own = request(
+        port,
+        "POST",
+        "/api/v1/query",
+        &[
+            ("Authorization", &basic("ana", PASSWORD)),
+            // The request helper sends `Host: 127.0.0.1`.
+            ("Origin", "http://127.0.0.1"),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"sql": "SELECT 1"}"#,
+    );
+    assert_eq!(own.status, 200, "{}", own.text());
+    let plain = query(port, "ana", "SELECT 1 AS one");
+    assert_eq!(plain.status, 200, "{}", plain.text());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn streamed_events_waiting_for_the_lake_are_capped() {
+    let ws = Workspace::new();
+    ws.add_user("ana", PASSWORD, "admin");
+    // Flushes only every minute: acknowledged events pile up.
+    let (mut child, port) = serve(
+        &ws,
+        &["--max-pending-mb", "1", "--flush-seconds", "60"],
+    );
+    let body: String = (0..12_000)
+        .map(|i| format!("{{\"event_id\":\"e{i}\",\"device\":\"d1\",\"reading\":\"{}\"}}\n", "x".repeat(100)))
+        .collect();
+    let post = || {
+        request(
+            port,
+            "POST",
+            "/api/v1/ingest/vitals",
+            &[
+                ("Authorization", &basic("ana", PASSWORD)),
+                ("Content-Type", "application/x-ndjson"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let first = post();
+    assert_eq!(first.status, 202, "{}", first.text());
+    let second = post();
+    assert_eq!(second.status, 503, "{}", second.text());
+    assert!(second.text().contains("waiting for the lake"), "{}", second.text());
+    assert!(
+        second.headers.iter().any(|(n, _)| n == "retry-after"),
+        "{:?}",
+        second.headers
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

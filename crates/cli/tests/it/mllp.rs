@@ -186,3 +186,34 @@ print(ack.decode().split("\r")[1])
     drop(listener);
     assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "1");
 }
+
+#[test]
+fn a_forged_message_reusing_a_control_id_is_a_conflict_not_a_duplicate() {
+    let ws = Workspace::new();
+    let listener = Listener::start(&ws);
+    let real = message("S7", 1);
+    // Same sender and control id, different content (another result value).
+    let forged = real.replace("||91|mg/dL", "||250|mg/dL");
+    assert_ne!(real, forged);
+    // A resend with only a new MSH-7 is the same message.
+    let resent = real.replace("20240101120000", "20240101120500");
+    let acks = send_all(listener.port, &[real.clone(), forged, resent]);
+    assert_eq!(acks[0].0, "AA", "{acks:?}");
+    assert_eq!(acks[1].0, "AE", "{acks:?}");
+    assert_eq!(acks[2].0, "AA", "{acks:?}");
+    drop(listener);
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "1");
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM raw.hl7_observations WHERE value_numeric = 91"),
+        "1"
+    );
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM raw._rejects WHERE reason LIKE 'conflict:%'"),
+        "1"
+    );
+    // After a restart the store still knows the identity.
+    let listener = Listener::start(&ws);
+    let forged_again = real.replace("||91|mg/dL", "||180|mg/dL");
+    let acks = send_all(listener.port, &[forged_again]);
+    assert_eq!(acks[0].0, "AE", "{acks:?}");
+}

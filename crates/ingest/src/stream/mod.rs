@@ -53,16 +53,20 @@ pub struct StreamConfig {
     pub flush_bytes: u64,
     /// Size at which a log segment is closed and a new one begun.
     pub segment_bytes: u64,
+    /// Most bytes of acknowledged events waiting for the lake (and so in the write-ahead
+    /// log); above it requests are refused with [`Error::Backlog`] until flushes catch up.
+    pub max_pending_bytes: u64,
 }
 
 impl StreamConfig {
-    /// Defaults: flush every 5 s or at 64 MiB, 64 MiB log segments.
+    /// Defaults: flush every 5 s or at 64 MiB, 64 MiB log segments, at most 1 GiB pending.
     pub fn new(wal_dir: impl Into<PathBuf>) -> Self {
         Self {
             wal_dir: wal_dir.into(),
             flush_interval: Duration::from_secs(5),
             flush_bytes: 64 << 20,
             segment_bytes: 64 << 20,
+            max_pending_bytes: 1 << 30,
         }
     }
 }
@@ -165,6 +169,7 @@ pub struct StreamIngest {
     lake: Lake,
     principal: Principal,
     wal: Arc<Mutex<Wal>>,
+    max_pending_bytes: u64,
 }
 
 impl std::fmt::Debug for StreamIngest {
@@ -264,6 +269,7 @@ impl StreamIngest {
             lake,
             principal,
             wal,
+            max_pending_bytes: config.max_pending_bytes.max(1),
         };
         tokio::spawn(writer(ingest.clone(), rx, known, config.flush_bytes));
         tokio::spawn(flusher(ingest.clone(), config.flush_interval));
@@ -278,6 +284,10 @@ impl StreamIngest {
         stream_table(stream)?;
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(Error::StreamClosed);
+        }
+        let pending = self.shared.pending_bytes.load(Ordering::Relaxed);
+        if pending >= self.max_pending_bytes {
+            return Err(Error::Backlog(pending, self.max_pending_bytes));
         }
         let (reply, answer) = oneshot::channel();
         self.tx

@@ -51,6 +51,9 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// How long a client may take to send a request's body.
     pub body_timeout: Duration,
+    /// Mark the UI's cookie `Secure` (named `__Host-…`) and send HSTS although this server
+    /// speaks plain HTTP: for a TLS proxy in front of it.
+    pub secure_cookies: bool,
     /// Where FHIR bodies posted to `/api/v1/fhir` are kept (the loader's input files).
     pub spool_dir: std::path::PathBuf,
     /// Certificate and key: HTTPS only when set.
@@ -76,6 +79,7 @@ impl HttpConfig {
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
+            secure_cookies: false,
             spool_dir: spool_dir.into(),
             tls: None,
             sign_in: None,
@@ -146,6 +150,25 @@ pub(crate) fn request_origin() -> (carelake_common::Interface, Option<SocketAddr
 /// The peer address of a connection, for `ConnectInfo` (over TCP and over TLS).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) SocketAddr);
+
+/// Whether a request comes from another site: a browser's `Sec-Fetch-Site` says so, or its
+/// `Origin` names another host. Browsers send one of them with every cross-site POST (forms,
+/// `fetch`), so refusing these stops cross-site request forgery with a session cookie or with
+/// Basic credentials a browser remembers; clients that are not browsers send neither.
+pub(crate) fn cross_site(headers: &axum::http::HeaderMap) -> bool {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && site != "same-origin"
+        && site != "none"
+    {
+        return true;
+    }
+    if let (Some(origin), Some(host)) = (text(header::ORIGIN), text(header::HOST)) {
+        let origin_host = origin.split("://").nth(1).unwrap_or(origin);
+        return origin_host != host;
+    }
+    false
+}
 
 /// A user's session and when its catalog was last read.
 pub(crate) struct UserSession {

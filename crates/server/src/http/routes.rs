@@ -45,6 +45,55 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Browser protections on every response, and no cross-site writes to the API:
+/// `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, no framing; UI pages are
+/// not cached and carry a Content-Security-Policy that allows only this origin's style sheet
+/// and images (the pages have no scripts); HSTS under TLS or `--secure-cookies`.
+async fn guard_browsers(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    if api && request.method() != axum::http::Method::GET && super::cross_site(request.headers())
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross-site request refused: call the API from a client, not from another site's page",
+        )
+        .into_response();
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if !api {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
+    if state.config.tls.is_some() || state.config.secure_cookies {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
 /// Reads a request's body within [`HttpConfig::body_timeout`](super::HttpConfig) (a client
 /// sending it a byte at a time is cut off with 408) and at most the body limit (413).
 async fn body_deadline(
@@ -580,6 +629,11 @@ async fn ingest(
         .map_err(|e| match e {
             carelake_ingest::Error::StreamClosed => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping")
+            }
+            backlog @ carelake_ingest::Error::Backlog(..) => {
+                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, backlog.to_string());
+                e.retry_after = Some(5);
+                e
             }
             other => ApiError::internal(other.to_string()),
         })?;

@@ -22,11 +22,22 @@ use carelake_lake::User;
 use carelake_sql::QueryResult;
 use serde::Deserialize;
 
-use super::AppState;
+use super::{AppState, cross_site};
 use html::{cells, esc, page, table, table_html};
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP.
 const COOKIE: &str = "carelake_session";
+/// Its name when it is `Secure` (under TLS or `--secure-cookies`): browsers then refuse it from
+/// plain HTTP and from other hosts and paths.
+const SECURE_COOKIE: &str = "__Host-carelake_session";
+
+fn cookie_name(state: &AppState) -> &'static str {
+    if state.config.tls.is_some() || state.config.secure_cookies {
+        SECURE_COOKIE
+    } else {
+        COOKIE
+    }
+}
 /// Most rows the SQL page shows (the CSV download has them all, up to the API's limit).
 const GRID_ROWS: usize = 1000;
 
@@ -50,14 +61,15 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
 /// The signed-in user of a page; without a valid cookie, a redirect to the sign-in page.
 struct UiUser(User);
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+fn cookie_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let wanted = cookie_name(state);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_string())
 }
 
@@ -68,7 +80,7 @@ impl FromRequestParts<Arc<AppState>> for UiUser {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let user = match cookie_token(&parts.headers) {
+        let user = match cookie_token(state, &parts.headers) {
             Some(token) => state
                 .sign_in
                 .bearer(&token, carelake_lake::TokenKind::Ui)
@@ -81,22 +93,6 @@ impl FromRequestParts<Arc<AppState>> for UiUser {
             None => Err(Redirect::to("/login").into_response()),
         }
     }
-}
-
-/// Whether a form comes from another site (refused; the cookie is `SameSite=Strict` as well).
-fn cross_site(headers: &HeaderMap) -> bool {
-    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && site != "same-origin"
-        && site != "none"
-    {
-        return true;
-    }
-    if let (Some(origin), Some(host)) = (text(header::ORIGIN), text(header::HOST)) {
-        let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-        return origin_host != host;
-    }
-    false
 }
 
 fn refused() -> Response {
@@ -247,13 +243,14 @@ async fn login(
             return Redirect::to("/login?failed=busy").into_response();
         }
     };
-    let secure = if state.config.tls.is_some() {
+    let secure = if cookie_name(&state) == SECURE_COOKIE {
         "; Secure"
     } else {
         ""
     };
     let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        "{}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        cookie_name(&state),
         state.sign_in.config().token_lifetime.as_secs()
     );
     let mut response = Redirect::to("/").into_response();
@@ -267,7 +264,7 @@ async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     if cross_site(&headers) {
         return refused();
     }
-    if let Some(token) = cookie_token(&headers)
+    if let Some(token) = cookie_token(&state, &headers)
         && let Ok(user) = state
             .sign_in
             .bearer(&token, carelake_lake::TokenKind::Ui)
@@ -277,10 +274,17 @@ async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         tracing::error!(error = %e, "A UI session could not be revoked.");
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("carelake_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    let secure = if cookie_name(&state) == SECURE_COOKIE {
+        "; Secure"
+    } else {
+        ""
+    };
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}",
+        cookie_name(&state)
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     response
 }
 
