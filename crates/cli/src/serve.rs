@@ -38,6 +38,19 @@ pub(crate) struct ServeArgs {
     /// Take HL7 v2 messages over MLLP on this address; without a value 127.0.0.1:2575.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:2575")]
     pub(crate) mllp: Option<String>,
+    /// MLLP over TLS with the --tls-cert/--tls-key pair (senders must use TLS).
+    #[arg(long, requires = "tls_cert", requires = "mllp")]
+    pub(crate) mllp_tls: bool,
+    /// With --mllp-tls, require client certificates signed by a CA in this PEM file.
+    #[arg(long, value_name = "FILE", requires = "mllp_tls")]
+    pub(crate) mllp_client_ca: Option<PathBuf>,
+    /// Senders allowed to connect over MLLP: addresses or CIDR blocks, comma-separated
+    /// (others are closed at once and audited). Default: any.
+    #[arg(long, value_delimiter = ',', env = "CARELAKE_MLLP_ALLOW")]
+    pub(crate) mllp_allow: Vec<String>,
+    /// Most MLLP connections at once.
+    #[arg(long, env = "CARELAKE_MLLP_MAX_CONNECTIONS", default_value_t = 64)]
+    pub(crate) mllp_max_connections: usize,
     /// Run the pipeline's scheduled models (their `-- schedule:` cron, in UTC).
     #[arg(long)]
     pub(crate) schedules: bool,
@@ -277,9 +290,10 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
     if let Some(mllp) = &args.mllp
         && let Ok(addr) = crate::parse_listen_addr(mllp)
         && !addr.ip().is_loopback()
+        && !args.mllp_tls
     {
         say(&format!(
-            "WARNING: the MLLP listener listens on {addr} in the clear and without sign-in: keep it on a private network."
+            "WARNING: the MLLP listener listens on {addr} in the clear: give --mllp-tls (and --mllp-allow for the senders), or keep it on a private network."
         ));
     }
     if let Some(addr) = pg {
@@ -356,14 +370,30 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         let addr = crate::parse_listen_addr(mllp)?;
         let store = carelake_ingest::Hl7Store::open(lake.clone(), principal.clone()).await?;
         let known = store.message_count();
+        let allow = args
+            .mllp_allow
+            .iter()
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| {
+                a.parse::<carelake_server::PeerRange>()
+                    .map_err(anyhow::Error::msg)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let config = MllpConfig {
             addr,
+            allow,
+            max_connections: args.mllp_max_connections.max(1),
+            tls: if args.mllp_tls { tls.clone() } else { None },
+            client_ca: args.mllp_client_ca.clone(),
             ..Default::default()
         };
-        let server = MllpServer::bind(config, store).await?;
+        let server = MllpServer::bind(config, store)
+            .await
+            .context("starting the MLLP listener")?;
         let bound = server.local_addr().unwrap_or(addr);
         say(&format!(
-            "MLLP listener on {bound} ({known} messages already in the lake)."
+            "MLLP listener on {bound}{} ({known} messages already in the lake).",
+            if server.uses_tls() { " over TLS" } else { "" }
         ));
         let until = wait();
         tasks.spawn(async move {

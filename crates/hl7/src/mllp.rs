@@ -119,6 +119,11 @@ impl FrameDecoder {
     pub fn next_frame(&mut self) -> Option<Result<Vec<u8>, FrameError>> {
         self.ready.pop_front()
     }
+
+    /// Whether a frame has begun and not yet ended (for a per-frame deadline).
+    pub fn in_frame(&self) -> bool {
+        self.in_frame || self.discarding
+    }
 }
 
 #[cfg(test)]

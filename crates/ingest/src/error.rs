@@ -94,7 +94,9 @@ pub enum Error {
     StreamClosed,
     /// Too many acknowledged events are waiting for the lake (it is slow or failing): try
     /// again later.
-    #[error("{0} bytes of streamed events are waiting for the lake (the cap is {1}): try again shortly")]
+    #[error(
+        "{0} bytes of streamed events are waiting for the lake (the cap is {1}): try again shortly"
+    )]
     Backlog(u64, u64),
 }
 

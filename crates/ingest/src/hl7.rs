@@ -266,7 +266,9 @@ async fn load_keys(lake: &Lake) -> Result<HashSet<MessageKey>> {
 }
 
 /// Reads the keys of every message in the store, and which content key each identity has.
-async fn load_keys_and_ids(lake: &Lake) -> Result<(HashSet<MessageKey>, HashMap<IdKey, MessageKey>)> {
+async fn load_keys_and_ids(
+    lake: &Lake,
+) -> Result<(HashSet<MessageKey>, HashMap<IdKey, MessageKey>)> {
     let mut keys = HashSet::new();
     let mut ids = HashMap::new();
     let Some(table) = open_table(lake, MESSAGES).await? else {

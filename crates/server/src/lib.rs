@@ -26,7 +26,7 @@ mod tls;
 
 pub use error::{Error, Result};
 pub use http::{DEFAULT_HTTP_ADDR, HttpConfig, HttpServer};
-pub use mllp::{DEFAULT_MLLP_PORT, MllpConfig, MllpServer};
+pub use mllp::{DEFAULT_MLLP_PORT, MllpConfig, MllpServer, PeerRange};
 pub use pg::{DEFAULT_PG_ADDR, PgConfig, PgServer};
 pub use signin::{MAX_DELAY, Refusal, SignIn, SignInConfig};
 pub use tls::TlsConfig;

@@ -7,7 +7,13 @@
 //! connection get its `AA` acknowledgement. A resent message (same MSH-10 from the same
 //! sending application and facility) is acknowledged again but stored once. A message that
 //! cannot be parsed gets `AR` with the reason and is quarantined; a storage failure gets `AE`,
-//! telling the sender to resend.
+//! telling the sender to resend; a message reusing a stored control id with other content is a
+//! conflict (`AE`, quarantined).
+//!
+//! At the edge: TLS when configured (optionally requiring client certificates signed by a
+//! given CA), an allow-list of peer addresses (others are closed at once, logged and
+//! audited), a cap on connections, and a deadline for a frame once it has begun (a sender
+//! trickling bytes is cut off), besides the idle time.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,7 +22,7 @@ use carelake_hl7::mllp::FrameDecoder;
 use carelake_hl7::{AckCode, Message};
 use carelake_ingest::{Hl7Store, InboundMessage, StoreOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, Result};
@@ -38,6 +44,72 @@ pub struct MllpConfig {
     pub max_group: usize,
     /// A connection silent for this long is closed.
     pub idle_timeout: Duration,
+    /// A frame begun must end within this long.
+    pub frame_timeout: Duration,
+    /// Most connections at once; more are closed at once.
+    pub max_connections: usize,
+    /// Peers allowed to connect (addresses or CIDR blocks); empty: any.
+    pub allow: Vec<PeerRange>,
+    /// Certificate and key: MLLP over TLS only when set.
+    pub tls: Option<crate::TlsConfig>,
+    /// With TLS, require client certificates signed by a CA in this PEM file.
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+/// An address or a CIDR block (`10.1.0.0/16`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerRange {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for PeerRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.trim(), None),
+        };
+        let network: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not an address or CIDR block"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix must be 0 to {max}"))?,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl PeerRange {
+    /// Whether `addr` is inside the range (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, addr: std::net::IpAddr) -> bool {
+        let addr = match addr {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: std::net::IpAddr| -> (u128, u32) {
+            match a {
+                std::net::IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                std::net::IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((n, width), (a, width_a)) = (bits(self.network), bits(addr));
+        if width != width_a {
+            return false;
+        }
+        let shift = width - u32::from(self.prefix);
+        if shift >= width {
+            return true;
+        }
+        (n >> shift) == (a >> shift)
+    }
 }
 
 impl Default for MllpConfig {
@@ -48,6 +120,11 @@ impl Default for MllpConfig {
             group_window: Duration::from_millis(10),
             max_group: 1000,
             idle_timeout: Duration::from_secs(600),
+            frame_timeout: Duration::from_secs(30),
+            max_connections: 64,
+            allow: Vec::new(),
+            tls: None,
+            client_ca: None,
         }
     }
 }
@@ -60,16 +137,31 @@ struct Submission {
 }
 
 /// A bound MLLP listener.
-#[derive(Debug)]
 pub struct MllpServer {
     listener: TcpListener,
     config: MllpConfig,
     store: Hl7Store,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for MllpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MllpServer")
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl MllpServer {
     /// Binds the listener. The store has already loaded the keys of the messages in the lake.
+    /// Fails, rather than serving in the clear, when a configured certificate cannot be used.
     pub async fn bind(config: MllpConfig, store: Hl7Store) -> Result<Self> {
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|t| t.acceptor_with_clients(config.client_ca.as_deref()))
+            .transpose()?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| Error::Bind {
@@ -80,7 +172,13 @@ impl MllpServer {
             listener,
             config,
             store,
+            tls,
         })
+    }
+
+    /// Whether senders must use TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address actually bound (useful with port 0).
@@ -95,7 +193,10 @@ impl MllpServer {
             listener,
             config,
             store,
+            tls,
         } = self;
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+        let audit_lake = store.lake().clone();
         let (tx, rx) = mpsc::channel::<Submission>(config.max_group * 4);
         let writer = tokio::spawn(write_groups(store, rx, config.clone()));
         tracing::info!(addr = %config.addr, "MLLP listener ready.");
@@ -107,12 +208,60 @@ impl MllpServer {
                 accepted = listener.accept() => {
                     match accepted {
                         Ok((stream, peer)) => {
+                            if !config.allow.is_empty()
+                                && !config.allow.iter().any(|r| r.contains(peer.ip()))
+                            {
+                                tracing::warn!(%peer, "MLLP connection refused: the peer is not on the allow-list.");
+                                let mut record = carelake_lake::AuditRecord::new(
+                                    "mllp",
+                                    carelake_common::Interface::Mllp.as_str(),
+                                    "sign_in",
+                                );
+                                record.peer = Some(peer.to_string());
+                                record.outcome = "denied".into();
+                                record.detail = Some("the peer is not on the MLLP allow-list".into());
+                                let lake = audit_lake.clone();
+                                tokio::spawn(async move {
+                                    if let Err(e) = lake.audit_append(vec![record]).await {
+                                        tracing::error!(error = %e, "An MLLP refusal could not be audited.");
+                                    }
+                                });
+                                drop(stream);
+                                continue;
+                            }
+                            let Ok(slot) = std::sync::Arc::clone(&slots).try_acquire_owned() else {
+                                tracing::warn!(%peer, "MLLP connection refused: too many connections.");
+                                drop(stream);
+                                continue;
+                            };
                             let tx = tx.clone();
                             let config = config.clone();
+                            let tls = tls.clone();
                             connections.spawn(async move {
-                                if let Err(e) = serve_connection(stream, peer, tx, &config).await {
+                                let _ = stream.set_nodelay(true);
+                                let outcome = match tls {
+                                    None => serve_connection(stream, peer, tx, &config).await,
+                                    Some(acceptor) => match tokio::time::timeout(
+                                        Duration::from_secs(10),
+                                        acceptor.accept(stream),
+                                    )
+                                    .await
+                                    {
+                                        Ok(Ok(stream)) => serve_connection(stream, peer, tx, &config).await,
+                                        Ok(Err(e)) => {
+                                            tracing::warn!(%peer, error = %e, "MLLP TLS handshake failed.");
+                                            Ok(())
+                                        }
+                                        Err(_) => {
+                                            tracing::warn!(%peer, "MLLP TLS handshake timed out.");
+                                            Ok(())
+                                        }
+                                    },
+                                };
+                                if let Err(e) = outcome {
                                     tracing::warn!(%peer, error = %e, "MLLP connection ended with an error.");
                                 }
+                                drop(slot);
                             });
                         }
                         Err(e) => {
@@ -137,19 +286,32 @@ impl MllpServer {
 }
 
 /// Reads frames from one connection and answers each with its ACK, in order.
-async fn serve_connection(
-    mut stream: TcpStream,
+async fn serve_connection<S>(
+    mut stream: S,
     peer: SocketAddr,
     tx: mpsc::Sender<Submission>,
     config: &MllpConfig,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     tracing::debug!(%peer, "MLLP connection opened.");
-    let _ = stream.set_nodelay(true);
     let mut decoder = FrameDecoder::new(config.max_message_bytes);
     let mut buffer = vec![0u8; 64 * 1024];
+    let mut frame_deadline: Option<tokio::time::Instant> = None;
     loop {
-        let n = match tokio::time::timeout(config.idle_timeout, stream.read(&mut buffer)).await {
+        // Inside a frame, the rest must come before the frame's deadline; between frames, the
+        // idle time applies.
+        let wait = match frame_deadline {
+            Some(deadline) => deadline.saturating_duration_since(tokio::time::Instant::now()),
+            None => config.idle_timeout,
+        };
+        let n = match tokio::time::timeout(wait, stream.read(&mut buffer)).await {
             Ok(read) => read?,
+            Err(_) if frame_deadline.is_some() => {
+                tracing::warn!(%peer, "MLLP frame not finished in time; closing.");
+                return Ok(());
+            }
             Err(_) => {
                 tracing::debug!(%peer, "MLLP connection idle; closing.");
                 return Ok(());
@@ -160,6 +322,11 @@ async fn serve_connection(
             return Ok(());
         }
         decoder.push(&buffer[..n]);
+        frame_deadline = match (decoder.in_frame(), frame_deadline) {
+            (false, _) => None,
+            (true, Some(d)) => Some(d),
+            (true, None) => Some(tokio::time::Instant::now() + config.frame_timeout),
+        };
         while let Some(frame) = decoder.next_frame() {
             let ack = match frame {
                 Ok(bytes) => handle_frame(bytes, peer, &tx).await,
@@ -328,6 +495,24 @@ async fn audit_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_ranges_match_addresses_and_blocks() {
+        let range: PeerRange = "10.1.0.0/16".parse().unwrap();
+        assert!(range.contains("10.1.200.3".parse().unwrap()));
+        assert!(!range.contains("10.2.0.1".parse().unwrap()));
+        assert!(range.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one: PeerRange = "192.168.1.5".parse().unwrap();
+        assert!(one.contains("192.168.1.5".parse().unwrap()));
+        assert!(!one.contains("192.168.1.6".parse().unwrap()));
+        let any: PeerRange = "0.0.0.0/0".parse().unwrap();
+        assert!(any.contains("8.8.8.8".parse().unwrap()));
+        assert!(!any.contains("::1".parse().unwrap()));
+        let v6: PeerRange = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<PeerRange>().is_err());
+        assert!("nonsense".parse::<PeerRange>().is_err());
+    }
 
     #[test]
     fn latin1_text_is_decoded() {

@@ -248,12 +248,14 @@ fn streamed_events_waiting_for_the_lake_are_capped() {
     let ws = Workspace::new();
     ws.add_user("ana", PASSWORD, "admin");
     // Flushes only every minute: acknowledged events pile up.
-    let (mut child, port) = serve(
-        &ws,
-        &["--max-pending-mb", "1", "--flush-seconds", "60"],
-    );
+    let (mut child, port) = serve(&ws, &["--max-pending-mb", "1", "--flush-seconds", "60"]);
     let body: String = (0..12_000)
-        .map(|i| format!("{{\"event_id\":\"e{i}\",\"device\":\"d1\",\"reading\":\"{}\"}}\n", "x".repeat(100)))
+        .map(|i| {
+            format!(
+                "{{\"event_id\":\"e{i}\",\"device\":\"d1\",\"reading\":\"{}\"}}\n",
+                "x".repeat(100)
+            )
+        })
         .collect();
     let post = || {
         request(
@@ -271,7 +273,11 @@ fn streamed_events_waiting_for_the_lake_are_capped() {
     assert_eq!(first.status, 202, "{}", first.text());
     let second = post();
     assert_eq!(second.status, 503, "{}", second.text());
-    assert!(second.text().contains("waiting for the lake"), "{}", second.text());
+    assert!(
+        second.text().contains("waiting for the lake"),
+        "{}",
+        second.text()
+    );
     assert!(
         second.headers.iter().any(|(n, _)| n == "retry-after"),
         "{:?}",

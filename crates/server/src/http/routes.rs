@@ -41,6 +41,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             body_deadline,
         ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard_browsers,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), count))
         .with_state(state)
 }
@@ -55,8 +59,7 @@ async fn guard_browsers(
     next: Next,
 ) -> Response {
     let api = request.uri().path().starts_with("/api/");
-    if api && request.method() != axum::http::Method::GET && super::cross_site(request.headers())
-    {
+    if api && request.method() != axum::http::Method::GET && super::cross_site(request.headers()) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "cross-site request refused: call the API from a client, not from another site's page",
