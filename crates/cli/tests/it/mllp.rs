@@ -17,7 +17,13 @@ struct Listener {
 
 impl Listener {
     fn start(ws: &Workspace) -> Self {
-        let (child, line) = spawn_serve(ws, &["--http-listen", "off", "--mllp", "127.0.0.1:0"]);
+        Self::start_with(ws, &[])
+    }
+
+    fn start_with(ws: &Workspace, extra: &[&str]) -> Self {
+        let mut args = vec!["--http-listen", "off", "--mllp", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let (child, line) = spawn_serve(ws, &args);
         let port = line
             .lines()
             .find(|l| l.starts_with("MLLP"))
@@ -216,4 +222,116 @@ fn a_forged_message_reusing_a_control_id_is_a_conflict_not_a_duplicate() {
     let forged_again = real.replace("||91|mg/dL", "||180|mg/dL");
     let acks = send_all(listener.port, &[forged_again]);
     assert_eq!(acks[0].0, "AE", "{acks:?}");
+}
+
+/// Whether a plain connection that sends a message is closed without an ACK.
+fn closed_without_ack(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return true;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut frame = vec![0x0b];
+    frame.extend_from_slice(message("PLAIN", 1).as_bytes());
+    frame.extend_from_slice(&[0x1c, 0x0d]);
+    let _ = stream.write_all(&frame);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    !String::from_utf8_lossy(&answer).contains("MSA|")
+}
+
+#[test]
+fn mllp_over_tls_and_an_allow_list() {
+    let test = "mllp_over_tls_and_an_allow_list";
+    let (Some(openssl), Some(python)) = (
+        crate::pg::program("openssl", test),
+        python_with("ssl", test),
+    ) else {
+        return;
+    };
+    let ws = Workspace::new();
+    let (cert, key) = (ws.path("mllp.crt"), ws.path("mllp.key"));
+    let made = Command::new(openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let listener = Listener::start_with(
+        &ws,
+        &[
+            "--mllp-tls",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    // A Python sender over TLS, checking the server's certificate.
+    let script = r#"
+import socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+context = ssl.create_default_context(cafile=ca)
+msg = "MSH|^~\\&|TLS|HOSP|LAKE|HOSP|20240101120000||ADT^A04|TLS-1|P|2.5\rPID|1||42^^^HOSP^MR||Roe^Ann\r"
+with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        s.sendall(b"\x0b" + msg.encode() + b"\x1c\x0d")
+        ack = b""
+        while not ack.endswith(b"\x1c\x0d"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            ack += chunk
+print(ack.decode().split("\r")[1])
+"#;
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            script,
+            &listener.port.to_string(),
+            cert.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("MSA|AA|TLS-1"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A sender in the clear gets nothing stored and no ACK.
+    assert!(closed_without_ack(listener.port));
+    drop(listener);
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "1");
+
+    // Only listed senders may connect.
+    let listener = Listener::start_with(&ws, &["--mllp-allow", "10.0.0.0/8,192.168.7.7"]);
+    assert!(closed_without_ack(listener.port));
+    // The refusal's audit record is written in the background.
+    std::thread::sleep(Duration::from_secs(2));
+    drop(listener);
+    assert_eq!(ws.scalar("SELECT count(*) FROM raw.hl7_messages"), "1");
+    assert_eq!(
+        ws.scalar("SELECT count(*) > 0 FROM system.audit WHERE interface = 'mllp' AND outcome = 'denied' AND detail LIKE '%allow-list%'"),
+        "true"
+    );
+    let listener = Listener::start_with(&ws, &["--mllp-allow", "127.0.0.0/8"]);
+    let acks = send_all(listener.port, &[message("LISTED", 1)]);
+    assert_eq!(acks[0].0, "AA");
 }
