@@ -94,7 +94,7 @@ impl MemoryPool for SessionPool {
             let next = current.saturating_add(additional);
             if next > self.limit {
                 return Err(DataFusionError::ResourcesExhausted(format!(
-                    "the statement needs more than this session's memory limit of {} MiB ({} MiB in use, {} MiB more asked for by {})",
+                    "the statement needs more than the session memory limit of {} MiB ({} MiB in use, {} MiB more asked for by {})",
                     self.limit >> 20,
                     current >> 20,
                     additional.div_ceil(1 << 20),

@@ -8,11 +8,11 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::http::{basic, request};
-use crate::support::{Workspace, spawn_serve};
+use crate::support::{KillOnDrop, Workspace, spawn_serve};
 
 const PASSWORD: &str = "a long test password";
 
-fn serve(ws: &Workspace, extra: &[&str]) -> (std::process::Child, u16) {
+fn serve(ws: &Workspace, extra: &[&str]) -> (KillOnDrop, u16) {
     let mut args = vec!["--http-listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let (child, line) = spawn_serve(ws, &args);
@@ -23,7 +23,7 @@ fn serve(ws: &Workspace, extra: &[&str]) -> (std::process::Child, u16) {
         .and_then(|a| a.rsplit_once(':'))
         .and_then(|(_, p)| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
-    (child, port)
+    (KillOnDrop(child), port)
 }
 
 fn query(port: u16, user: &str, sql: &str) -> crate::http::Reply {
@@ -44,7 +44,7 @@ fn huge_results_are_cut_in_the_plan_and_memory_is_bounded_per_session() {
     let ws = Workspace::new();
     ws.add_user("ana", PASSWORD, "admin");
     ws.add_user("ben", PASSWORD, "admin");
-    let (mut child, port) = serve(
+    let (child, port) = serve(
         &ws,
         &[
             "--max-rows",
@@ -87,7 +87,7 @@ fn huge_results_are_cut_in_the_plan_and_memory_is_bounded_per_session() {
     let (ana, ben) = (ana.join().unwrap(), ben.join().unwrap());
     assert_eq!(ana.status, 400, "{}", ana.text());
     assert!(
-        ana.text().contains("memory limit of 64 MiB"),
+        ana.text().contains("session memory limit of 64 MiB"),
         "{}",
         ana.text()
     );
@@ -95,15 +95,14 @@ fn huge_results_are_cut_in_the_plan_and_memory_is_bounded_per_session() {
     assert_eq!(ben.status, 200, "{}", ben.text());
     let again = query(port, "ana", "SELECT 1 AS one");
     assert_eq!(again.status, 200, "{}", again.text());
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[test]
 fn slow_clients_are_cut_off_and_connections_are_capped() {
     let ws = Workspace::new();
     ws.add_user("ana", PASSWORD, "admin");
-    let (mut child, port) = serve(
+    let (child, port) = serve(
         &ws,
         &[
             "--header-timeout-seconds",
@@ -173,8 +172,7 @@ fn slow_clients_are_cut_off_and_connections_are_capped() {
         assert!(started.elapsed() < Duration::from_secs(5), "still refused");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[test]
@@ -182,7 +180,8 @@ fn browsers_get_protective_headers_and_cross_site_api_writes_are_refused() {
     let ws = Workspace::new();
     ws.add_user("ana", PASSWORD, "admin");
     // Beyond loopback without TLS: a warning at start-up.
-    let (mut child, line) = spawn_serve(&ws, &["--http-listen", "0.0.0.0:0"]);
+    let (child, line) = spawn_serve(&ws, &["--http-listen", "0.0.0.0:0"]);
+    let child = KillOnDrop(child);
     assert!(
         line.contains("WARNING: the HTTP API and web UI listens on 0.0.0.0"),
         "{line}"
@@ -239,8 +238,7 @@ fn browsers_get_protective_headers_and_cross_site_api_writes_are_refused() {
     assert_eq!(own.status, 200, "{}", own.text());
     let plain = query(port, "ana", "SELECT 1 AS one");
     assert_eq!(plain.status, 200, "{}", plain.text());
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[test]
@@ -248,7 +246,7 @@ fn streamed_events_waiting_for_the_lake_are_capped() {
     let ws = Workspace::new();
     ws.add_user("ana", PASSWORD, "admin");
     // Flushes only every minute: acknowledged events pile up.
-    let (mut child, port) = serve(&ws, &["--max-pending-mb", "1", "--flush-seconds", "60"]);
+    let (child, port) = serve(&ws, &["--max-pending-mb", "1", "--flush-seconds", "60"]);
     let body: String = (0..12_000)
         .map(|i| {
             format!(
@@ -283,6 +281,5 @@ fn streamed_events_waiting_for_the_lake_are_capped() {
         "{:?}",
         second.headers
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }

@@ -202,3 +202,21 @@ pub(crate) fn all_bytes_under(dir: &std::path::Path) -> Vec<u8> {
     }
     out
 }
+
+/// A child process killed when dropped (also when a test panics), so that no server outlives
+/// its test.
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+impl KillOnDrop {
+    /// The process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

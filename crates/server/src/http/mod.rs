@@ -364,12 +364,22 @@ impl HttpServer {
             .as_ref()
             .map(crate::TlsConfig::acceptor)
             .transpose()?;
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.addr.to_string(),
-                source,
-            })?;
+        // A backlog of 1,024 (tokio's `bind` asks for 128): a burst of connections waits for
+        // the accept loop instead of being reset by the kernel.
+        let bind = || -> std::io::Result<tokio::net::TcpListener> {
+            let socket = if config.addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(config.addr)?;
+            socket.listen(1024)
+        };
+        let listener = bind().map_err(|source| Error::Bind {
+            addr: config.addr.to_string(),
+            source,
+        })?;
         let sign_in = config
             .sign_in
             .clone()

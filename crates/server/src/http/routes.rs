@@ -50,7 +50,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Browser protections on every response, and no cross-site writes to the API:
-/// `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, no framing; UI pages are
+/// `X-Content-Type-Options: nosniff`, `Referrer-Policy: same-origin` (with `no-referrer`, browsers send `Origin: null` on their own forms), no framing; UI pages are
 /// not cached and carry a Content-Security-Policy that allows only this origin's style sheet
 /// and images (the pages have no scripts); HSTS under TLS or `--secure-cookies`.
 async fn guard_browsers(
@@ -74,7 +74,7 @@ async fn guard_browsers(
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(header::CACHE_CONTROL) {
