@@ -456,7 +456,7 @@ impl UserStore {
     /// purpose (Argon2id), behind [`verify_bounded`]: callers cache what they verified.
     pub async fn verify(&self, name: &str, password: &str) -> Result<Option<User>> {
         let user = self.get(name).await?;
-        Ok(check_user_password(user, password).await?)
+        check_user_password(user, password).await
     }
 }
 

@@ -126,6 +126,9 @@ enum Counter {
     Address(IpAddr),
 }
 
+/// A password verified: whose, when (for the sign-in's standing), and when remembered.
+type Verified = (String, chrono::DateTime<Utc>, Instant);
+
 /// A cached read of a lake table.
 struct Cached<T> {
     read_at: Option<Instant>,
@@ -147,7 +150,7 @@ pub struct SignIn {
     config: SignInConfig,
     users: tokio::sync::Mutex<Cached<HashMap<String, User>>>,
     tokens: tokio::sync::Mutex<Cached<HashMap<String, TokenInfo>>>,
-    verified: Mutex<HashMap<[u8; 32], (String, chrono::DateTime<Utc>, Instant)>>,
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
     failures: Mutex<HashMap<Counter, Failures>>,
     last_seen: Mutex<HashMap<String, Instant>>,
     audit: tokio::sync::mpsc::Sender<AuditRecord>,
