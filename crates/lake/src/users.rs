@@ -516,7 +516,7 @@ impl Argon2Permit {
 }
 
 /// Waits for a turn at Argon2id verification: at most one per core runs at once, at most
-/// [`MAX_WAITING_VERIFICATIONS`] wait, none longer than ten seconds ([`Error::Busy`] then).
+/// 256 wait, none longer than ten seconds ([`Error::Busy`] then).
 pub async fn argon2_permit() -> Result<Argon2Permit> {
     use std::sync::atomic::Ordering;
     struct Waiting;

@@ -240,7 +240,7 @@ impl SignIn {
         self.record(record);
     }
 
-    /// The lake's users, read again when the cache is older than [`REFRESH_AFTER`].
+    /// The lake's users, read again when the cache is older than a second.
     pub async fn users(&self) -> Result<Arc<HashMap<String, User>>, Refusal> {
         let mut cached = self.users.lock().await;
         if cached.read_at.is_none_or(|at| at.elapsed() > REFRESH_AFTER) {
