@@ -19,8 +19,11 @@ use crate::signin::Refusal;
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         let status = match refusal {
-            Refusal::Wrong | Refusal::Locked | Refusal::Token(_) => StatusCode::UNAUTHORIZED,
-            Refusal::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            // A throttled attempt is still an unaccepted credential: 401, with Retry-After
+            // (clients treat it as a failed sign-in, and it tells nothing more).
+            Refusal::Wrong | Refusal::Locked | Refusal::Token(_) | Refusal::Throttled(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Internal(e) => return ApiError::internal(e),
         };
