@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod bench_http;
 mod demo;
+mod export;
 mod fhir;
 mod link;
 mod output;
@@ -111,6 +112,13 @@ enum Command {
     Alert(alert::AlertArgs),
     /// List the catalog: tables, views, row counts and lineage.
     Tables,
+    /// Export tables de-identified (HIPAA Safe Harbor or a limited data set) into another
+    /// lake, following the column roles (`carelake tags`); the surrogate mapping stays here.
+    Export(export::ExportArgs),
+    /// Tag a column with its de-identification role (or --remove the tag).
+    Tag(export::TagArgs),
+    /// Show the de-identification role of every column: explicit tags and defaults.
+    Tags(export::TagsArgs),
     /// Generate a deterministic synthetic hospital network as CSV and NDJSON files.
     Generate {
         /// Number of patients (people).
@@ -296,6 +304,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve::run(&cli.lake, principal, args).await,
         Command::Audit(args) => audit::run(&cli.lake, args).await,
         Command::Alert(args) => alert::run(&cli.lake, args).await,
+        Command::Export(args) => export::export(&cli.lake, principal, args).await,
+        Command::Tag(args) => export::tag(&cli.lake, principal, args).await,
+        Command::Tags(args) => export::tags(&cli.lake, args).await,
         Command::Sql {
             query,
             format,

@@ -5,6 +5,7 @@ mod alerts;
 mod cdc;
 mod cli;
 mod concurrency;
+mod deid;
 mod fhir;
 mod governance;
 mod hl7;
