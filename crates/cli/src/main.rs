@@ -8,6 +8,7 @@ mod bench_http;
 mod demo;
 mod export;
 mod fhir;
+mod key;
 mod link;
 mod output;
 mod pipeline;
@@ -43,6 +44,18 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace); logs go to standard error.
     #[arg(long, global = true, env = "CARELAKE_LOG", default_value = "warn")]
     log: String,
+    /// The master key of an encrypted lake: a file holding 64 hex digits (or base64, or 32
+    /// raw bytes). `CARELAKE_KEY` may hold the key itself.
+    #[arg(long, global = true, env = "CARELAKE_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// A command printing the master key (a KMS or vault client), run when a lake is opened.
+    #[arg(
+        long,
+        global = true,
+        env = "CARELAKE_KEY_COMMAND",
+        conflicts_with = "key_file"
+    )]
+    key_command: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,7 +63,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a lake (zones raw, curated, analytics and the catalog). Safe to run again.
-    Init,
+    Init {
+        /// Encrypt every file of the new lake (AES-256-GCM) under the master key given with
+        /// --key-file (made when the file is missing), --key-command or CARELAKE_KEY.
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// The master key of an encrypted lake: rotate it, or make a new key file.
+    Key {
+        #[command(subcommand)]
+        which: key::KeyCommand,
+    },
     /// Load files, folders or globs into the lake, exactly once per file content.
     ///
     /// CSV, NDJSON and Parquet go into the table given with --into. Clinical files go into
@@ -187,6 +210,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(file) = &cli.key_file {
+        carelake_lake::set_key_source(carelake_lake::KeySource::File(file.clone()));
+    } else if let Some(command) = &cli.key_command {
+        carelake_lake::set_key_source(carelake_lake::KeySource::Command(command.clone()));
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
         "{},datafusion=error,deltalake_core=error,deltalake_aws=error",
         cli.log
@@ -244,15 +272,26 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     let principal = Principal::local_admin();
     match cli.command {
-        Command::Init => {
-            let lake = Lake::init(&cli.lake).await?;
+        Command::Init { encrypt } => {
+            let source = if encrypt {
+                Some(key::source_for_new_lake(cli.key_file.as_deref())?)
+            } else {
+                None
+            };
+            let lake = Lake::init_with(&cli.lake, source).await?;
             println!(
-                "Lake ready at {} (zones raw, curated, analytics).",
-                lake.display_location()
+                "Lake ready at {} (zones raw, curated, analytics{}).",
+                lake.display_location(),
+                if lake.is_encrypted() {
+                    "; encrypted"
+                } else {
+                    ""
+                }
             );
             users::ensure_first_user(&lake).await?;
             Ok(())
         }
+        Command::Key { which } => key::run(&cli.lake, which).await,
         Command::Load {
             inputs,
             into,

@@ -62,13 +62,7 @@ pub struct TagStore {
 
 /// URL of a folder under the lake root, without a trailing slash (as Delta expects).
 pub(crate) fn lake_folder(lake: &Lake, relative: &str) -> Result<url::Url> {
-    let mut url = lake
-        .root()
-        .join(&format!("{relative}/"))
-        .map_err(|e| Error::Tags(format!("the lake location: {e}")))?;
-    let path = url.path().trim_end_matches('/').to_string();
-    url.set_path(&path);
-    Ok(url)
+    Ok(lake.folder_url(relative)?)
 }
 
 impl TagStore {

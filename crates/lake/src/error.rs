@@ -52,6 +52,14 @@ pub enum Error {
     /// The audit log could not be written or read.
     #[error("audit log: {0}")]
     Audit(String),
+    /// The lake's encryption: a missing or wrong key, a damaged key file or object.
+    #[error("encryption: {0}")]
+    Encryption(String),
+    /// The lake is encrypted and no key was given.
+    #[error(
+        "the lake at {0} is encrypted: give its key with --key-file, CARELAKE_KEY_FILE, CARELAKE_KEY_COMMAND or CARELAKE_KEY"
+    )]
+    KeyRequired(String),
     /// Local file system access failed.
     #[error("{context}: {source}")]
     Io {

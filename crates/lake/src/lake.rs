@@ -7,8 +7,11 @@ use chrono::{DateTime, Utc};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use url::Url;
+
+use crate::crypt::{EncryptedStore, KEYRING_FILE, KeySource, Keyring};
 
 use crate::catalog::Catalog;
 use crate::history::LoadHistory;
@@ -17,6 +20,12 @@ use crate::{Error, Result};
 
 /// Folder under the lake root holding carelake's own tables.
 const SYSTEM_FOLDER: &str = "_carelake";
+
+/// URL scheme of the tables of an encrypted lake on the local file system. DataFusion's
+/// sessions (deltalake's own included) come with a plain local store for `file://`, which
+/// would read the lake's encrypted bytes as they are; under a scheme of its own the lake's
+/// encrypting store is the only one that can serve its tables.
+pub const ENCRYPTED_SCHEME: &str = "carelake-encrypted";
 
 /// Which version of a table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +52,33 @@ struct LakeInner {
     display: String,
     /// Root URL, always ending in '/'.
     root: Url,
+    /// The root as Delta tables are reached: the root, or for an encrypted lake on the local
+    /// file system the root under [`ENCRYPTED_SCHEME`].
+    table_root: Url,
     storage_options: HashMap<String, String>,
+    /// The store at the root of the lake's file system or bucket (deltalake adds the table's
+    /// prefix); encrypting when the lake is encrypted.
+    store: Arc<dyn ObjectStore>,
+    /// The store as it is, without encryption (for the key file).
+    raw_store: Arc<dyn ObjectStore>,
+    /// The lake's keys, when it is encrypted.
+    keyring: Option<Arc<Keyring>>,
     audit: crate::AuditLog,
     secret: SecretCell,
+}
+
+/// The key source set by the command line (`--key-file`, `--key-command`); without one, the
+/// `CARELAKE_KEY_*` variables are read.
+static KEY_SOURCE: std::sync::OnceLock<KeySource> = std::sync::OnceLock::new();
+
+/// Sets where every lake opened by this process finds its master key (once, at start-up).
+pub fn set_key_source(source: KeySource) {
+    let _ = KEY_SOURCE.set(source);
+}
+
+/// The key source of this process, if any.
+pub fn key_source() -> Option<KeySource> {
+    KEY_SOURCE.get().cloned().or_else(KeySource::from_env)
 }
 
 /// The lake key once read; never printed.
@@ -62,13 +95,40 @@ impl Lake {
     /// Creates the lake at `location` (a local folder or `s3://bucket/prefix`) if it does not
     /// exist yet, and opens it. Safe to run again on an existing lake.
     pub async fn init(location: &str) -> Result<Self> {
-        let lake = Self::at(location)?;
-        if let Some(path) = lake.local_root() {
-            std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+        Self::init_with(location, None).await
+    }
+
+    /// Like [`Lake::init`]; with `encrypt`, a new lake is encrypted under the key from that
+    /// source (an existing lake keeps what it is: an encrypted one opens with the key, a plain
+    /// one that holds data is refused rather than half encrypted).
+    pub async fn init_with(location: &str, encrypt: Option<KeySource>) -> Result<Self> {
+        let plain = Self::at(location)?;
+        if let Some(path) = plain.local_root() {
+            crate::private::create_private_dir(&path).map_err(|source| Error::Io {
                 context: format!("creating the lake folder {}", path.display()),
                 source,
             })?;
         }
+        let lake = match (plain.read_keyring().await?, encrypt) {
+            (Some(content), _) => plain.encrypted(&content)?,
+            (None, Some(source)) => {
+                if plain.catalog().exists().await? {
+                    return Err(Error::Encryption(format!(
+                        "the lake at {location} already holds plain data; encrypt a new lake and \
+                         load it there (carelake export writes plain copies)"
+                    )));
+                }
+                let (ring, content) = Keyring::create(source)?;
+                plain
+                    .inner
+                    .raw_store
+                    .put(&plain.keyring_path(), content.into())
+                    .await?;
+                tracing::info!(lake = %plain.inner.display, "Lake encrypted (AES-256-GCM).");
+                plain.with_keyring(Arc::new(ring))
+            }
+            (None, None) => plain,
+        };
         lake.catalog().ensure_created().await?;
         lake.load_history().ensure_created().await?;
         tracing::info!(lake = %lake.inner.display, "Lake ready.");
@@ -77,30 +137,169 @@ impl Lake {
 
     /// Opens an existing lake, failing with a hint to run `carelake init` when there is none.
     pub async fn open(location: &str) -> Result<Self> {
-        let lake = Self::at(location)?;
+        let plain = Self::at(location)?;
+        let lake = match plain.read_keyring().await? {
+            Some(content) => plain.encrypted(&content)?,
+            None => plain,
+        };
         if !lake.catalog().exists().await? {
             return Err(Error::LakeNotFound(lake.inner.display.clone()));
         }
         Ok(lake)
     }
 
-    /// A handle on `location` without touching storage.
-    pub fn at(location: &str) -> Result<Self> {
+    /// A plain handle on `location` without touching storage (the key file is read by
+    /// [`Lake::open`] and [`Lake::init`]).
+    fn at(location: &str) -> Result<Self> {
         let root = parse_location(location)?;
+        let storage_options = storage_options_from_env();
+        let mut store = DeltaTableBuilder::from_url(root.clone())?
+            .with_storage_options(storage_options.clone())
+            .build_storage()?
+            .root_object_store(None);
+        if root.scheme() == "file" {
+            store = Arc::new(crate::private::PrivateFiles::new(store, "/".into()));
+        }
         Ok(Self {
             inner: Arc::new(LakeInner {
                 display: location.to_string(),
+                table_root: root.clone(),
                 root,
-                storage_options: storage_options_from_env(),
+                storage_options,
+                store: Arc::clone(&store),
+                raw_store: store,
+                keyring: None,
                 audit: crate::AuditLog::default(),
                 secret: SecretCell::default(),
             }),
         })
     }
 
+    /// The root URL a location names (ending in '/'), without opening anything.
+    pub fn root_url(location: &str) -> Result<Url> {
+        parse_location(location)
+    }
+
+    /// Where the key file is, in the root store.
+    fn keyring_path(&self) -> StorePath {
+        let prefix = self.store_prefix();
+        StorePath::from(format!("{prefix}/{SYSTEM_FOLDER}/{KEYRING_FILE}").trim_start_matches('/'))
+    }
+
+    /// The lake root's path in the root store.
+    fn store_prefix(&self) -> String {
+        let path = self.inner.root.path().trim_matches('/');
+        // URL paths are percent-encoded; object store paths are not.
+        StorePath::from_url_path(path)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|_| path.to_string())
+    }
+
+    /// The key file's content, when the lake is encrypted.
+    async fn read_keyring(&self) -> Result<Option<Vec<u8>>> {
+        match self.inner.raw_store.get(&self.keyring_path()).await {
+            Ok(result) => Ok(Some(result.bytes().await?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// This handle opened with the key file's content and the process's key source.
+    fn encrypted(&self, content: &[u8]) -> Result<Self> {
+        let source = key_source().ok_or_else(|| Error::KeyRequired(self.inner.display.clone()))?;
+        Ok(self.with_keyring(Arc::new(Keyring::open(content, source)?)))
+    }
+
+    fn with_keyring(&self, ring: Arc<Keyring>) -> Self {
+        let store: Arc<dyn ObjectStore> = Arc::new(EncryptedStore::new(
+            Arc::clone(&self.inner.raw_store),
+            Arc::clone(&ring),
+            self.keyring_path(),
+        ));
+        let mut table_root = self.inner.root.clone();
+        if table_root.scheme() == "file" {
+            register_encrypted_scheme();
+            table_root = Url::parse(&format!(
+                "{ENCRYPTED_SCHEME}://{}",
+                &self.inner.root[url::Position::BeforePath..]
+            ))
+            .expect("a file URL's path makes a URL");
+        }
+        Self {
+            inner: Arc::new(LakeInner {
+                display: self.inner.display.clone(),
+                table_root,
+                root: self.inner.root.clone(),
+                storage_options: self.inner.storage_options.clone(),
+                store,
+                raw_store: Arc::clone(&self.inner.raw_store),
+                keyring: Some(ring),
+                audit: crate::AuditLog::default(),
+                secret: SecretCell::default(),
+            }),
+        }
+    }
+
+    /// Whether the lake's files are encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.keyring.is_some()
+    }
+
+    /// Encrypts a blob the lake keeps outside its tables (a write-ahead log record) in the
+    /// object format; the blob as it is when the lake is not encrypted.
+    pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>> {
+        match &self.inner.keyring {
+            Some(ring) => ring.seal_object(plain),
+            None => Ok(plain.to_vec()),
+        }
+    }
+
+    /// Decrypts what [`Lake::seal`] sealed.
+    pub fn unseal(&self, sealed: &[u8]) -> Result<Vec<u8>> {
+        match &self.inner.keyring {
+            Some(ring) => ring
+                .open_object(sealed)
+                .map_err(|e| Error::Encryption(e.to_string())),
+            None => Ok(sealed.to_vec()),
+        }
+    }
+
+    /// `carelake key rotate`: re-wraps the lake keys under the key from `new_source` and adds a
+    /// fresh lake key for new files; returns how many lake keys the lake now has. No data file
+    /// is rewritten. Processes that have the lake open keep working (they take the new key
+    /// file when they meet a file written with the new lake key, reading their key source
+    /// again).
+    pub async fn rotate_key(&self, new_source: &KeySource) -> Result<usize> {
+        let Some(ring) = &self.inner.keyring else {
+            return Err(Error::Encryption(format!(
+                "the lake at {} is not encrypted",
+                self.inner.display
+            )));
+        };
+        let content = self
+            .read_keyring()
+            .await?
+            .ok_or_else(|| Error::Encryption("the lake's key file is gone".into()))?;
+        let new_master = new_source.read()?;
+        let rotated = ring.rotate(&content, &new_master)?;
+        // Check the new file opens with the new key before it replaces the old one.
+        let check = Keyring::open(&rotated, new_source.clone())?;
+        self.inner
+            .raw_store
+            .put(&self.keyring_path(), rotated.into())
+            .await?;
+        Ok(check.key_count())
+    }
+
     /// The root URL of the lake, ending in '/'.
     pub fn root(&self) -> &Url {
         &self.inner.root
+    }
+
+    /// The root URL the lake's Delta tables are reached under (the root, except for an
+    /// encrypted local lake: see [`ENCRYPTED_SCHEME`]).
+    pub fn table_root(&self) -> &Url {
+        &self.inner.table_root
     }
 
     /// The location as given by the user.
@@ -193,15 +392,15 @@ impl Lake {
     }
 
     /// URL of a folder inside the lake (no trailing slash, as Delta expects).
-    pub(crate) fn folder_url(&self, relative: &str) -> Result<Url> {
-        let mut url =
-            self.inner
-                .root
-                .join(&format!("{relative}/"))
-                .map_err(|e| Error::InvalidLocation {
-                    location: relative.to_string(),
-                    reason: e.to_string(),
-                })?;
+    pub fn folder_url(&self, relative: &str) -> Result<Url> {
+        let mut url = self
+            .inner
+            .table_root
+            .join(&format!("{relative}/"))
+            .map_err(|e| Error::InvalidLocation {
+                location: relative.to_string(),
+                reason: e.to_string(),
+            })?;
         let trimmed = url.path().trim_end_matches('/').to_string();
         url.set_path(&trimmed);
         Ok(url)
@@ -219,23 +418,22 @@ impl Lake {
 
     /// A Delta handle on the URL, without loading it; creates the local folder if needed.
     pub fn delta_handle(&self, url: &Url) -> Result<DeltaTable> {
-        if url.scheme() == "file"
-            && let Ok(path) = url.to_file_path()
-        {
-            std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+        if let Some(path) = local_path(url) {
+            crate::private::create_private_dir(&path).map_err(|source| Error::Io {
                 context: format!("creating {}", path.display()),
                 source,
             })?;
         }
         Ok(DeltaTableBuilder::from_url(url.clone())?
             .with_storage_options(self.inner.storage_options.clone())
+            .with_storage_backend(Arc::clone(&self.inner.store), url.clone())
             .build()?)
     }
 
     /// Loads the Delta table at `url`, or `None` when there is no Delta table there.
     pub async fn load_delta(&self, url: &Url, at: TimeTravel) -> Result<Option<DeltaTable>> {
-        if url.scheme() == "file" {
-            let Ok(path) = url.to_file_path() else {
+        if url.scheme() == "file" || url.scheme() == ENCRYPTED_SCHEME {
+            let Some(path) = local_path(url) else {
                 return Ok(None);
             };
             if !Path::new(&path).join("_delta_log").is_dir() {
@@ -245,7 +443,8 @@ impl Lake {
             return Ok(None);
         }
         let mut builder = DeltaTableBuilder::from_url(url.clone())?
-            .with_storage_options(self.inner.storage_options.clone());
+            .with_storage_options(self.inner.storage_options.clone())
+            .with_storage_backend(Arc::clone(&self.inner.store), url.clone());
         builder = match at {
             TimeTravel::Latest => builder,
             TimeTravel::Version(v) => builder.with_version(v as _),
@@ -380,12 +579,56 @@ impl Lake {
 
     /// An object store rooted at the lake root.
     fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
-        let url = self.folder_url("")?;
-        let log_store = DeltaTableBuilder::from_url(url)?
-            .with_storage_options(self.inner.storage_options.clone())
-            .build_storage()?;
-        Ok(log_store.object_store(None))
+        let prefix = self.store_prefix();
+        Ok(if prefix.is_empty() {
+            Arc::clone(&self.inner.store)
+        } else {
+            Arc::new(PrefixStore::new(
+                Arc::clone(&self.inner.store),
+                StorePath::from(prefix),
+            ))
+        })
     }
+}
+
+/// The local folder of a `file://` or encrypted local URL.
+fn local_path(url: &Url) -> Option<std::path::PathBuf> {
+    match url.scheme() {
+        "file" => url.to_file_path().ok(),
+        ENCRYPTED_SCHEME => Url::parse(&format!("file://{}", &url[url::Position::BeforePath..]))
+            .ok()?
+            .to_file_path()
+            .ok(),
+        _ => None,
+    }
+}
+
+/// Tells deltalake that [`ENCRYPTED_SCHEME`] tables keep their log like local ones (the
+/// store itself is always handed over with the table).
+fn register_encrypted_scheme() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[derive(Debug)]
+        struct Factory;
+        impl deltalake::logstore::LogStoreFactory for Factory {
+            fn with_options(
+                &self,
+                prefixed_store: deltalake::logstore::ObjectStoreRef,
+                root_store: deltalake::logstore::ObjectStoreRef,
+                location: &Url,
+                options: &deltalake::logstore::StorageConfig,
+            ) -> deltalake::DeltaResult<Arc<dyn deltalake::logstore::LogStore>> {
+                Ok(deltalake::logstore::default_logstore(
+                    prefixed_store,
+                    root_store,
+                    location,
+                    options,
+                ))
+            }
+        }
+        let scheme = Url::parse(&format!("{ENCRYPTED_SCHEME}://")).expect("a scheme URL");
+        deltalake::logstore::logstore_factories().insert(scheme, Arc::new(Factory));
+    });
 }
 
 fn parse_location(location: &str) -> Result<Url> {

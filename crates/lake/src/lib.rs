@@ -14,11 +14,13 @@
 mod alerts;
 mod audit;
 mod catalog;
+pub mod crypt;
 mod error;
 mod governance;
 mod history;
 mod lake;
 mod models;
+mod private;
 mod runs;
 pub mod scram;
 mod tokens;
@@ -28,14 +30,16 @@ mod util;
 pub use alerts::{AlertEvent, AlertRule, AlertStore, Channel, Delivery, RuleState};
 pub use audit::{AuditLog, AuditRecord, ChainedRecord, Verification, audit_schema, verify_chain};
 pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
+pub use crypt::{KeySource, MasterKey};
 pub use error::{Error, Result};
 pub use governance::{
     AUDITOR_ROLE, BUILTIN_ROLES, Governance, GovernanceEvent, GovernanceStore, Grant, MaskPolicy,
     Privilege, RowPolicy, Securable, check_role_name,
 };
 pub use history::{LoadHistory, LoadRecord, LoadStatus};
-pub use lake::{Lake, TimeTravel};
+pub use lake::{ENCRYPTED_SCHEME, Lake, TimeTravel, key_source, set_key_source};
 pub use models::{ModelEvent, ModelStore, StoredModel};
+pub use private::create_private_dir;
 pub use runs::{RunHistory, RunRecord};
 pub use scram::ScramVerifier;
 pub use tokens::{IssuedToken, TokenInfo, TokenKind, TokenStore, token_hash, token_id};

@@ -207,11 +207,19 @@ impl Session {
         ]);
         let delta = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
         // The closed surface: no file-format table factories, stores confined to the lake.
-        let registry = Arc::new(LakeRegistry::new(lake.root().clone()));
+        let registry = Arc::new(LakeRegistry::new(lake.table_root().clone()));
         let mut runtime =
             RuntimeEnvBuilder::new().with_object_store_registry(Arc::clone(&registry) as _);
         if let Some(pool) = crate::limits::session_pool() {
             runtime = runtime.with_memory_pool(pool);
+        }
+        if lake.is_encrypted() {
+            // Spill files would hold plaintext rows outside the lake: an encrypted lake's
+            // queries stay within their memory share (and fail cleanly beyond it).
+            runtime = runtime.with_disk_manager_builder(
+                datafusion::execution::disk_manager::DiskManagerBuilder::default()
+                    .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled),
+            );
         }
         let runtime = runtime.build_arc()?;
         let state = SessionStateBuilder::new_from_existing(delta.state())

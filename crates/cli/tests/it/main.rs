@@ -6,6 +6,7 @@ mod cdc;
 mod cli;
 mod concurrency;
 mod deid;
+mod encryption;
 mod fhir;
 mod governance;
 mod hl7;

@@ -220,6 +220,7 @@ impl StreamIngest {
         let mut versions: HashMap<String, i64> = HashMap::new();
         let mut replayed = 0usize;
         for WalRecord { seq, payload } in records {
+            let payload = lake.unseal(&payload)?;
             let Ok(envelope) = serde_json::from_slice::<Envelope>(&payload) else {
                 tracing::warn!(
                     seq,
@@ -432,7 +433,13 @@ async fn writer(
                     event_id: id.clone(),
                     event: text.clone(),
                 };
-                payloads.push(serde_json::to_vec(&envelope).unwrap_or_default());
+                // Sealed like the lake's files when the lake is encrypted (sealing fails only
+                // without a random source, which no request can go on without).
+                let payload = serde_json::to_vec(&envelope).unwrap_or_default();
+                payloads.push(ingest.lake.seal(&payload).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "Sealing a write-ahead log record failed.");
+                    std::process::abort()
+                }));
                 envelopes.push(envelope);
                 logged += 1;
             }

@@ -82,7 +82,8 @@ impl Wal {
         dir: &Path,
         max_segment_bytes: u64,
     ) -> crate::Result<(Self, Vec<WalRecord>)> {
-        std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+        carelake_lake::create_private_dir(dir)
+            .map_err(io_error(format!("creating {}", dir.display())))?;
         let mut segments: Vec<u64> = std::fs::read_dir(dir)
             .map_err(io_error(format!("listing {}", dir.display())))?
             .filter_map(|e| e.ok())
@@ -155,9 +156,11 @@ impl Wal {
 
     fn create_segment(dir: &Path, first: u64) -> crate::Result<File> {
         let path = segment_path(dir, first);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
             .open(&path)
             .map_err(io_error(format!("creating {}", path.display())))?;
         // The new name must survive a crash too.

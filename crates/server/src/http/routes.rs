@@ -707,14 +707,13 @@ fn fhir_content(body: &[u8]) -> Result<(Vec<u8>, &'static str, usize), ApiError>
 
 /// `POST /api/v1/fhir`: a FHIR resource, a Bundle, or NDJSON of resources, loaded like `carelake
 /// load` loads FHIR files (raw.fhir_resources with versions and deletions, the curated views)
-/// before the response. The body is kept in the spool folder under its SHA-256, so the same
-/// body sent again is recognised and loads once.
+/// before the response. The body waits in the spool folder for the load and is removed after
+/// it; the load history knows bodies by their SHA-256, so the same body sent again loads once.
 async fn fhir(
     State(state): State<Arc<AppState>>,
     Authed(user): Authed,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    use sha2::Digest;
     let session = state.session(&user).await?;
     let fhir_table: carelake_common::TableName = "raw.fhir_resources"
         .parse()
@@ -732,32 +731,39 @@ async fn fhir(
         )
         .await
         .map_err(ApiError::from_sql)?;
-    let name = format!(
-        "{}.{extension}",
-        hex::encode(sha2::Sha256::digest(&content))
-    );
+    // The loader reads files: the body waits in the spool folder (owner-only) for the load
+    // and is removed after it, loaded or not. Its name is a random id, never its content's
+    // hash (a hash of a small body can be guessed); the load history knows the body by its
+    // content, so the same body sent again loads once.
     let dir = state.config.spool_dir.join("fhir");
-    let path = dir.join(&name);
-    if !path.exists() {
-        let temp = dir.join(format!(".{name}.{}", uuid::Uuid::new_v4().simple()));
-        let write = async {
-            tokio::fs::create_dir_all(&dir).await?;
-            tokio::fs::write(&temp, &content).await?;
-            tokio::fs::File::open(&temp).await?.sync_all().await?;
-            tokio::fs::rename(&temp, &path).await
-        };
-        write
-            .await
-            .map_err(|e| ApiError::internal(format!("spooling the request: {e}")))?;
-    }
+    let path = dir.join(format!("{}.{extension}", uuid::Uuid::new_v4().simple()));
+    let write = {
+        let (dir, path, content) = (dir.clone(), path.clone(), content.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write as _;
+            carelake_lake::create_private_dir(&dir)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path)?;
+            file.write_all(&content)?;
+            file.sync_all()
+        })
+    };
+    write
+        .await
+        .map_err(|e| ApiError::internal(format!("spooling the request: {e}")))?
+        .map_err(|e| ApiError::internal(format!("spooling the request: {e}")))?;
     let loader = carelake_ingest::Loader::new(state.lake.clone(), user.principal());
     let mut request =
         carelake_ingest::ClinicalRequest::new(vec![path.to_string_lossy().into_owned()]);
     request.format = Some(carelake_ingest::ClinicalFormat::Fhir);
-    let summary = loader
-        .load_clinical(request)
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let summary = loader.load_clinical(request).await;
+    if let Err(e) = tokio::fs::remove_file(&path).await {
+        tracing::warn!(error = %e, "Could not remove a spooled FHIR body.");
+    }
+    let summary = summary.map_err(|e| ApiError::bad_request(e.to_string()))?;
     let status = summary
         .files
         .first()
