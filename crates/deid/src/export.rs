@@ -581,9 +581,7 @@ async fn export_table(
             fields.push(Field::new(&plan.name, array.data_type().clone(), true));
             arrays.push(array);
         }
-        let schema = out_schema
-            .get_or_insert_with(|| Arc::new(Schema::new(fields)))
-            .clone();
+        let schema = Arc::clone(out_schema.get_or_insert_with(|| Arc::new(Schema::new(fields))));
         let out = RecordBatch::try_new(schema, arrays)?;
         count_classes(&out, &plans, &mut classes)?;
         report.rows += out.num_rows() as u64;
