@@ -52,6 +52,23 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The cost of encryption at rest, side by side in one run: the same claims CSV and the
+    /// same generated patients loaded into a plain and an encrypted lake, then the KPI queries
+    /// on both, interleaved; prints times and the encrypted/plain ratios.
+    Encryption {
+        /// Rows in the claims file.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Patients to generate for the query side.
+        #[arg(long, default_value_t = 20_000)]
+        patients: u64,
+        /// Runs per query and side.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Working folder (a fresh one under the system temp folder by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Generate and load patients, then time the KPI queries.
     Query {
         /// Patients to generate.
@@ -189,6 +206,12 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             Ok(())
         }
         BenchCommand::Clinical { patients, dir } => clinical(patients, dir, principal).await,
+        BenchCommand::Encryption {
+            rows,
+            patients,
+            runs,
+            dir,
+        } => encryption(rows, patients, runs, dir, principal).await,
         BenchCommand::Governance {
             patients,
             runs,
@@ -413,4 +436,83 @@ async fn governance(
 fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
+}
+
+/// `bench encryption`: plain and encrypted lakes side by side.
+async fn encryption(
+    rows: u64,
+    patients: u64,
+    runs: usize,
+    dir: Option<PathBuf>,
+    principal: Principal,
+) -> Result<()> {
+    let dir = work_dir(dir, "encryption")?;
+    let key = carelake_lake::KeySource::Value(carelake_lake::MasterKey::generate()?.to_hex());
+    let file = dir.join("claims.csv");
+    let size = write_claims(&file, rows)?;
+    let (data, summary, _) = generate_into(&dir, patients)?;
+    println!(
+        "bench encryption: {rows} claims rows ({:.1} MB CSV); {patients} patients ({} rows)",
+        size as f64 / 1e6,
+        summary.rows
+    );
+    let mut lakes = Vec::new();
+    let mut load_secs = Vec::new();
+    for (side, source) in [("plain", None), ("encrypted", Some(key.clone()))] {
+        let lake = Lake::init_with(&dir.join(side).to_string_lossy(), source).await?;
+        let started = Instant::now();
+        let loaded = Loader::new(lake.clone(), principal.clone())
+            .load(LoadRequest::new(
+                vec![file.to_string_lossy().into_owned()],
+                TableName::new(carelake_common::Zone::Raw, "claims_bench")?,
+            ))
+            .await?;
+        let claims_secs = started.elapsed().as_secs_f64();
+        let (loaded_rows, _, generated_secs) =
+            load_generated(&lake, &data, &principal, true).await?;
+        println!(
+            "bench encryption: {side:<9} load claims {} rows in {claims_secs:.2}s ({:.0} rows/s); \
+             generated tables {loaded_rows} rows in {generated_secs:.2}s",
+            loaded.rows_loaded,
+            loaded.rows_loaded as f64 / claims_secs
+        );
+        load_secs.push((claims_secs, generated_secs));
+        lakes.push(Session::open(lake, principal.clone()).await?);
+    }
+    println!(
+        "bench encryption: load time encrypted/plain: claims {:.2}x, generated tables {:.2}x",
+        load_secs[1].0 / load_secs[0].0,
+        load_secs[1].1 / load_secs[0].1
+    );
+    let mut ratios = Vec::new();
+    for (title, sql) in RAW_KPI_QUERIES {
+        let mut times = [Vec::new(), Vec::new()];
+        let mut answers = [String::new(), String::new()];
+        for _ in 0..runs.max(1) {
+            for (i, session) in lakes.iter().enumerate() {
+                let started = Instant::now();
+                let result = session.sql(sql).await?;
+                times[i].push(started.elapsed().as_secs_f64() * 1e3);
+                answers[i] = format!("{result:?}");
+            }
+        }
+        for t in &mut times {
+            t.sort_by(f64::total_cmp);
+        }
+        let (plain, encrypted) = (times[0][times[0].len() / 2], times[1][times[1].len() / 2]);
+        ratios.push(encrypted / plain);
+        println!(
+            "bench encryption: {title:<48} plain {plain:>8.1} ms  encrypted {encrypted:>8.1} ms  {:.2}x{}",
+            encrypted / plain,
+            if answers[0] == answers[1] {
+                ""
+            } else {
+                "  (answers differ!)"
+            }
+        );
+    }
+    let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len().max(1) as f64).exp();
+    println!("bench encryption: query time encrypted/plain, geometric mean {geomean:.2}x");
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
 }

@@ -16,15 +16,15 @@
 
 mod error;
 mod export;
-mod roles;
 mod tags;
 mod transform;
 
+use carelake_lake::roles;
+pub use carelake_lake::roles::{ColumnRole, ROLES, default_role, key_domain};
 pub use error::{Error, Result};
 pub use export::{
     ExportOptions, ExportReport, K_THRESHOLD, KAnonymity, MAPPING_TABLE, Mode, REPORT_FILE,
     SkippedTable, TableReport, export, mapping,
 };
-pub use roles::{ColumnRole, ROLES, default_role, key_domain};
 pub use tags::{EffectiveRole, TagStore};
 pub use transform::RESTRICTED_ZIP3;

@@ -327,7 +327,7 @@ impl Keyring {
                 .map(|(id, key)| wrap_key(new_master, *id, key))
                 .collect::<Result<_>>()?,
         };
-        Ok(serialize(&file)?)
+        serialize(&file)
     }
 
     /// Takes the keys of a newer key file (after `key rotate`), reading the master key again.
@@ -520,8 +520,7 @@ fn open_segments(
     sealed: &[u8],
 ) -> std::result::Result<Vec<u8>, CryptError> {
     let mut out = Vec::with_capacity(sealed.len());
-    let mut index = first;
-    for chunk in sealed.chunks(SEGMENT + TAG) {
+    for (index, chunk) in (first..).zip(sealed.chunks(SEGMENT + TAG)) {
         if chunk.len() < TAG || index >= segments {
             return Err(CryptError::Damaged);
         }
@@ -534,7 +533,6 @@ fn open_segments(
             )
             .map_err(|_| CryptError::Damaged)?;
         out.extend_from_slice(plain);
-        index += 1;
     }
     Ok(out)
 }

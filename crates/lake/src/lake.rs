@@ -160,14 +160,16 @@ impl Lake {
         if root.scheme() == "file" {
             store = Arc::new(crate::private::PrivateFiles::new(store, "/".into()));
         }
+        let raw_store = Arc::clone(&store);
+        let store: Arc<dyn ObjectStore> = Arc::new(crate::scrub::ScrubbedLog::new(store));
         Ok(Self {
             inner: Arc::new(LakeInner {
                 display: location.to_string(),
                 table_root: root.clone(),
                 root,
                 storage_options,
-                store: Arc::clone(&store),
-                raw_store: store,
+                store,
+                raw_store,
                 keyring: None,
                 audit: crate::AuditLog::default(),
                 secret: SecretCell::default(),
@@ -211,11 +213,14 @@ impl Lake {
     }
 
     fn with_keyring(&self, ring: Arc<Keyring>) -> Self {
-        let store: Arc<dyn ObjectStore> = Arc::new(EncryptedStore::new(
-            Arc::clone(&self.inner.raw_store),
-            Arc::clone(&ring),
-            self.keyring_path(),
-        ));
+        // Commits are scrubbed before they are sealed.
+        let store: Arc<dyn ObjectStore> = Arc::new(crate::scrub::ScrubbedLog::new(Arc::new(
+            EncryptedStore::new(
+                Arc::clone(&self.inner.raw_store),
+                Arc::clone(&ring),
+                self.keyring_path(),
+            ),
+        )));
         let mut table_root = self.inner.root.clone();
         if table_root.scheme() == "file" {
             register_encrypted_scheme();

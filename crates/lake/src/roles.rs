@@ -1,5 +1,7 @@
-//! Column roles: what a de-identified export does with a column, and the protective defaults
-//! for the tables carelake makes and for columns nobody tagged.
+//! Column roles: what a column holds as far as de-identification is concerned, and the
+//! protective defaults for the tables carelake makes and for columns nobody tagged. The
+//! de-identified export (`carelake-deid`) and the statistics kept in the Delta log both
+//! go by them.
 
 use arrow::datatypes::DataType;
 use carelake_common::TableName;
@@ -82,7 +84,7 @@ impl std::str::FromStr for ColumnRole {
             .copied()
             .find(|r| r.as_str() == s || (s == "kept" && *r == ColumnRole::Keep))
             .ok_or_else(|| {
-                crate::Error::Tags(format!(
+                crate::Error::Governance(format!(
                     "unknown role '{s}' (one of {})",
                     ROLES.map(ColumnRole::as_str).join(", ")
                 ))
