@@ -116,6 +116,21 @@ pub(crate) struct ServeArgs {
     /// Most Postgres connections at once.
     #[arg(long, env = "CARELAKE_PG_MAX_CONNECTIONS", default_value_t = 64)]
     pub(crate) pg_max_connections: usize,
+    /// Event ids remembered per stream to recognise a resend (a resend older than that many
+    /// events is stored again).
+    #[arg(
+        long,
+        env = "CARELAKE_STREAM_DEDUPE_WINDOW",
+        default_value_t = 1_000_000
+    )]
+    pub(crate) stream_dedupe_window: usize,
+    /// HL7 messages remembered by the MLLP listener to recognise a resend or a reused control
+    /// id (about 80 bytes each).
+    #[arg(long, env = "CARELAKE_HL7_DEDUPE_WINDOW", default_value_t = 2_000_000)]
+    pub(crate) hl7_dedupe_window: usize,
+    /// Close a Postgres connection that has run no statement for this long (0: never).
+    #[arg(long, env = "CARELAKE_PG_IDLE_MINUTES", default_value_t = 60.0)]
+    pub(crate) pg_idle_minutes: f64,
 }
 
 /// The machine's memory in bytes (Linux), for the default memory limits.
@@ -302,6 +317,11 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         config.sign_in = Some(Arc::clone(&sign_in));
         config.max_connections = args.pg_max_connections.max(1);
         config.statement_timeout = query_timeout;
+        config.idle_timeout = if args.pg_idle_minutes > 0.0 {
+            Some(minutes(args.pg_idle_minutes, "--pg-idle-minutes")?)
+        } else {
+            None
+        };
         let server = PgServer::bind(config, lake.clone())
             .await
             .context("starting the Postgres listener")?;
@@ -333,6 +353,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         config.flush_interval = Duration::from_secs_f64(args.flush_seconds.max(0.05));
         config.flush_bytes = args.flush_mb.max(1) << 20;
         config.max_pending_bytes = args.max_pending_mb.max(1) << 20;
+        config.dedupe_window = args.stream_dedupe_window.max(1);
         let ingest = StreamIngest::open(lake.clone(), principal.clone(), config)
             .await
             .with_context(|| format!("opening the write-ahead log in {}", wal_dir.display()))?;
@@ -368,7 +389,12 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
 
     if let Some(mllp) = &args.mllp {
         let addr = crate::parse_listen_addr(mllp)?;
-        let store = carelake_ingest::Hl7Store::open(lake.clone(), principal.clone()).await?;
+        let store = carelake_ingest::Hl7Store::open_with(
+            lake.clone(),
+            principal.clone(),
+            args.hl7_dedupe_window.max(1),
+        )
+        .await?;
         let known = store.message_count();
         let allow = args
             .mllp_allow

@@ -37,6 +37,7 @@ use crate::clinical::{
 };
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
+use crate::window::{WindowMap, WindowSet};
 
 /// The message store.
 pub(crate) const MESSAGES: &str = "hl7_messages";
@@ -615,18 +616,34 @@ pub enum StoreOutcome {
 pub struct Hl7Store {
     lake: Lake,
     principal: Principal,
-    keys: HashSet<MessageKey>,
-    /// The content key stored under each sender and control id.
-    ids: HashMap<IdKey, MessageKey>,
+    /// The newest messages' keys (see [`Hl7Store::open_with`]).
+    keys: WindowSet<MessageKey>,
+    /// The content key stored under each sender and control id, for the same messages.
+    ids: WindowMap<IdKey, MessageKey>,
     /// Sequence number of the last group committed to the message store.
     sequence: i64,
 }
 
 impl Hl7Store {
-    /// Opens the store: reads the keys of the stored messages and brings the typed tables up
-    /// to date with the message store.
+    /// Opens the store remembering the last [`Hl7Store::DEFAULT_WINDOW`] messages.
     pub async fn open(lake: Lake, principal: Principal) -> Result<Self> {
-        let (keys, ids) = load_keys_and_ids(&lake).await?;
+        Self::open_with(lake, principal, Self::DEFAULT_WINDOW).await
+    }
+
+    /// Messages remembered by default (about 80 bytes of memory each).
+    pub const DEFAULT_WINDOW: usize = 2_000_000;
+
+    /// Opens the store: reads the keys of the stored messages, keeping the newest `window`
+    /// (a resend, or a reused control id, is recognised within the last `window` messages),
+    /// and brings the typed tables up to date with the message store.
+    pub async fn open_with(lake: Lake, principal: Principal, window: usize) -> Result<Self> {
+        let (stored_keys, stored_ids) = load_keys_and_ids(&lake).await?;
+        let mut keys = WindowSet::new(window);
+        keys.extend(stored_keys);
+        let mut ids = WindowMap::new(window);
+        for (id, key) in stored_ids {
+            ids.insert(id, key);
+        }
         let sequence = match open_table(&lake, MESSAGES).await? {
             Some(t) => mllp_version(&t).await?.unwrap_or(0),
             None => 0,
@@ -767,7 +784,7 @@ impl Hl7Store {
                 self.sequence = sequence;
                 self.keys.extend(new_keys.iter().copied());
                 for (id, key) in &new_ids {
-                    self.ids.entry(*id).or_insert(*key);
+                    self.ids.insert(*id, *key);
                 }
                 first = false;
             } else if let Err(e) = result {

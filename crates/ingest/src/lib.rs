@@ -27,6 +27,7 @@ mod reader;
 mod rows;
 mod stream;
 mod value;
+mod window;
 mod x12;
 
 pub use clinical::{

@@ -283,3 +283,36 @@ fn streamed_events_waiting_for_the_lake_are_capped() {
     );
     drop(child);
 }
+
+#[test]
+fn remembered_event_ids_are_a_window_of_the_newest() {
+    let ws = Workspace::new();
+    ws.add_user("ana", PASSWORD, "admin");
+    let (_child, port) = serve(&ws, &["--stream-dedupe-window", "3"]);
+    let send = |ids: &[&str]| {
+        let body: String = ids
+            .iter()
+            .map(|id| format!("{{\"event_id\":\"{id}\",\"v\":1}}\n"))
+            .collect();
+        let reply = request(
+            port,
+            "POST",
+            "/api/v1/ingest/window_test",
+            &[
+                ("Authorization", &basic("ana", PASSWORD)),
+                ("Content-Type", "application/x-ndjson"),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(reply.status, 202, "{}", reply.text());
+        let body = reply.json();
+        (
+            body["accepted"].as_u64().unwrap(),
+            body["duplicates"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(send(&["e1", "e2", "e3", "e4"]), (4, 0));
+    // e2, e3 and e4 are the window: duplicates; e1 left it and is taken again.
+    assert_eq!(send(&["e2", "e3", "e4"]), (0, 3));
+    assert_eq!(send(&["e1"]), (1, 0));
+}

@@ -453,3 +453,42 @@ except Exception as e:
         ["ok", "plain http refused"]
     );
 }
+
+#[test]
+fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
+    let Some(python) = python_with("psycopg", "an_idle_connection_is_closed") else {
+        return;
+    };
+    let ws = lake();
+    // Idle after 3 seconds without a statement.
+    let server = Server::start(&ws, &["--pg-idle-minutes", "0.05"]);
+    let script = format!(
+        r#"
+import time, psycopg
+conn = psycopg.connect(host="127.0.0.1", port={port}, user="{USER}", password="{PASSWORD}",
+                       dbname="carelake", sslmode="disable", autocommit=True)
+cur = conn.cursor()
+# Statements every second keep the connection open past the timeout.
+for _ in range(5):
+    cur.execute("SELECT count(*) FROM curated.patients")
+    assert cur.fetchone()[0] == 3
+    time.sleep(1)
+print("busy ok")
+time.sleep(6)
+try:
+    cur.execute("SELECT 1")
+    cur.fetchone()
+    print("still open")
+except psycopg.Error as e:
+    print("closed:", type(e).__name__)
+"#,
+        port = server.port
+    );
+    let out = Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .expect("run python");
+    let text = stdout(&out);
+    assert!(text.contains("busy ok"), "{text} {}", stderr(&out));
+    assert!(text.contains("closed:"), "{text} {}", stderr(&out));
+}

@@ -25,6 +25,8 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicr
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::{Principal, TableName, Zone};
 use carelake_lake::{CatalogEvent, Lake, TimeTravel};
+
+use crate::window::{WindowSet, id_digest};
 use chrono::Utc;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
@@ -56,10 +58,14 @@ pub struct StreamConfig {
     /// Most bytes of acknowledged events waiting for the lake (and so in the write-ahead
     /// log); above it requests are refused with [`Error::Backlog`] until flushes catch up.
     pub max_pending_bytes: u64,
+    /// Event ids remembered per stream to recognise a resend (the newest ones; a resend of an
+    /// event older than that many ids is stored again).
+    pub dedupe_window: usize,
 }
 
 impl StreamConfig {
-    /// Defaults: flush every 5 s or at 64 MiB, 64 MiB log segments, at most 1 GiB pending.
+    /// Defaults: flush every 5 s or at 64 MiB, 64 MiB log segments, at most 1 GiB pending,
+    /// the last 1,000,000 event ids per stream remembered.
     pub fn new(wal_dir: impl Into<PathBuf>) -> Self {
         Self {
             wal_dir: wal_dir.into(),
@@ -67,6 +73,7 @@ impl StreamConfig {
             flush_bytes: 64 << 20,
             segment_bytes: 64 << 20,
             max_pending_bytes: 1 << 30,
+            dedupe_window: 1_000_000,
         }
     }
 }
@@ -216,7 +223,8 @@ impl StreamIngest {
             .await
             .map_err(|e| Error::Worker(e.to_string()))??;
         let shared = Arc::new(Shared::default());
-        let mut known: HashMap<String, HashSet<String>> = HashMap::new();
+        let window = config.dedupe_window;
+        let mut known: Known = HashMap::new();
         let mut versions: HashMap<String, i64> = HashMap::new();
         let mut replayed = 0usize;
         for WalRecord { seq, payload } in records {
@@ -239,8 +247,8 @@ impl StreamIngest {
             if let Some(id) = &envelope.event_id {
                 known
                     .entry(envelope.stream.clone())
-                    .or_default()
-                    .insert(id.clone());
+                    .or_insert_with(|| WindowSet::new(window))
+                    .insert(id_digest(id));
             }
             if seq as i64 > version {
                 shared
@@ -272,7 +280,13 @@ impl StreamIngest {
             wal,
             max_pending_bytes: config.max_pending_bytes.max(1),
         };
-        tokio::spawn(writer(ingest.clone(), rx, known, config.flush_bytes));
+        tokio::spawn(writer(
+            ingest.clone(),
+            rx,
+            known,
+            config.flush_bytes,
+            window,
+        ));
         tokio::spawn(flusher(ingest.clone(), config.flush_interval));
         if replayed > 0 {
             ingest.flush_now.notify_one();
@@ -347,6 +361,9 @@ async fn table_version(lake: &Lake, stream: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
+/// The event ids remembered per stream, as digests.
+type Known = HashMap<String, WindowSet<[u8; 16]>>;
+
 /// The event ids a stream's table holds (its `event_id` column).
 async fn stored_event_ids(lake: &Lake, stream: &str) -> Result<HashSet<String>> {
     let name = stream_table(stream)?;
@@ -380,8 +397,9 @@ async fn stored_event_ids(lake: &Lake, stream: &str) -> Result<HashSet<String>> 
 async fn writer(
     ingest: StreamIngest,
     mut rx: mpsc::Receiver<Request>,
-    mut known: HashMap<String, HashSet<String>>,
+    mut known: Known,
     flush_bytes: u64,
+    window: usize,
 ) {
     let mut loaded: HashSet<String> = HashSet::new();
     while let Some(first) = rx.recv().await {
@@ -398,7 +416,10 @@ async fn writer(
             if !loaded.contains(&r.stream) && !failed.contains_key(&r.stream) {
                 match stored_event_ids(&ingest.lake, &r.stream).await {
                     Ok(ids) => {
-                        known.entry(r.stream.clone()).or_default().extend(ids);
+                        known
+                            .entry(r.stream.clone())
+                            .or_insert_with(|| WindowSet::new(window))
+                            .extend(ids.iter().map(|id| id_digest(id)));
                         loaded.insert(r.stream.clone());
                     }
                     Err(e) => {
@@ -418,11 +439,14 @@ async fn writer(
                 outcomes.push(Err(reason.clone()));
                 continue;
             }
-            let ids = known.entry(r.stream.clone()).or_default();
+            let ids = known
+                .entry(r.stream.clone())
+                .or_insert_with(|| WindowSet::new(window));
             let (mut logged, mut duplicates) = (0, 0);
             for StreamEvent { json: text, id } in &r.events {
                 if let Some(id) = id
-                    && (ids.contains(id) || !batch_ids.insert((r.stream.clone(), id.clone())))
+                    && (ids.contains(&id_digest(id))
+                        || !batch_ids.insert((r.stream.clone(), id.clone())))
                 {
                     duplicates += 1;
                     continue;
@@ -469,8 +493,8 @@ async fn writer(
                         if let Some(id) = &envelope.event_id {
                             known
                                 .entry(envelope.stream.clone())
-                                .or_default()
-                                .insert(id.clone());
+                                .or_insert_with(|| WindowSet::new(window))
+                                .insert(id_digest(id));
                         }
                         pending.push(Pending {
                             seq: first_seq + i as u64,

@@ -60,17 +60,79 @@ impl Connection {
 static SIGNED_OUT: LazyLock<Arc<DfSessionService>> =
     LazyLock::new(|| Arc::new(DfSessionService::new(Arc::new(SessionContext::new()))));
 
+/// When a connection last finished a statement, and how many it is running.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    last: std::sync::Mutex<Instant>,
+    running: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a statement as running until dropped.
+struct Running<'a>(&'a Activity);
+
+impl Activity {
+    fn start(&self) -> Running<'_> {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Running(self)
+    }
+
+    /// How long the connection has been idle (zero while a statement runs).
+    fn idle_for(&self) -> Duration {
+        if self.running.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Duration::ZERO;
+        }
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        *self.0.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Completes once the connection has run no statement for `timeout` (never without one).
+pub(crate) async fn idle(activity: Arc<Activity>, timeout: Option<Duration>) {
+    let Some(timeout) = timeout.filter(|t| !t.is_zero()) else {
+        return std::future::pending().await;
+    };
+    let tick = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        tokio::time::sleep(tick).await;
+        if activity.idle_for() >= timeout {
+            return;
+        }
+    }
+}
+
 /// The connection's query handler: `datafusion-postgres`'s service over the signed-in user's
 /// own session.
 pub(crate) struct QueryHandler {
     inner: RwLock<Arc<DfSessionService>>,
+    activity: Arc<Activity>,
 }
 
 impl QueryHandler {
     fn new() -> Self {
         Self {
             inner: RwLock::new(Arc::clone(&SIGNED_OUT)),
+            activity: Arc::new(Activity {
+                last: std::sync::Mutex::new(Instant::now()),
+                running: std::sync::atomic::AtomicUsize::new(0),
+            }),
         }
+    }
+
+    /// The connection's activity, for its idle timeout.
+    pub(crate) fn activity(&self) -> Arc<Activity> {
+        Arc::clone(&self.activity)
     }
 
     fn current(&self) -> Arc<DfSessionService> {
@@ -125,6 +187,7 @@ impl SimpleQueryHandler for QueryHandler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _running = self.activity.start();
         SimpleQueryHandler::do_query(self.current().as_ref(), client, query).await
     }
 }
@@ -150,6 +213,7 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _running = self.activity.start();
         ExtendedQueryHandler::do_query(self.current().as_ref(), client, portal, max_rows).await
     }
 }

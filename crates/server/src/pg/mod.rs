@@ -47,6 +47,9 @@ pub struct PgConfig {
     pub max_connections: usize,
     /// Longest a statement may run unless the client sets `statement_timeout` itself.
     pub statement_timeout: Duration,
+    /// A signed-in connection with no statement for this long is closed (`None`: never).
+    /// Sign-in itself must finish within 60 seconds (pgwire's start-up timeout).
+    pub idle_timeout: Option<Duration>,
     /// The sign-in state to share with the other listeners of the process (one is made with
     /// [`SignInConfig`](crate::SignInConfig)'s defaults when `None`).
     pub sign_in: Option<Arc<crate::SignIn>>,
@@ -60,6 +63,7 @@ impl PgConfig {
             tls: None,
             max_connections: 64,
             statement_timeout: Duration::from_secs(300),
+            idle_timeout: Some(Duration::from_secs(3600)),
             sign_in: None,
         }
     }
@@ -158,9 +162,18 @@ impl PgServer {
             let _ = socket.set_nodelay(true);
             let handlers = conn::Connection::new(Arc::clone(&self.shared), self.tls.is_some());
             let tls = self.tls.clone();
+            let activity = handlers.query.activity();
+            let idle_timeout = self.shared.config.idle_timeout;
             tokio::spawn(async move {
-                if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                    tracing::debug!(%peer, error = %e, "Postgres connection ended with an error.");
+                tokio::select! {
+                    ended = pgwire::tokio::process_socket(socket, tls, handlers) => {
+                        if let Err(e) = ended {
+                            tracing::debug!(%peer, error = %e, "Postgres connection ended with an error.");
+                        }
+                    }
+                    () = conn::idle(activity, idle_timeout) => {
+                        tracing::info!(%peer, "Postgres connection closed: idle too long.");
+                    }
                 }
                 drop(permit);
             });
