@@ -5,6 +5,7 @@ mod alert;
 mod audit;
 mod bench;
 mod bench_http;
+mod cert;
 mod demo;
 mod export;
 mod fhir;
@@ -69,6 +70,8 @@ enum Command {
         #[arg(long)]
         encrypt: bool,
     },
+    /// Write a self-signed TLS certificate and key for trials (cert.pem, key.pem).
+    Cert(cert::CertArgs),
     /// The master key of an encrypted lake: rotate it, or make a new key file.
     Key {
         #[command(subcommand)]
@@ -292,6 +295,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Key { which } => key::run(&cli.lake, which).await,
+        Command::Cert(args) => cert::run(&args),
         Command::Load {
             inputs,
             into,

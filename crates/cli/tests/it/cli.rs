@@ -227,3 +227,62 @@ fn the_shell_reads_multi_line_statements() {
         "{stdout}"
     );
 }
+
+#[test]
+fn cert_makes_a_pair_that_serve_uses_and_a_client_trusts() {
+    let Some(python) = crate::support::python_with("ssl", "cert_makes_a_pair") else {
+        return;
+    };
+    let ws = Workspace::new();
+    let dir = ws.path("tls");
+    let out = ws.ok(&["cert", "--out-dir", dir.to_str().unwrap()]);
+    assert!(out.contains("self-signed"), "{out}");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the key is its owner's only");
+    }
+    let (child, lines) = crate::support::spawn_serve(
+        &ws,
+        &[
+            "--http-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let _server = crate::support::KillOnDrop(child);
+    let url = crate::support::served_at(&lines, "https").expect("an https listener");
+    let port = url.rsplit(':').next().unwrap().trim_end_matches('/');
+    // A client that trusts only this certificate, checking the host name.
+    let script = format!(
+        r#"
+import ssl, urllib.request
+ctx = ssl.create_default_context(cafile="{cert}")
+for host in ["localhost", "127.0.0.1"]:
+    with urllib.request.urlopen(f"https://{{host}}:{port}/api/v1/openapi.json", context=ctx) as r:
+        assert r.status == 200, r.status
+try:
+    urllib.request.urlopen("https://localhost:{port}/api/v1/openapi.json", context=ssl.create_default_context())
+    print("trusted without the certificate")
+except Exception as e:
+    print("untrusted without it")
+print("tls ok")
+"#,
+        cert = cert.display()
+    );
+    let out = std::process::Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("tls ok") && text.contains("untrusted without it"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
