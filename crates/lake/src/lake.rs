@@ -59,8 +59,12 @@ struct LakeInner {
     /// The store at the root of the lake's file system or bucket (deltalake adds the table's
     /// prefix); encrypting when the lake is encrypted.
     store: Arc<dyn ObjectStore>,
-    /// The store as it is, without encryption (for the key file).
+    /// The store as it is, without encryption (for the key file), under the lake's layer.
     raw_store: Arc<dyn ObjectStore>,
+    /// The store under every layer (object_store's local file system or S3 client).
+    bare: Arc<dyn ObjectStore>,
+    /// The local folder the store's paths start from, for a lake on the local file system.
+    local: Option<std::path::PathBuf>,
     /// The lake's keys, when it is encrypted.
     keyring: Option<Arc<Keyring>>,
     audit: crate::AuditLog,
@@ -104,7 +108,7 @@ impl Lake {
     pub async fn init_with(location: &str, encrypt: Option<KeySource>) -> Result<Self> {
         let plain = Self::at(location)?;
         if let Some(path) = plain.local_root() {
-            crate::private::create_private_dir(&path).map_err(|source| Error::Io {
+            crate::files::create_private_dir(&path).map_err(|source| Error::Io {
                 context: format!("creating the lake folder {}", path.display()),
                 source,
             })?;
@@ -153,15 +157,17 @@ impl Lake {
     fn at(location: &str) -> Result<Self> {
         let root = parse_location(location)?;
         let storage_options = storage_options_from_env();
-        let mut store = DeltaTableBuilder::from_url(root.clone())?
+        let store = DeltaTableBuilder::from_url(root.clone())?
             .with_storage_options(storage_options.clone())
             .build_storage()?
             .root_object_store(None);
-        if root.scheme() == "file" {
-            store = Arc::new(crate::private::PrivateFiles::new(store, "/".into()));
-        }
+        let local = (root.scheme() == "file").then(|| std::path::PathBuf::from("/"));
+        let bare = store;
+        let store: Arc<dyn ObjectStore> = Arc::new(crate::files::LakeFiles::new(
+            Arc::clone(&bare),
+            local.clone(),
+        ));
         let raw_store = Arc::clone(&store);
-        let store: Arc<dyn ObjectStore> = Arc::new(crate::scrub::ScrubbedLog::new(store));
         Ok(Self {
             inner: Arc::new(LakeInner {
                 display: location.to_string(),
@@ -170,6 +176,8 @@ impl Lake {
                 storage_options,
                 store,
                 raw_store,
+                bare,
+                local,
                 keyring: None,
                 audit: crate::AuditLog::default(),
                 secret: SecretCell::default(),
@@ -214,13 +222,14 @@ impl Lake {
 
     fn with_keyring(&self, ring: Arc<Keyring>) -> Self {
         // Commits are scrubbed before they are sealed.
-        let store: Arc<dyn ObjectStore> = Arc::new(crate::scrub::ScrubbedLog::new(Arc::new(
-            EncryptedStore::new(
-                Arc::clone(&self.inner.raw_store),
+        let store: Arc<dyn ObjectStore> = Arc::new(crate::files::LakeFiles::new(
+            Arc::new(EncryptedStore::new(
+                Arc::clone(&self.inner.bare),
                 Arc::clone(&ring),
                 self.keyring_path(),
-            ),
-        )));
+            )),
+            self.inner.local.clone(),
+        ));
         let mut table_root = self.inner.root.clone();
         if table_root.scheme() == "file" {
             register_encrypted_scheme();
@@ -238,6 +247,8 @@ impl Lake {
                 storage_options: self.inner.storage_options.clone(),
                 store,
                 raw_store: Arc::clone(&self.inner.raw_store),
+                bare: Arc::clone(&self.inner.bare),
+                local: self.inner.local.clone(),
                 keyring: Some(ring),
                 audit: crate::AuditLog::default(),
                 secret: SecretCell::default(),
@@ -424,7 +435,7 @@ impl Lake {
     /// A Delta handle on the URL, without loading it; creates the local folder if needed.
     pub fn delta_handle(&self, url: &Url) -> Result<DeltaTable> {
         if let Some(path) = local_path(url) {
-            crate::private::create_private_dir(&path).map_err(|source| Error::Io {
+            crate::files::create_private_dir(&path).map_err(|source| Error::Io {
                 context: format!("creating {}", path.display()),
                 source,
             })?;

@@ -16,11 +16,11 @@ mod audit;
 mod catalog;
 pub mod crypt;
 mod error;
+mod files;
 mod governance;
 mod history;
 mod lake;
 mod models;
-mod private;
 pub mod roles;
 mod runs;
 pub mod scram;
@@ -34,6 +34,7 @@ pub use audit::{AuditLog, AuditRecord, ChainedRecord, Verification, audit_schema
 pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
 pub use crypt::{KeySource, MasterKey};
 pub use error::{Error, Result};
+pub use files::create_private_dir;
 pub use governance::{
     AUDITOR_ROLE, BUILTIN_ROLES, Governance, GovernanceEvent, GovernanceStore, Grant, MaskPolicy,
     Privilege, RowPolicy, Securable, check_role_name,
@@ -41,7 +42,6 @@ pub use governance::{
 pub use history::{LoadHistory, LoadRecord, LoadStatus};
 pub use lake::{ENCRYPTED_SCHEME, Lake, TimeTravel, key_source, set_key_source};
 pub use models::{ModelEvent, ModelStore, StoredModel};
-pub use private::create_private_dir;
 pub use runs::{RunHistory, RunRecord};
 pub use scram::ScramVerifier;
 pub use tokens::{IssuedToken, TokenInfo, TokenKind, TokenStore, token_hash, token_id};

@@ -2,9 +2,9 @@
 //!
 //! Delta writers record each file's minimum and maximum per column in the log (`add.stats`),
 //! and DELETE, UPDATE and MERGE record their predicate in `commitInfo`: in a patient table
-//! that puts names, MRNs, SSNs and birth dates in plaintext JSON next to the data. This store
-//! wrapper rewrites every commit on its way to storage, whoever the writer is (loads, SQL,
-//! the pipeline, deltalake's own operations):
+//! that puts names, MRNs, SSNs and birth dates in plaintext JSON next to the data. The lake's
+//! store layer ([`crate::files`]) passes every commit through [`scrub_commit`] on its way to
+//! storage, whoever the writer is (loads, SQL, the pipeline, deltalake's own operations):
 //! - `add`/`remove` statistics keep `numRecords` and `nullCount`, and minimum/maximum only for
 //!   columns whose role ([`crate::roles::default_role`]) is neither an identifier, a key, a
 //!   date, a ZIP, a city, an age nor free text (so filters on those read every file);
@@ -14,20 +14,9 @@
 //!
 //! The lake's own tables under `_carelake/` keep statistics for numbers and `*_at` times only.
 
-use std::fmt;
-use std::ops::Range;
-use std::sync::Arc;
-
 use arrow::datatypes::{DataType, TimeUnit};
-use async_trait::async_trait;
-use bytes::Bytes;
 use carelake_common::{TableName, Zone};
-use futures::stream::BoxStream;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
-};
 use serde_json::{Map, Value};
 
 use crate::roles::{ColumnRole, default_role};
@@ -43,6 +32,10 @@ enum Owner {
 
 /// The table of a commit file (`…/<zone>/<table>/_delta_log/<n>.json`, or a commit's temporary
 /// file), or `None` for any other object.
+pub(crate) fn is_commit(path: &Path) -> bool {
+    commit_owner(path).is_some()
+}
+
 fn commit_owner(path: &Path) -> Option<Owner> {
     let parts: Vec<String> = path.parts().map(|p| p.as_ref().to_string()).collect();
     let n = parts.len();
@@ -80,8 +73,17 @@ fn hinted_type(value: &Value) -> DataType {
     }
 }
 
-/// Whether a column's minimum and maximum may stay in the log.
+/// Whether a column's minimum and maximum may stay in the log. Only columns named as plain
+/// identifiers qualify (Delta parses `dataSkippingStatsColumns` as SQL identifiers): a column
+/// with any other name gets no statistics.
 fn keeps_stats(owner: &Owner, column: &str, hint: &DataType) -> bool {
+    let plain = column.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && column
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !plain {
+        return false;
+    }
     match owner {
         Owner::System => {
             matches!(
@@ -156,13 +158,7 @@ fn stats_columns(owner: &Owner, schema: &str) -> Option<(Vec<String>, usize)> {
             _ => continue,
         };
         if keeps_stats(owner, name, &hint) {
-            keep.push(
-                if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    name.to_string()
-                } else {
-                    format!("`{}`", name.replace('`', "``"))
-                },
-            );
+            keep.push(name.to_string());
         }
     }
     Some((keep, fields.len()))
@@ -231,113 +227,6 @@ pub(crate) fn scrub_commit(path: &Path, content: &[u8]) -> Option<Vec<u8>> {
     Some(out.into_bytes())
 }
 
-/// The store wrapper that scrubs commits (see the module documentation).
-pub(crate) struct ScrubbedLog {
-    inner: Arc<dyn ObjectStore>,
-}
-
-impl ScrubbedLog {
-    pub(crate) fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        Self { inner }
-    }
-}
-
-impl fmt::Debug for ScrubbedLog {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ScrubbedLog({})", self.inner)
-    }
-}
-
-impl fmt::Display for ScrubbedLog {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ScrubbedLog({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for ScrubbedLog {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        if commit_owner(location).is_some() {
-            let content: Vec<u8> = payload.iter().flat_map(|b| b.iter().copied()).collect();
-            if let Some(scrubbed) = scrub_commit(location, &content) {
-                return self.inner.put_opts(location, scrubbed.into(), opts).await;
-            }
-            return self.inner.put_opts(location, content.into(), opts).await;
-        }
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(
-        &self,
-        location: &Path,
-        ranges: &[Range<u64>],
-    ) -> object_store::Result<Vec<Bytes>> {
-        self.inner.get_ranges(location, ranges).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: RenameOptions,
-    ) -> object_store::Result<()> {
-        self.inner.rename_opts(from, to, options).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,7 +245,9 @@ mod tests {
             {"name": "last_name", "type": "string", "nullable": true, "metadata": {}},
             {"name": "sex", "type": "string", "nullable": true, "metadata": {}},
             {"name": "charge", "type": "double", "nullable": true, "metadata": {}},
-            {"name": "birth_date", "type": "date", "nullable": true, "metadata": {}}
+            {"name": "birth_date", "type": "date", "nullable": true, "metadata": {}},
+            {"name": "", "type": "long", "nullable": true, "metadata": {}},
+            {"name": "odd name", "type": "long", "nullable": true, "metadata": {}}
         ]});
         let commit = format!(
             "{}\n{}\n{}\n",

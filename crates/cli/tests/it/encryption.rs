@@ -17,14 +17,7 @@ fn run_with_key(ws: &Workspace, key: &Path, args: &[&str]) -> Output {
 }
 
 fn ok_with_key(ws: &Workspace, key: &Path, args: &[&str]) -> String {
-    let out = run_with_key(ws, key, args);
-    assert!(
-        out.status.success(),
-        "carelake {args:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    crate::support::succeeded(args, run_with_key(ws, key, args))
 }
 
 fn scalar_with_key(ws: &Workspace, key: &Path, sql: &str) -> String {
@@ -212,20 +205,21 @@ fn streamed_events_wait_encrypted_in_the_write_ahead_log() {
         String::from_utf8_lossy(&out.stderr)
     );
     let wal = ws.path("wal");
-    let key_arg = key.to_str().unwrap();
-    let wal_arg = wal.to_str().unwrap();
+    let serve = |flush_seconds: &str| {
+        let args = [
+            "--http-listen",
+            "127.0.0.1:0",
+            "--key-file",
+            key.to_str().unwrap(),
+            "--wal-dir",
+            wal.to_str().unwrap(),
+            "--flush-seconds",
+            flush_seconds,
+        ];
+        spawn_serve(&ws, &args)
+    };
     // A long flush interval: the events stay in the write-ahead log.
-    let serve_args = [
-        "--http-listen",
-        "127.0.0.1:0",
-        "--key-file",
-        key_arg,
-        "--wal-dir",
-        wal_arg,
-        "--flush-seconds",
-        "3600",
-    ];
-    let (child, lines) = spawn_serve(&ws, &serve_args);
+    let (child, lines) = serve("3600");
     let server = KillOnDrop(child);
     let port: u16 = crate::support::served_at(&lines, "http")
         .and_then(|url| url.rsplit(':').next().and_then(|p| p.parse().ok()))
@@ -257,17 +251,7 @@ fn streamed_events_wait_encrypted_in_the_write_ahead_log() {
     }
     // A crash, then a restart with the key: the event reaches the lake from the log.
     drop(server);
-    let serve_args = [
-        "--http-listen",
-        "127.0.0.1:0",
-        "--key-file",
-        key_arg,
-        "--wal-dir",
-        wal_arg,
-        "--flush-seconds",
-        "0.2",
-    ];
-    let (child, _) = spawn_serve(&ws, &serve_args);
+    let (child, _) = serve("0.2");
     let _server = KillOnDrop(child);
     let started = std::time::Instant::now();
     loop {

@@ -115,14 +115,7 @@ impl Workspace {
 
     /// Runs a command that must succeed; returns standard output.
     pub(crate) fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "carelake {args:?} failed:\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(args, self.run(args))
     }
 
     /// Runs a command that must fail; returns standard error.
@@ -148,6 +141,17 @@ impl Workspace {
         assert_eq!(rows.len(), 1, "{sql} returned {rows:?}");
         rows[0].clone()
     }
+}
+
+/// Standard output of `carelake args`, which must have succeeded.
+pub(crate) fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "carelake {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The Python interpreter for tests that need Python packages (`CARELAKE_PYTHON`, else

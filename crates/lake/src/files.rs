@@ -1,8 +1,10 @@
-//! Owner-only files for lakes on the local file system: every file the lake writes is made
-//! 0600 and its folder 0700, whatever the process's umask.
-//!
-//! `object_store`'s local store creates files and folders with the default modes, and the
-//! workspace forbids `unsafe` (so no `umask`); this wrapper sets the modes right after each write.
+//! The lake's store layer, on top of every lake's store (above the encryption, if any):
+//! - every Delta commit is scrubbed of PHI before it is written ([`crate::scrub`]);
+//! - on the local file system, every file the lake writes is made 0600 and its folder 0700,
+//!   whatever the process's umask (`object_store`'s local store uses the default modes, and the
+//!   workspace forbids `unsafe`, so no `umask`), and listings come in path order, as object
+//!   stores list (the local store lists in directory order; Delta's log reader expects commits
+//!   in order and only special-cases `file://`, which an encrypted lake's tables are not).
 
 use std::fmt;
 use std::ops::Range;
@@ -58,49 +60,72 @@ pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The local store of a lake on disk, with owner-only modes.
-pub(crate) struct PrivateFiles {
+/// The lake's store layer.
+pub(crate) struct LakeFiles {
     inner: Arc<dyn ObjectStore>,
-    /// The file system folder the store's paths are relative to.
-    base: PathBuf,
+    /// For a lake on the local file system, the folder the store's paths are relative to.
+    local: Option<PathBuf>,
 }
 
-impl PrivateFiles {
-    pub(crate) fn new(inner: Arc<dyn ObjectStore>, base: PathBuf) -> Self {
-        Self { inner, base }
+impl LakeFiles {
+    /// The layer over `inner`; `local` is the file system folder of a local store's paths.
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>, local: Option<PathBuf>) -> Self {
+        Self { inner, local }
     }
 
-    fn file(&self, path: &Path) -> PathBuf {
-        let mut file = self.base.clone();
-        for part in path.parts() {
-            file.push(part.as_ref());
+    /// Makes the file at `path` owner-only, for a local lake.
+    fn restrict(&self, path: &Path) {
+        if let Some(base) = &self.local {
+            let mut file = base.clone();
+            for part in path.parts() {
+                file.push(part.as_ref());
+            }
+            make_private(&file);
         }
-        file
+    }
+
+    fn in_order(
+        &self,
+        stream: BoxStream<'static, object_store::Result<ObjectMeta>>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        if self.local.is_some() {
+            sorted(stream)
+        } else {
+            stream
+        }
     }
 }
 
-impl fmt::Debug for PrivateFiles {
+impl fmt::Debug for LakeFiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Private({})", self.inner)
+        write!(f, "LakeFiles({})", self.inner)
     }
 }
 
-impl fmt::Display for PrivateFiles {
+impl fmt::Display for LakeFiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Private({})", self.inner)
+        write!(f, "LakeFiles({})", self.inner)
     }
 }
 
 #[async_trait]
-impl ObjectStore for PrivateFiles {
+impl ObjectStore for LakeFiles {
     async fn put_opts(
         &self,
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        let payload = if crate::scrub::is_commit(location) {
+            let content: Vec<u8> = payload.iter().flat_map(|b| b.iter().copied()).collect();
+            crate::scrub::scrub_commit(location, &content)
+                .unwrap_or(content)
+                .into()
+        } else {
+            payload
+        };
         let result = self.inner.put_opts(location, payload, opts).await?;
-        make_private(&self.file(location));
+        self.restrict(location);
         Ok(result)
     }
 
@@ -110,9 +135,13 @@ impl ObjectStore for PrivateFiles {
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
         let inner = self.inner.put_multipart_opts(location, opts).await?;
+        if self.local.is_none() {
+            return Ok(inner);
+        }
         Ok(Box::new(PrivateUpload {
             inner,
-            file: self.file(location),
+            layer: LakeFiles::new(Arc::clone(&self.inner), self.local.clone()),
+            location: location.clone(),
         }))
     }
 
@@ -140,7 +169,7 @@ impl ObjectStore for PrivateFiles {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        sorted(self.inner.list(prefix))
+        self.in_order(self.inner.list(prefix))
     }
 
     fn list_with_offset(
@@ -148,7 +177,7 @@ impl ObjectStore for PrivateFiles {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        sorted(self.inner.list_with_offset(prefix, offset))
+        self.in_order(self.inner.list_with_offset(prefix, offset))
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
@@ -162,7 +191,7 @@ impl ObjectStore for PrivateFiles {
         options: CopyOptions,
     ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await?;
-        make_private(&self.file(to));
+        self.restrict(to);
         Ok(())
     }
 
@@ -173,13 +202,12 @@ impl ObjectStore for PrivateFiles {
         options: RenameOptions,
     ) -> object_store::Result<()> {
         self.inner.rename_opts(from, to, options).await?;
-        make_private(&self.file(to));
+        self.restrict(to);
         Ok(())
     }
 }
 
-/// A local listing in path order, as object stores list (the local store lists in directory
-/// order; Delta's log reader expects commits in order, and only special-cases `file://`).
+/// A listing in path order.
 fn sorted(
     stream: BoxStream<'static, object_store::Result<ObjectMeta>>,
 ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -196,7 +224,8 @@ fn sorted(
 #[derive(Debug)]
 struct PrivateUpload {
     inner: Box<dyn MultipartUpload>,
-    file: PathBuf,
+    layer: LakeFiles,
+    location: Path,
 }
 
 #[async_trait]
@@ -207,7 +236,7 @@ impl MultipartUpload for PrivateUpload {
 
     async fn complete(&mut self) -> object_store::Result<PutResult> {
         let result = self.inner.complete().await?;
-        make_private(&self.file);
+        self.layer.restrict(&self.location);
         Ok(result)
     }
 
