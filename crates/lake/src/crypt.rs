@@ -566,8 +566,9 @@ fn is_keyring(path: &Path) -> bool {
 pub(crate) struct EncryptedStore {
     inner: Arc<dyn ObjectStore>,
     ring: Arc<Keyring>,
-    /// Where the key file is in `inner`, to take a rotated key file when an object names a
-    /// lake key the ring does not hold yet.
+    /// Where the key file is (a store and a path in it), to take a rotated key file when an
+    /// object names a lake key the ring does not hold yet.
+    keyring_store: Arc<dyn ObjectStore>,
     keyring_path: Path,
 }
 
@@ -594,10 +595,16 @@ fn store_error(
 }
 
 impl EncryptedStore {
-    pub(crate) fn new(inner: Arc<dyn ObjectStore>, ring: Arc<Keyring>, keyring_path: Path) -> Self {
+    pub(crate) fn new(
+        inner: Arc<dyn ObjectStore>,
+        ring: Arc<Keyring>,
+        keyring_store: Arc<dyn ObjectStore>,
+        keyring_path: Path,
+    ) -> Self {
         Self {
             inner,
             ring,
+            keyring_store,
             keyring_path,
         }
     }
@@ -615,7 +622,12 @@ impl EncryptedStore {
     async fn object_key(&self, path: &Path, header: &[u8]) -> object_store::Result<LessSafeKey> {
         match self.ring.object_key(header) {
             Err(CryptError::UnknownKey(_)) => {
-                let content = self.inner.get(&self.keyring_path).await?.bytes().await?;
+                let content = self
+                    .keyring_store
+                    .get(&self.keyring_path)
+                    .await?
+                    .bytes()
+                    .await?;
                 self.ring
                     .reload(&content)
                     .map_err(|e| store_error(path, e))?;
@@ -977,6 +989,7 @@ mod tests {
         let store = EncryptedStore::new(
             Arc::clone(&inner) as _,
             ring,
+            Arc::clone(&inner) as _,
             Path::from(format!("_carelake/{KEYRING_FILE}")),
         );
         (inner, store)
@@ -1155,7 +1168,7 @@ mod tests {
         // The old object (written with lake key 1) still reads under the new master key.
         let inner2 = Arc::new(InMemory::new());
         inner2.put(&path, before.clone().into()).await.unwrap();
-        let store3 = EncryptedStore::new(inner2 as _, reopened, keyring_path);
+        let store3 = EncryptedStore::new(Arc::clone(&inner2) as _, reopened, inner2, keyring_path);
         assert_eq!(
             store3.get(&path).await.unwrap().bytes().await.unwrap(),
             sample(1000)

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
-use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use url::Url;
 
@@ -124,12 +123,11 @@ impl Lake {
                 }
                 let (ring, content) = Keyring::create(source)?;
                 plain
-                    .inner
-                    .raw_store
-                    .put(&plain.keyring_path(), content.into())
+                    .lake_level(&plain.inner.raw_store)?
+                    .put(&keyring_path(), content.into())
                     .await?;
                 tracing::info!(lake = %plain.inner.display, "Lake encrypted (AES-256-GCM).");
-                plain.with_keyring(Arc::new(ring))
+                plain.with_keyring(Arc::new(ring))?
             }
             (None, None) => plain,
         };
@@ -190,24 +188,13 @@ impl Lake {
         parse_location(location)
     }
 
-    /// Where the key file is, in the root store.
-    fn keyring_path(&self) -> StorePath {
-        let prefix = self.store_prefix();
-        StorePath::from(format!("{prefix}/{SYSTEM_FOLDER}/{KEYRING_FILE}").trim_start_matches('/'))
-    }
-
-    /// The lake root's path in the root store.
-    fn store_prefix(&self) -> String {
-        let path = self.inner.root.path().trim_matches('/');
-        // URL paths are percent-encoded; object store paths are not.
-        StorePath::from_url_path(path)
-            .map(|p| p.to_string())
-            .unwrap_or_else(|_| path.to_string())
-    }
-
     /// The key file's content, when the lake is encrypted.
     async fn read_keyring(&self) -> Result<Option<Vec<u8>>> {
-        match self.inner.raw_store.get(&self.keyring_path()).await {
+        match self
+            .lake_level(&self.inner.raw_store)?
+            .get(&keyring_path())
+            .await
+        {
             Ok(result) => Ok(Some(result.bytes().await?.to_vec())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -217,16 +204,17 @@ impl Lake {
     /// This handle opened with the key file's content and the process's key source.
     fn encrypted(&self, content: &[u8]) -> Result<Self> {
         let source = key_source().ok_or_else(|| Error::KeyRequired(self.inner.display.clone()))?;
-        Ok(self.with_keyring(Arc::new(Keyring::open(content, source)?)))
+        self.with_keyring(Arc::new(Keyring::open(content, source)?))
     }
 
-    fn with_keyring(&self, ring: Arc<Keyring>) -> Self {
+    fn with_keyring(&self, ring: Arc<Keyring>) -> Result<Self> {
         // Commits are scrubbed before they are sealed.
         let store: Arc<dyn ObjectStore> = Arc::new(crate::files::LakeFiles::new(
             Arc::new(EncryptedStore::new(
                 Arc::clone(&self.inner.bare),
                 Arc::clone(&ring),
-                self.keyring_path(),
+                self.lake_level(&self.inner.raw_store)?,
+                keyring_path(),
             )),
             self.inner.local.clone(),
         ));
@@ -239,7 +227,7 @@ impl Lake {
             ))
             .expect("a file URL's path makes a URL");
         }
-        Self {
+        Ok(Self {
             inner: Arc::new(LakeInner {
                 display: self.inner.display.clone(),
                 table_root,
@@ -253,7 +241,7 @@ impl Lake {
                 audit: crate::AuditLog::default(),
                 secret: SecretCell::default(),
             }),
-        }
+        })
     }
 
     /// Whether the lake's files are encrypted.
@@ -300,9 +288,8 @@ impl Lake {
         let rotated = ring.rotate(&content, &new_master)?;
         // Check the new file opens with the new key before it replaces the old one.
         let check = Keyring::open(&rotated, new_source.clone())?;
-        self.inner
-            .raw_store
-            .put(&self.keyring_path(), rotated.into())
+        self.lake_level(&self.inner.raw_store)?
+            .put(&keyring_path(), rotated.into())
             .await?;
         Ok(check.key_count())
     }
@@ -409,14 +396,20 @@ impl Lake {
 
     /// URL of a folder inside the lake (no trailing slash, as Delta expects).
     pub fn folder_url(&self, relative: &str) -> Result<Url> {
-        let mut url = self
-            .inner
-            .table_root
-            .join(&format!("{relative}/"))
-            .map_err(|e| Error::InvalidLocation {
-                location: relative.to_string(),
-                reason: e.to_string(),
-            })?;
+        // The lake root itself for "" (joining "/" would give the file system's or the
+        // bucket's root).
+        let relative = relative.trim_matches('/');
+        let mut url = if relative.is_empty() {
+            self.inner.table_root.clone()
+        } else {
+            self.inner
+                .table_root
+                .join(&format!("{relative}/"))
+                .map_err(|e| Error::InvalidLocation {
+                    location: relative.to_string(),
+                    reason: e.to_string(),
+                })?
+        };
         let trimmed = url.path().trim_end_matches('/').to_string();
         url.set_path(&trimmed);
         Ok(url)
@@ -595,15 +588,18 @@ impl Lake {
 
     /// An object store rooted at the lake root.
     fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
-        let prefix = self.store_prefix();
-        Ok(if prefix.is_empty() {
-            Arc::clone(&self.inner.store)
-        } else {
-            Arc::new(PrefixStore::new(
-                Arc::clone(&self.inner.store),
-                StorePath::from(prefix),
-            ))
-        })
+        self.lake_level(&self.inner.store)
+    }
+
+    /// `store` (a root store) scoped to the lake root, the way deltalake scopes it to a
+    /// table's root.
+    fn lake_level(&self, store: &Arc<dyn ObjectStore>) -> Result<Arc<dyn ObjectStore>> {
+        let url = self.folder_url("")?;
+        Ok(DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_options(self.inner.storage_options.clone())
+            .with_storage_backend(Arc::clone(store), url)
+            .build_storage()?
+            .object_store(None))
     }
 }
 
@@ -645,6 +641,11 @@ fn register_encrypted_scheme() {
         let scheme = Url::parse(&format!("{ENCRYPTED_SCHEME}://")).expect("a scheme URL");
         deltalake::logstore::logstore_factories().insert(scheme, Arc::new(Factory));
     });
+}
+
+/// The key file's path from the lake root.
+fn keyring_path() -> StorePath {
+    StorePath::from(format!("{SYSTEM_FOLDER}/{KEYRING_FILE}"))
 }
 
 fn parse_location(location: &str) -> Result<Url> {
@@ -708,6 +709,21 @@ mod tests {
         assert_eq!(url.scheme(), "file");
         assert!(url.path().ends_with("/relative/lake/"));
         assert!(parse_location("ftp://x/y").is_err());
+    }
+
+    #[test]
+    fn the_lake_folder_is_the_lake_root() {
+        let lake = Lake::at("s3://bucket/prefix").unwrap();
+        assert_eq!(lake.folder_url("").unwrap().as_str(), "s3://bucket/prefix");
+        let lake = Lake::at("/tmp/some/lake").unwrap();
+        assert_eq!(
+            lake.folder_url("").unwrap().as_str(),
+            "file:///tmp/some/lake"
+        );
+        assert_eq!(
+            lake.folder_url("_carelake/keys").unwrap().as_str(),
+            "file:///tmp/some/lake/_carelake/keys"
+        );
     }
 
     #[test]

@@ -134,6 +134,10 @@ fn an_encrypted_lake_holds_no_plaintext_and_opens_only_with_its_key() {
     }
     #[cfg(unix)]
     assert_owner_only(&lake);
+    assert!(
+        lake.join("_carelake/keys/pseudonym.key").is_file(),
+        "the lake's own files are inside it"
+    );
 
     // Without the key, or with another key, the lake does not open.
     let err = ws.fails(&["sql", "SELECT count(*) FROM raw.patients"]);
