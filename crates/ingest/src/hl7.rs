@@ -690,22 +690,26 @@ impl Hl7Store {
         let mut rows = Hl7Rows::new(&mut tables);
         let mut outcomes = Vec::with_capacity(messages.len());
         let mut rejects = Vec::new();
-        let mut new_keys = Vec::new();
-        let mut new_ids: Vec<(IdKey, MessageKey)> = Vec::new();
+        let mut new_keys: HashSet<MessageKey> = HashSet::new();
+        let mut new_ids: HashMap<IdKey, MessageKey> = HashMap::new();
+        // A message that is not stored is quarantined with its reason.
+        let mut quarantine = |inbound: &InboundMessage, reason: &str| {
+            rejects.push((
+                format!("mllp://{}", inbound.peer),
+                Reject {
+                    line: 1,
+                    reason: reason.to_string(),
+                    raw: clip(&inbound.text),
+                },
+            ));
+        };
         for inbound in messages {
             let parsed = Message::parse(&inbound.text);
             let message = match parsed {
                 Ok(m) => m,
                 Err(e) => {
                     let reason = format!("HL7 message rejected: {e}");
-                    rejects.push((
-                        format!("mllp://{}", inbound.peer),
-                        Reject {
-                            line: 1,
-                            reason: reason.clone(),
-                            raw: clip(&inbound.text),
-                        },
-                    ));
+                    quarantine(&inbound, &reason);
                     outcomes.push(StoreOutcome::Rejected {
                         text: inbound.text,
                         reason,
@@ -720,27 +724,23 @@ impl Hl7Store {
                 continue;
             }
             let id = id_key(&message);
-            let taken = self.ids.get(&id).is_some_and(|k| *k != key)
-                || new_ids.iter().any(|(i, k)| *i == id && *k != key);
+            let taken = self
+                .ids
+                .get(&id)
+                .or_else(|| new_ids.get(&id))
+                .is_some_and(|k| *k != key);
             if taken {
                 drop(message);
                 let reason = "conflict: a different message with this sender and control id (MSH-3, MSH-4, MSH-10) is stored already; not stored".to_string();
-                rejects.push((
-                    format!("mllp://{}", inbound.peer),
-                    Reject {
-                        line: 1,
-                        reason: reason.clone(),
-                        raw: clip(&inbound.text),
-                    },
-                ));
+                quarantine(&inbound, &reason);
                 outcomes.push(StoreOutcome::Conflict {
                     text: inbound.text,
                     reason,
                 });
                 continue;
             }
-            new_keys.push(key);
-            new_ids.push((id, key));
+            new_keys.insert(key);
+            new_ids.entry(id).or_insert(key);
             let source = format!("mllp://{}", inbound.peer);
             rows.add(
                 &message,

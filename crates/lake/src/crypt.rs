@@ -609,15 +609,6 @@ impl EncryptedStore {
         }
     }
 
-    fn plain_meta(&self, mut meta: ObjectMeta) -> ObjectMeta {
-        if !is_keyring(&meta.location)
-            && let Some(size) = plain_len(meta.size)
-        {
-            meta.size = size;
-        }
-        meta
-    }
-
     /// The data key of an object, reading a rotated key file once when the lake key is new.
     async fn object_key(&self, path: &Path, header: &[u8]) -> object_store::Result<LessSafeKey> {
         match self.ring.object_key(header) {
@@ -772,7 +763,7 @@ impl ObjectStore for EncryptedStore {
         }
         if options.head {
             let result = self.inner.get_opts(location, options).await?;
-            let meta = self.plain_meta(result.meta.clone());
+            let meta = plain_meta(result.meta.clone());
             return Ok(GetResult {
                 range: 0..meta.size,
                 meta,
@@ -847,11 +838,7 @@ impl ObjectStore for EncryptedStore {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         let mut listing = self.inner.list_with_delimiter(prefix).await?;
-        listing.objects = listing
-            .objects
-            .into_iter()
-            .map(|meta| self.plain_meta(meta))
-            .collect();
+        listing.objects = listing.objects.into_iter().map(plain_meta).collect();
         Ok(listing)
     }
 
@@ -874,21 +861,20 @@ impl ObjectStore for EncryptedStore {
     }
 }
 
+/// An object's metadata with its plaintext size (the key file is stored as it is).
+fn plain_meta(mut meta: ObjectMeta) -> ObjectMeta {
+    if !is_keyring(&meta.location)
+        && let Some(size) = plain_len(meta.size)
+    {
+        meta.size = size;
+    }
+    meta
+}
+
 fn list_plain(
     stream: BoxStream<'static, object_store::Result<ObjectMeta>>,
 ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-    stream
-        .map(|meta| {
-            meta.map(|mut meta| {
-                if !is_keyring(&meta.location)
-                    && let Some(size) = plain_len(meta.size)
-                {
-                    meta.size = size;
-                }
-                meta
-            })
-        })
-        .boxed()
+    stream.map(|meta| meta.map(plain_meta)).boxed()
 }
 
 /// A multipart upload that seals segments as they fill and hands the underlying upload parts

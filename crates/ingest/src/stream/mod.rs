@@ -443,6 +443,8 @@ async fn writer(
                 .entry(r.stream.clone())
                 .or_insert_with(|| WindowSet::new(window));
             let (mut logged, mut duplicates) = (0, 0);
+            let (mut sealed, mut taken) = (Vec::new(), Vec::new());
+            let mut failure = None;
             for StreamEvent { json: text, id } in &r.events {
                 if let Some(id) = id
                     && (ids.contains(&id_digest(id))
@@ -457,17 +459,27 @@ async fn writer(
                     event_id: id.clone(),
                     event: text.clone(),
                 };
-                // Sealed like the lake's files when the lake is encrypted (sealing fails only
-                // without a random source, which no request can go on without).
+                // Sealed like the lake's files when the lake is encrypted.
                 let payload = serde_json::to_vec(&envelope).unwrap_or_default();
-                payloads.push(ingest.lake.seal(&payload).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "Sealing a write-ahead log record failed.");
-                    std::process::abort()
-                }));
-                envelopes.push(envelope);
+                match ingest.lake.seal(&payload) {
+                    Ok(payload) => sealed.push(payload),
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                }
+                taken.push(envelope);
                 logged += 1;
             }
-            outcomes.push(Ok((logged, duplicates)));
+            match failure {
+                // Nothing of the request is logged; it can be sent again.
+                Some(reason) => outcomes.push(Err(reason)),
+                None => {
+                    payloads.extend(sealed);
+                    envelopes.extend(taken);
+                    outcomes.push(Ok((logged, duplicates)));
+                }
+            }
         }
         let first_seq = if payloads.is_empty() {
             Ok(0)
