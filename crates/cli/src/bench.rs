@@ -39,6 +39,9 @@ pub(crate) enum BenchCommand {
     /// Load-test the HTTP API on loopback: streamed events (events/s, latency percentiles,
     /// every acknowledged event in the lake once), then queries.
     Http(crate::bench_http::HttpBenchArgs),
+    /// Catalog refresh as the catalog grows: a cold open, a refresh with nothing new, a
+    /// refresh after another process's commit, and a fold of every event, at each size.
+    Catalog(crate::bench_catalog::CatalogBenchArgs),
     /// Time the KPI queries as an administrator and as a user behind a row policy and two
     /// masks, side by side, and print the policy layer's overhead.
     Governance {
@@ -218,6 +221,7 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             dir,
         } => governance(patients, runs, dir, principal).await,
         BenchCommand::Http(args) => crate::bench_http::run(args, principal).await,
+        BenchCommand::Catalog(args) => crate::bench_catalog::run(args).await,
         BenchCommand::Query {
             patients,
             runs,

@@ -4,6 +4,7 @@
 mod alert;
 mod audit;
 mod bench;
+mod bench_catalog;
 mod bench_http;
 mod cert;
 mod demo;

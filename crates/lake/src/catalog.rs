@@ -11,11 +11,13 @@ use deltalake::DeltaTableError;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 
+use object_store::ObjectStoreExt as _;
+
 use crate::util::read_table;
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// Whether a catalog entry is a stored table or a view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EntryKind {
     /// A Delta table in a zone folder.
     Table,
@@ -45,7 +47,7 @@ impl EntryKind {
 }
 
 /// The current description of one table or view, folded from the catalog's events.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CatalogEntry {
     /// Table or view.
     pub kind: EntryKind,
@@ -206,31 +208,243 @@ impl Catalog {
         .await
     }
 
-    /// Appends events in one commit.
+    /// Appends events in one commit, and folds them into this handle's cached catalog when
+    /// it was current (so a session sees its own writes without reading the log again).
     pub async fn record(&self, events: &[CatalogEvent]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
         let batch = events_to_batch(events)?;
-        crate::util::append_to_system_table(&self.lake, "catalog", batch).await
+        let url = self.lake.system_table_url("catalog")?;
+        let table = self
+            .lake
+            .load_delta(&url, TimeTravel::Latest)
+            .await?
+            .ok_or_else(|| Error::LakeNotFound(self.lake.display_location().to_string()))?;
+        let written = crate::util::append_batches(table, vec![batch.clone()]).await?;
+        if let Some(version) = written.version() {
+            let mut cached = self.lake.catalog_cache().folded.lock().await;
+            if let Some(state) = cached.as_mut()
+                && state.version + 1 == version as i64
+            {
+                fold_into(&mut state.entries, &[batch])?;
+                state.version = version as i64;
+            }
+        }
+        Ok(())
     }
 
     /// Every current table and view, sorted by name.
+    ///
+    /// The fold is cached per lake handle at a Delta version of the events table: a call reads
+    /// only the commits made since (one probe for the next version when there are none), and
+    /// the folded state is saved every hundred versions so that a new process starts
+    /// from it instead of from every event.
     pub async fn list(&self) -> Result<Vec<CatalogEntry>> {
-        let url = self.lake.system_table_url("catalog")?;
-        let Some(table) = self.lake.load_delta(&url, TimeTravel::Latest).await? else {
-            return Err(Error::LakeNotFound(
-                self.lake.display_location().to_string(),
-            ));
+        let mut cached = self.lake.catalog_cache().folded.lock().await;
+        let state = match cached.take() {
+            Some(state) => state,
+            None => match self.load_saved().await? {
+                Some(state) => state,
+                None => self.fold_all().await?,
+            },
         };
-        let batches = read_table(&table).await?;
-        fold_events(&batches)
+        let state = match self.catch_up(state).await? {
+            Some(state) => state,
+            // The tail was too long, or rewrote data: fold from the Delta snapshot.
+            None => self.fold_all().await?,
+        };
+        if state.version - state.saved_version >= SAVE_EVERY {
+            let mut state = state;
+            match self.save(&state).await {
+                Ok(()) => state.saved_version = state.version,
+                // The saved state only speeds up a cold start; never fail a read for it.
+                Err(e) => tracing::warn!(error = %e, "Could not save the folded catalog."),
+            }
+            *cached = Some(state);
+        } else {
+            *cached = Some(state);
+        }
+        Ok(cached
+            .as_ref()
+            .map(|s| s.entries.values().cloned().collect())
+            .unwrap_or_default())
     }
 
     /// The current entry of one table or view.
     pub async fn get(&self, name: &TableName) -> Result<Option<CatalogEntry>> {
         Ok(self.list().await?.into_iter().find(|e| &e.name == name))
     }
+
+    /// The Delta version of the events table that the cached fold reflects (for tests and the
+    /// catalog benchmark).
+    pub async fn cached_version(&self) -> Option<i64> {
+        self.lake
+            .catalog_cache()
+            .folded
+            .lock()
+            .await
+            .as_ref()
+            .map(|s| s.version)
+    }
+
+    /// Every current entry folded from every event, bypassing the cache and the saved fold
+    /// (what each refresh cost before the cache; for checks and the catalog benchmark).
+    pub async fn list_from_events(&self) -> Result<Vec<CatalogEntry>> {
+        Ok(self.fold_all().await?.entries.into_values().collect())
+    }
+
+    /// Every event folded, from the table's latest snapshot.
+    async fn fold_all(&self) -> Result<Folded> {
+        let url = self.lake.system_table_url("catalog")?;
+        let Some(table) = self.lake.load_delta(&url, TimeTravel::Latest).await? else {
+            return Err(Error::LakeNotFound(
+                self.lake.display_location().to_string(),
+            ));
+        };
+        let version = table.version().map_or(-1, |v| v as i64);
+        let mut entries = BTreeMap::new();
+        fold_into(&mut entries, &read_table(&table).await?)?;
+        Ok(Folded {
+            version,
+            entries,
+            saved_version: -1,
+        })
+    }
+
+    /// Applies the commits after `state.version`; `None` when more than [`MAX_TAIL`] follow
+    /// or one of them removed data (a full fold is then cheaper or needed).
+    async fn catch_up(&self, mut state: Folded) -> Result<Option<Folded>> {
+        let url = self.lake.system_table_url("catalog")?;
+        let handle = self.lake.delta_handle(&url)?;
+        let log = handle.log_store();
+        let mut added = Vec::new();
+        let mut next = state.version + 1;
+        while let Some(commit) = log.read_commit_entry(next as _).await? {
+            if next - state.version > MAX_TAIL {
+                return Ok(None);
+            }
+            match added_files(&commit)? {
+                Some(files) => added.extend(files),
+                None => return Ok(None),
+            }
+            next += 1;
+        }
+        if next == state.version + 1 {
+            return Ok(Some(state));
+        }
+        let store = log.object_store(None);
+        let mut batches = Vec::new();
+        for path in added {
+            let bytes = store.get(&path).await?.bytes().await?;
+            let reader =
+                datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                    bytes,
+                )
+                .and_then(|b| b.build())
+                .map_err(|e| Error::CorruptCatalog(format!("an events file: {e}")))?;
+            for batch in reader {
+                batches.push(batch?);
+            }
+        }
+        fold_into(&mut state.entries, &batches)?;
+        state.version = next - 1;
+        Ok(Some(state))
+    }
+
+    async fn load_saved(&self) -> Result<Option<Folded>> {
+        let Some(bytes) = self.lake.get_system_file(SAVED_STATE).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<Saved>(&bytes) {
+            Ok(saved) => Ok(Some(Folded {
+                version: saved.version,
+                saved_version: saved.version,
+                entries: saved
+                    .entries
+                    .into_iter()
+                    .map(|e| (e.name.clone(), e))
+                    .collect(),
+            })),
+            Err(e) => {
+                // Written by another release, or cut off: fold from the events instead.
+                tracing::warn!(error = %e, "Ignoring an unreadable saved catalog.");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn save(&self, state: &Folded) -> Result<()> {
+        let saved = Saved {
+            version: state.version,
+            entries: state.entries.values().cloned().collect(),
+        };
+        let bytes = serde_json::to_vec(&saved)
+            .map_err(|e| Error::CorruptCatalog(format!("saving the folded catalog: {e}")))?;
+        self.lake.put_system_file(SAVED_STATE, bytes).await
+    }
+}
+
+/// The folded catalog is saved after this many new versions of the events table.
+const SAVE_EVERY: i64 = 100;
+
+/// Beyond this many unread commits a refresh folds from the Delta snapshot instead (which
+/// reads its checkpoint rather than every commit file).
+const MAX_TAIL: i64 = 1000;
+
+/// Where the folded catalog is saved, under `_carelake/`.
+const SAVED_STATE: &str = "catalog_state.json";
+
+/// The folded catalog of one lake handle; see [`Catalog::list`].
+#[derive(Debug, Default)]
+pub(crate) struct CatalogCache {
+    folded: tokio::sync::Mutex<Option<Folded>>,
+}
+
+#[derive(Debug)]
+struct Folded {
+    /// The events table's version this fold includes (-1: none).
+    version: i64,
+    entries: BTreeMap<TableName, CatalogEntry>,
+    /// The version last saved to [`SAVED_STATE`].
+    saved_version: i64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    version: i64,
+    entries: Vec<CatalogEntry>,
+}
+
+/// The data files a commit of the events table added; `None` when it removed data (which an
+/// append-only table never does, though an OPTIMIZE rewrites files without changing data).
+fn added_files(commit: &[u8]) -> Result<Option<Vec<object_store::path::Path>>> {
+    let mut files = Vec::new();
+    for line in commit.split(|b| *b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let action: serde_json::Value = serde_json::from_slice(line)
+            .map_err(|e| Error::CorruptCatalog(format!("a commit is not JSON: {e}")))?;
+        let changes_data = |a: &serde_json::Value| a["dataChange"].as_bool().unwrap_or(true);
+        if let Some(add) = action.get("add") {
+            let path = add["path"]
+                .as_str()
+                .ok_or_else(|| Error::CorruptCatalog("an add action has no path".into()))?;
+            if !changes_data(add) {
+                // A rewrite (OPTIMIZE) of rows already folded.
+                continue;
+            }
+            let path = object_store::path::Path::from_url_path(path)
+                .map_err(|e| Error::CorruptCatalog(format!("a file path: {e}")))?;
+            files.push(path);
+        } else if let Some(remove) = action.get("remove")
+            && changes_data(remove)
+        {
+            return Ok(None);
+        }
+    }
+    Ok(Some(files))
 }
 
 /// Creates a carelake system table under `_carelake/` unless it exists; tolerates a concurrent
@@ -299,7 +513,8 @@ fn events_to_batch(events: &[CatalogEvent]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(Arc::clone(&CATALOG_SCHEMA), columns)?)
 }
 
-fn fold_events(batches: &[RecordBatch]) -> Result<Vec<CatalogEntry>> {
+/// Applies the events in `batches` (in time order) to the current entries.
+fn fold_into(current: &mut BTreeMap<TableName, CatalogEntry>, batches: &[RecordBatch]) -> Result<()> {
     let mut rows = Vec::new();
     for batch in batches {
         // Readers may hand strings back as views and timestamps in other units: normalise.
@@ -376,7 +591,6 @@ fn fold_events(batches: &[RecordBatch]) -> Result<Vec<CatalogEntry>> {
     }
     // Stable sort keeps commit order for events with the same timestamp.
     rows.sort_by_key(|(at, ..)| *at);
-    let mut current: BTreeMap<TableName, CatalogEntry> = BTreeMap::new();
     for (at, dropped, event, has_upstream) in rows {
         if dropped {
             current.remove(&event.name);
@@ -410,7 +624,7 @@ fn fold_events(batches: &[RecordBatch]) -> Result<Vec<CatalogEntry>> {
             }
         }
     }
-    Ok(current.into_values().collect())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -439,10 +653,57 @@ mod tests {
             CatalogEvent::drop(EntryKind::Table, other),
         ];
         let batch = events_to_batch(&events).unwrap();
-        let entries = fold_events(&[batch]).unwrap();
+        let mut folded = BTreeMap::new();
+        fold_into(&mut folded, &[batch]).unwrap();
+        let entries: Vec<_> = folded.into_values().collect();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].name, name);
         assert_eq!(entries[0].description.as_deref(), Some("claims"));
         assert_eq!(entries[0].row_count, Some(25));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refresh_reads_new_commits_only_and_a_new_handle_starts_from_the_saved_fold() {
+        let dir = std::env::temp_dir().join(format!("carelake-catalog-{}", uuid::Uuid::new_v4()));
+        let location = dir.to_string_lossy().to_string();
+        let lake = Lake::init(&location).await.unwrap();
+        let other = Lake::open(&location).await.unwrap();
+        let name = |i: usize| -> TableName { format!("raw.t{}", i % 7).parse().unwrap() };
+        let start = lake.catalog().cached_version().await;
+        assert_eq!(start, None);
+        assert!(lake.catalog().list().await.unwrap().is_empty());
+        let base = lake.catalog().cached_version().await.unwrap();
+        for i in 0..(SAVE_EVERY as usize + 5) {
+            let mut event = CatalogEvent::table(name(i));
+            event.row_count = Some(i as i64);
+            event.table_version = Some(i as i64);
+            // Half the events from another handle (another process, to this one's cache).
+            if i % 2 == 0 {
+                lake.catalog().record(&[event]).await.unwrap();
+            } else {
+                other.catalog().record(&[event]).await.unwrap();
+            }
+            if i == 0 {
+                // Our own write is folded without reading the log.
+                assert_eq!(lake.catalog().cached_version().await, Some(base + 1));
+            }
+        }
+        let entries = lake.catalog().list().await.unwrap();
+        let latest = base + SAVE_EVERY + 5;
+        assert_eq!(lake.catalog().cached_version().await, Some(latest));
+        assert_eq!(entries.len(), 7);
+        let t0 = entries.iter().find(|e| e.name == name(0)).unwrap();
+        let last_of_t0 = (0..SAVE_EVERY + 5).filter(|i| i % 7 == 0).max();
+        assert_eq!(t0.row_count, last_of_t0);
+        // The same answer as a fold of every event, and from a new handle (the saved fold
+        // plus the commits after it).
+        let full = lake.catalog().fold_all().await.unwrap();
+        assert_eq!(full.version, latest);
+        assert_eq!(full.entries.into_values().collect::<Vec<_>>(), entries);
+        let saved = lake.get_system_file(SAVED_STATE).await.unwrap();
+        assert!(saved.is_some(), "the fold was saved after {SAVE_EVERY} versions");
+        let fresh = Lake::open(&location).await.unwrap();
+        assert_eq!(fresh.catalog().list().await.unwrap(), entries);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -68,6 +68,8 @@ struct LakeInner {
     keyring: Option<Arc<Keyring>>,
     audit: crate::AuditLog,
     secret: SecretCell,
+    /// The folded catalog, refreshed from newer commits only.
+    catalog_cache: crate::catalog::CatalogCache,
 }
 
 /// The key source set by the command line (`--key-file`, `--key-command`); without one, the
@@ -179,6 +181,7 @@ impl Lake {
                 keyring: None,
                 audit: crate::AuditLog::default(),
                 secret: SecretCell::default(),
+                catalog_cache: Default::default(),
             }),
         })
     }
@@ -240,6 +243,7 @@ impl Lake {
                 keyring: Some(ring),
                 audit: crate::AuditLog::default(),
                 secret: SecretCell::default(),
+                catalog_cache: Default::default(),
             }),
         })
     }
@@ -573,6 +577,22 @@ impl Lake {
         }
         files.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(files)
+    }
+
+    /// Reads a file under `_carelake/`; `None` when there is none.
+    pub async fn get_system_file(&self, relative: &str) -> Result<Option<Vec<u8>>> {
+        let store = self.root_store()?;
+        let path = StorePath::from(format!("{SYSTEM_FOLDER}/{}", relative.trim_matches('/')));
+        match store.get(&path).await {
+            Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The folded catalog cached for this lake handle (shared by its clones).
+    pub(crate) fn catalog_cache(&self) -> &crate::catalog::CatalogCache {
+        &self.inner.catalog_cache
     }
 
     /// Deletes a file under `_carelake/`; `false` when there was none.
