@@ -86,7 +86,10 @@ pub(crate) async fn run(args: CatalogBenchArgs) -> Result<()> {
         let mut after_commit = Vec::new();
         for _ in 0..args.runs.max(1) {
             let name: TableName = "raw.table_0".parse()?;
-            writer.catalog().record(&[CatalogEvent::table(name)]).await?;
+            writer
+                .catalog()
+                .record(&[CatalogEvent::table(name)])
+                .await?;
             written += 1;
             let started = Instant::now();
             reader.catalog().list().await?;

@@ -12,29 +12,28 @@
 //! goes to `raw._rejects` with the reason; a wholly rejected file's hash is recorded there too,
 //! so loading it again does not quarantine it twice.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use carelake_common::{TableName, Zone};
 use carelake_lake::{CatalogEvent, Lake, LoadRecord, LoadStatus, TimeTravel};
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::write::SchemaMode;
-use deltalake::protocol::SaveMode;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, MetadataExt as _, StructType, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use serde_json::Value;
 
 use crate::columns::TableRows;
 use crate::load::{Progress, ProgressEvent, quarantine};
 use crate::reader::{HashingReader, open_decompressed};
 use crate::rows::Reject;
+use crate::staged::{CHANNEL_CHUNKS, RowSink, Stager};
 use crate::{Error, Result};
 
 /// Bytes of input parsed and committed together; larger loads commit in several rounds.
@@ -214,10 +213,6 @@ pub(crate) struct TableSpec {
     pub(crate) description: String,
 }
 
-/// A table's spec, its batches tagged with the index of the file they came from, and its
-/// schema.
-pub(crate) type TableBatches = (TableSpec, Vec<(usize, RecordBatch)>, SchemaRef);
-
 /// One input file read into memory.
 #[derive(Debug)]
 pub(crate) struct SourceFile {
@@ -255,16 +250,17 @@ pub(crate) trait ClinicalParser: Send {
     }
 
     /// Parses one file, appending rows to `tables` (keyed by table name; the parser creates
-    /// the entries it needs with [`TableRows::new`]).
+    /// the entries it needs with [`table_index`]) and calling [`RowSink::flush_full`] between
+    /// records, so that a large file is handed to the writer in chunks.
     fn parse_file(
         &mut self,
         file: &SourceFile,
         context: &RoundContext,
-        tables: &mut Vec<(TableSpec, TableRows)>,
+        tables: &mut RowSink,
     ) -> FileParse;
 
     /// Orders tables for commit: the ledger table last.
-    fn commit_order(&self, tables: &mut [TableBatches]);
+    fn commit_order(&self, tables: &mut [(TableSpec, SchemaRef)]);
 }
 
 impl crate::Loader {
@@ -392,7 +388,8 @@ impl crate::Loader {
             for round in rounds {
                 parser.prepare(&self.lake).await?;
                 let (returned, outcome) =
-                    read_and_parse(round, parser, context.clone(), progress.clone()).await?;
+                    read_and_parse(&self.lake, round, parser, context.clone(), progress.clone())
+                        .await?;
                 parser = returned;
                 self.commit_round(format, &context, outcome, &mut summary, started_at)
                     .await?;
@@ -415,86 +412,84 @@ impl crate::Loader {
         Ok(summary)
     }
 
-    async fn commit_round(
+    /// Commits each table's staged rows of the round's fresh, accepted files (one commit per
+    /// table, in the format's order), with the files' hashes as application transactions.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_staged(
         &self,
         format: ClinicalFormat,
         context: &RoundContext,
-        round: RoundOutcome,
+        files: &[FileInfo],
+        parses: &[FileParse],
+        tables: &[(TableSpec, SchemaRef)],
+        stager: &mut Stager,
+        file_loaded: &mut [bool],
         summary: &mut ClinicalSummary,
-        started_at: DateTime<Utc>,
     ) -> Result<()> {
-        let RoundOutcome {
-            files,
-            parses,
-            mut tables,
-        } = round;
-        // Which tables already hold which files.
-        let mut fresh_for: Vec<Vec<bool>> = Vec::new();
-        let mut handles: Vec<(Option<DeltaTable>, TableName)> = Vec::new();
-        for (spec, _, _) in &tables {
-            let name = TableName::new(Zone::Raw, &spec.name)?;
-            let url = self.lake.table_url(&name)?;
-            let existing = self.lake.load_delta(&url, TimeTravel::Latest).await?;
-            let mut fresh = Vec::with_capacity(files.len());
-            for file in &files {
-                let loaded = match &existing {
-                    Some(t) => has_transaction(t, &file.sha256).await?,
-                    None => false,
-                };
-                fresh.push(!loaded);
-            }
-            fresh_for.push(fresh);
-            handles.push((existing, name));
-        }
-        let mut file_loaded = vec![false; files.len()];
-        for ((spec, batches, schema), ((existing, name), fresh)) in tables
-            .iter_mut()
-            .zip(handles.into_iter().zip(fresh_for.iter()))
-        {
-            let mut to_write = Vec::new();
+        for (spec, schema) in tables {
+            let staged = stager.open(spec, schema).await?;
+            let mut accepted = vec![false; files.len()];
             let mut txns = Vec::new();
             for (i, file) in files.iter().enumerate() {
-                if fresh[i] && !parses[i].whole_file_rejected {
+                if !parses[i].whole_file_rejected && staged.is_fresh(&file.sha256).await? {
                     txns.push(Transaction::new(app_id(&file.sha256), 1));
+                    accepted[i] = true;
                     file_loaded[i] = true;
                 }
             }
-            let mut rows = 0u64;
-            for (file_index, batch) in batches.drain(..) {
-                if fresh[file_index] && batch.num_rows() > 0 {
-                    rows += batch.num_rows() as u64;
-                    to_write.push(batch);
+            let (adds, rows, dropped) = staged.finish(|i| accepted[i]).await?;
+            staged.delete(&dropped).await;
+            let name = staged.name.clone();
+            let created = staged.created;
+            let written = if txns.is_empty() {
+                if !created {
+                    continue;
                 }
-            }
-            if txns.is_empty() && existing.is_some() {
-                continue;
-            }
-            let created = existing.is_none();
-            let commit = CommitProperties::default()
-                .with_application_transactions(txns)
-                .with_metadata([
-                    ("carelake.operation".to_string(), Value::from("load")),
-                    (
-                        "carelake.load_id".to_string(),
-                        Value::from(context.load_id.clone()),
-                    ),
-                    ("carelake.format".to_string(), Value::from(format.as_str())),
-                ])
-                .with_max_retries(15);
-            let table = match existing {
-                Some(t) => t,
-                None => self.lake.delta_handle(&self.lake.table_url(&name)?)?,
+                // Made by this round and given nothing: recorded in the catalog all the same.
+                staged.table.clone()
+            } else {
+                let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+                if let Some(widened) = staged.widened_schema()? {
+                    let widened: StructType = widened.as_ref().try_into_kernel()?;
+                    let metadata = staged.table.snapshot()?.metadata().clone();
+                    actions.push(Action::Metadata(
+                        metadata
+                            .with_schema(&widened)
+                            .map_err(deltalake::DeltaTableError::from)?,
+                    ));
+                }
+                let commit = CommitProperties::default()
+                    .with_application_transactions(txns)
+                    .with_metadata([
+                        ("carelake.operation".to_string(), Value::from("load")),
+                        (
+                            "carelake.load_id".to_string(),
+                            Value::from(context.load_id.clone()),
+                        ),
+                        ("carelake.format".to_string(), Value::from(format.as_str())),
+                    ])
+                    .with_max_retries(15);
+                let finalized = CommitBuilder::from(commit)
+                    .with_actions(actions)
+                    .build(
+                        Some(staged.table.snapshot()?),
+                        staged.table.log_store(),
+                        DeltaOperation::Write {
+                            mode: SaveMode::Append,
+                            partition_by: None,
+                            predicate: None,
+                        },
+                    )
+                    .await?;
+                let version = finalized.version();
+                self.lake
+                    .load_delta(
+                        &self.lake.table_url(&name)?,
+                        TimeTravel::Version(version as u64),
+                    )
+                    .await?
+                    .ok_or_else(|| Error::Worker(format!("{name} vanished after its commit")))?
             };
-            if to_write.is_empty() {
-                to_write.push(RecordBatch::new_empty(Arc::clone(schema)));
-            }
-            let written = table
-                .write(to_write)
-                .with_save_mode(SaveMode::Append)
-                .with_schema_mode(SchemaMode::Merge)
-                .with_table_name(name.name.clone())
-                .with_commit_properties(commit)
-                .await?;
             let mut event = CatalogEvent::written(name.clone(), &written);
             if created {
                 event.description = Some(spec.description.clone());
@@ -514,6 +509,40 @@ impl crate::Loader {
                     version: written.version(),
                 }),
             }
+        }
+        Ok(())
+    }
+
+    async fn commit_round(
+        &self,
+        format: ClinicalFormat,
+        context: &RoundContext,
+        round: RoundOutcome,
+        summary: &mut ClinicalSummary,
+        started_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let RoundOutcome {
+            files,
+            parses,
+            tables,
+            mut stager,
+        } = round;
+        let mut file_loaded = vec![false; files.len()];
+        let committed = self
+            .commit_staged(
+                format,
+                context,
+                &files,
+                &parses,
+                &tables,
+                &mut stager,
+                &mut file_loaded,
+                summary,
+            )
+            .await;
+        if let Err(e) = committed {
+            stager.abandon().await;
+            return Err(e);
         }
 
         // Quarantine: bad records of loaded files, and wholly rejected files not seen before.
@@ -574,7 +603,7 @@ impl crate::Loader {
                 records: parse.records,
                 rejected,
                 duplicates: parse.duplicates,
-                bytes: file.content.len() as u64,
+                bytes: file.bytes,
             };
             if counted {
                 summary.records += parse.records;
@@ -607,59 +636,84 @@ impl crate::Loader {
     }
 }
 
-/// The parsed files of one round, with their rows per table.
+/// The parsed files of one round, with their rows staged per table.
 #[derive(Debug)]
 struct RoundOutcome {
-    files: Vec<SourceFile>,
+    files: Vec<FileInfo>,
     parses: Vec<FileParse>,
-    /// Per table: spec, batches tagged with the file they came from, schema.
-    tables: Vec<TableBatches>,
+    /// The tables the round touched, in commit order, with their schemas.
+    tables: Vec<(TableSpec, SchemaRef)>,
+    stager: Stager,
+}
+
+/// An input of a round once parsed (its content is no longer held).
+#[derive(Debug)]
+struct FileInfo {
+    label: String,
+    sha256: String,
+    bytes: u64,
 }
 
 async fn read_and_parse<P: ClinicalParser + 'static>(
+    lake: &Lake,
     paths: Vec<PathBuf>,
     mut parser: P,
     context: RoundContext,
     progress: Option<Arc<dyn Progress>>,
 ) -> Result<(P, RoundOutcome)> {
-    tokio::task::spawn_blocking(move || {
+    let (to_writer, mut chunks) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
+    let parsing = tokio::task::spawn_blocking(move || {
         let mut files = Vec::new();
         let mut parses = Vec::new();
-        let mut rows: Vec<(TableSpec, TableRows)> = Vec::new();
-        let mut batches: HashMap<String, Vec<(usize, RecordBatch)>> = HashMap::new();
-        for path in &paths {
+        let mut sink = RowSink::new(to_writer);
+        for (index, path) in paths.iter().enumerate() {
             let file = read_file(path, progress.clone())?;
-            let parse = parser.parse_file(&file, &context, &mut rows);
-            for (spec, table) in rows.iter_mut() {
-                if table.len() > 0 {
-                    batches
-                        .entry(spec.name.clone())
-                        .or_default()
-                        .push((files.len(), table.finish()?));
-                }
-            }
-            files.push(file);
+            sink.start_file(index, &file.sha256);
+            let parse = parser.parse_file(&file, &context, &mut sink);
+            sink.end_file(!parse.whole_file_rejected)?;
+            files.push(FileInfo {
+                bytes: file.content.len() as u64,
+                label: file.label,
+                sha256: file.sha256,
+            });
             parses.push(parse);
         }
-        let mut tables: Vec<TableBatches> = rows
-            .into_iter()
-            .map(|(spec, table)| {
-                let b = batches.remove(&spec.name).unwrap_or_default();
-                (spec, b, Arc::clone(table.schema()))
-            })
-            .collect();
+        let mut tables = sink.into_tables();
         parser.commit_order(&mut tables);
-        Ok((
+        Ok::<_, Error>((parser, files, parses, tables))
+    });
+    // Chunks are written as they come, while the parse goes on.
+    let mut stager = Stager::new(lake.clone());
+    let mut failed = None;
+    while let Some(chunk) = chunks.recv().await {
+        if failed.is_none()
+            && let Err(e) = stager.accept(chunk).await
+        {
+            failed = Some(e);
+            // The parser's next hand-over fails, and it stops.
+            chunks.close();
+        }
+    }
+    let parsed = parsing.await.map_err(|e| Error::Worker(e.to_string()));
+    let parsed = match (failed, parsed) {
+        (Some(e), _) | (None, Err(e)) | (None, Ok(Err(e))) => Err(e),
+        (None, Ok(Ok(parsed))) => Ok(parsed),
+    };
+    match parsed {
+        Ok((parser, files, parses, tables)) => Ok((
             parser,
             RoundOutcome {
                 files,
                 parses,
                 tables,
+                stager,
             },
-        ))
-    })
-    .await
-    .map_err(|e| Error::Worker(e.to_string()))?
+        )),
+        Err(e) => {
+            stager.abandon().await;
+            Err(e)
+        }
+    }
 }
 
 fn read_file(path: &Path, progress: Option<Arc<dyn Progress>>) -> Result<SourceFile> {

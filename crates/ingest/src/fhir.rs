@@ -31,6 +31,7 @@ use crate::clinical::{
 };
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
+use crate::staged::RowSink;
 use crate::{Error, Result};
 
 /// Folder under `_carelake/` with users' ViewDefinitions.
@@ -113,7 +114,7 @@ impl ClinicalParser for FhirParser {
         &mut self,
         file: &SourceFile,
         context: &RoundContext,
-        tables: &mut Vec<(TableSpec, TableRows)>,
+        tables: &mut RowSink,
     ) -> FileParse {
         let mut parse = FileParse::default();
         let lineage = |line: usize| Lineage {
@@ -150,6 +151,7 @@ impl ClinicalParser for FhirParser {
                                     &lineage(i + 1),
                                 ),
                             };
+                            tables.flush_full();
                             if let Err(reason) = added {
                                 parse.rejects.push(Reject {
                                     line: (i + 1) as u64,
@@ -199,7 +201,8 @@ impl ClinicalParser for FhirParser {
             };
             match carelake_fhir::read_ndjson_line(text) {
                 Ok(resource) => {
-                    self.one_resource(&resource, tables, &mut parse, &lineage(number), line_text)
+                    self.one_resource(&resource, tables, &mut parse, &lineage(number), line_text);
+                    tables.flush_full();
                 }
                 Err(e) => parse.rejects.push(Reject {
                     line: number as u64,
@@ -211,7 +214,7 @@ impl ClinicalParser for FhirParser {
         parse
     }
 
-    fn commit_order(&self, tables: &mut [(TableSpec, Vec<(usize, RecordBatch)>, SchemaRef)]) {
+    fn commit_order(&self, tables: &mut [(TableSpec, SchemaRef)]) {
         tables.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     }
 }

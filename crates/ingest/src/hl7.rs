@@ -31,12 +31,15 @@ use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use sha2::{Digest, Sha256};
 
+use arrow::datatypes::SchemaRef;
+
 use crate::Result;
 use crate::clinical::{
-    ClinicalParser, FileParse, RoundContext, SourceFile, TableBatches, TableSpec, clip, table_index,
+    ClinicalParser, FileParse, RoundContext, SourceFile, TableSpec, clip, table_index,
 };
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
+use crate::staged::RowSink;
 use crate::window::{WindowMap, WindowSet};
 
 /// The message store.
@@ -520,10 +523,11 @@ impl ClinicalParser for Hl7Parser {
         &mut self,
         file: &SourceFile,
         context: &RoundContext,
-        tables: &mut Vec<(TableSpec, TableRows)>,
+        tables: &mut RowSink,
     ) -> FileParse {
         let mut parse = FileParse::default();
-        let mut rows = Hl7Rows::new(tables);
+        // Every HL7 table exists once a file was read, whatever it held.
+        Hl7Rows::new(tables);
         let text = String::from_utf8_lossy(&file.content);
         let messages = match carelake_hl7::split_batch(&text) {
             Ok(batch) => batch,
@@ -560,14 +564,15 @@ impl ClinicalParser for Hl7Parser {
                 parse.duplicates += 1;
                 continue;
             }
-            rows.add(&message, item.text, "file", &lineage);
+            Hl7Rows::new(tables).add(&message, item.text, "file", &lineage);
+            tables.flush_full();
         }
         parse
     }
 
-    fn commit_order(&self, tables: &mut [TableBatches]) {
+    fn commit_order(&self, tables: &mut [(TableSpec, SchemaRef)]) {
         // The message store is the ledger: last.
-        tables.sort_by_key(|(spec, _, _)| spec.name == MESSAGES);
+        tables.sort_by_key(|(spec, _)| spec.name == MESSAGES);
     }
 }
 

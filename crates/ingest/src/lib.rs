@@ -25,6 +25,7 @@ mod infer;
 mod load;
 mod reader;
 mod rows;
+mod staged;
 mod stream;
 mod value;
 mod window;

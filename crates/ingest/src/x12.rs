@@ -7,7 +7,6 @@
 //! `raw._rejects` with the reason. Each table's commit carries the file's hash, so the same
 //! file is never loaded twice (see [`crate::clinical`]).
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use carelake_x12::{Claim, ClaimLine};
 
@@ -16,6 +15,7 @@ use crate::clinical::{
 };
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
+use crate::staged::RowSink;
 
 const CLAIMS: &str = "x12_claims";
 const LINES: &str = "x12_claim_lines";
@@ -191,33 +191,38 @@ impl ClinicalParser for X12Parser {
         &mut self,
         file: &SourceFile,
         context: &RoundContext,
-        tables: &mut Vec<(TableSpec, TableRows)>,
+        tables: &mut RowSink,
     ) -> FileParse {
         let mut parse = FileParse::default();
-        match carelake_x12::parse_837(&file.content) {
+        // Claims become rows one transaction set at a time, handed over in chunks; a file
+        // refused further on is dropped whole (see `crate::staged`).
+        let parsed = carelake_x12::parse_837_each(&file.content, |envelope, claims| {
+            for claim in &claims {
+                parse.records += 1;
+                let lineage = Lineage {
+                    file: &file.label,
+                    line: claim.segment_position as i64,
+                    load_id: &context.load_id,
+                    loaded_at: context.loaded_at,
+                };
+                add_claim(
+                    tables,
+                    claim,
+                    &envelope.sender_id,
+                    &envelope.receiver_id,
+                    &lineage,
+                );
+            }
+            tables.flush_full();
+        });
+        match parsed {
             Ok(interchange) => {
                 for warning in &interchange.warnings {
                     tracing::warn!(file = %file.label, %warning, "X12 envelope count is off; the file is loaded.");
                 }
-                for claim in &interchange.claims {
-                    parse.records += 1;
-                    let lineage = Lineage {
-                        file: &file.label,
-                        line: claim.segment_position as i64,
-                        load_id: &context.load_id,
-                        loaded_at: context.loaded_at,
-                    };
-                    add_claim(
-                        tables,
-                        claim,
-                        &interchange.sender_id,
-                        &interchange.receiver_id,
-                        &lineage,
-                    );
-                }
             }
             Err(e) => {
-                parse.records += 1;
+                parse.records = 1;
                 parse.whole_file_rejected = true;
                 let line = match &e {
                     carelake_x12::Error::Segment { position, .. } => *position as u64,
@@ -233,8 +238,8 @@ impl ClinicalParser for X12Parser {
         parse
     }
 
-    fn commit_order(&self, tables: &mut [(TableSpec, Vec<(usize, RecordBatch)>, SchemaRef)]) {
+    fn commit_order(&self, tables: &mut [(TableSpec, SchemaRef)]) {
         // Lines before claims: a claim row means its lines are in.
-        tables.sort_by_key(|(spec, _, _)| spec.name == CLAIMS);
+        tables.sort_by_key(|(spec, _)| spec.name == CLAIMS);
     }
 }

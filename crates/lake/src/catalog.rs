@@ -514,7 +514,10 @@ fn events_to_batch(events: &[CatalogEvent]) -> Result<RecordBatch> {
 }
 
 /// Applies the events in `batches` (in time order) to the current entries.
-fn fold_into(current: &mut BTreeMap<TableName, CatalogEntry>, batches: &[RecordBatch]) -> Result<()> {
+fn fold_into(
+    current: &mut BTreeMap<TableName, CatalogEntry>,
+    batches: &[RecordBatch],
+) -> Result<()> {
     let mut rows = Vec::new();
     for batch in batches {
         // Readers may hand strings back as views and timestamps in other units: normalise.
@@ -701,7 +704,10 @@ mod tests {
         assert_eq!(full.version, latest);
         assert_eq!(full.entries.into_values().collect::<Vec<_>>(), entries);
         let saved = lake.get_system_file(SAVED_STATE).await.unwrap();
-        assert!(saved.is_some(), "the fold was saved after {SAVE_EVERY} versions");
+        assert!(
+            saved.is_some(),
+            "the fold was saved after {SAVE_EVERY} versions"
+        );
         let fresh = Lake::open(&location).await.unwrap();
         assert_eq!(fresh.catalog().list().await.unwrap(), entries);
         let _ = std::fs::remove_dir_all(&dir);

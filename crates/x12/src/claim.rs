@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 
 use crate::error::{Error, Result};
-use crate::segment::{Segment, segments};
+use crate::segment::{Segment, SegmentIter};
 
 /// Professional (837P) or institutional (837I).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -755,19 +755,35 @@ fn walk(tx: &Transaction<'_>, context: &Claim, out: &mut Vec<Claim>) -> Result<(
 
 /// Parses a whole X12 837 file. Any error refuses the whole file.
 pub fn parse_837(input: &[u8]) -> Result<Interchange837> {
+    let mut claims = Vec::new();
+    let mut result = parse_837_each(input, |_, batch| claims.extend(batch))?;
+    result.claims = claims;
+    Ok(result)
+}
+
+/// Parses an X12 837 file one transaction set at a time, handing each set's claims to
+/// `on_claims` with the envelope read so far (the first interchange's sender and receiver),
+/// so that memory holds one transaction set rather than the file. The returned summary has no
+/// claims. As with [`parse_837`], an error refuses the whole file: a caller that keeps the
+/// claims it was handed must drop them when the parse fails.
+pub fn parse_837_each(
+    input: &[u8],
+    mut on_claims: impl FnMut(&Interchange837, Vec<Claim>),
+) -> Result<Interchange837> {
     let input = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(input);
     let start = input
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(input.len());
-    let (_, segs) = segments(&input[start..])?;
-    let mut result = Interchange837 {
-        segment_count: segs.len(),
-        ..Interchange837::default()
+    let mut segs = SegmentIter::new(&input[start..])?;
+    let mut next = || -> Result<Option<(Segment<'_>, usize)>> {
+        let seg = segs.next().transpose()?;
+        Ok(seg.map(|seg| (seg, segs.yielded())))
     };
-    let mut i = 0;
-    while i < segs.len() {
-        let isa = &segs[i];
+    let mut result = Interchange837::default();
+    let mut claims = Vec::new();
+    while let Some((isa, _)) = next()? {
+        result.segment_count = isa.position;
         if isa.id() != "ISA" {
             return Err(isa.error("expected an ISA interchange header"));
         }
@@ -779,14 +795,14 @@ pub fn parse_837(input: &[u8]) -> Result<Interchange837> {
             result.date = date6(isa.element(9));
         }
         result.interchange_count += 1;
-        i += 1;
         let mut groups = 0;
         loop {
-            let Some(seg) = segs.get(i) else {
+            let Some((seg, count)) = next()? else {
                 return Err(Error::Envelope(format!(
                     "interchange {isa_control} has no IEA trailer"
                 )));
             };
+            result.segment_count = count;
             match seg.id() {
                 "IEA" => {
                     if seg.element(2) != isa_control {
@@ -800,7 +816,6 @@ pub fn parse_837(input: &[u8]) -> Result<Interchange837> {
                             seg.element(1)
                         ));
                     }
-                    i += 1;
                     break;
                 }
                 "GS" => {
@@ -816,14 +831,14 @@ pub fn parse_837(input: &[u8]) -> Result<Interchange837> {
                     }
                     groups += 1;
                     result.group_count += 1;
-                    i += 1;
                     let mut transactions = 0;
                     loop {
-                        let Some(seg) = segs.get(i) else {
+                        let Some((seg, count)) = next()? else {
                             return Err(Error::Envelope(format!(
                                 "group {gs_control} has no GE trailer"
                             )));
                         };
+                        result.segment_count = count;
                         match seg.id() {
                             "GE" => {
                                 if seg.element(2) != gs_control {
@@ -837,7 +852,6 @@ pub fn parse_837(input: &[u8]) -> Result<Interchange837> {
                                         seg.element(1)
                                     ));
                                 }
-                                i += 1;
                                 break;
                             }
                             "ST" => {
@@ -848,36 +862,35 @@ pub fn parse_837(input: &[u8]) -> Result<Interchange837> {
                                 let st_control = seg
                                     .required(2, "transaction set control number")?
                                     .to_string();
-                                let st_start = i;
-                                let end = segs[i..]
-                                    .iter()
-                                    .position(|s| matches!(s.id(), "SE" | "ST" | "GE" | "IEA"))
-                                    .map(|p| p + i);
-                                let end = match end {
-                                    Some(e) if e > i && segs[e].id() == "SE" => e,
-                                    _ => {
-                                        // Find the next envelope segment after ST itself.
-                                        let next = segs[i + 1..]
-                                            .iter()
-                                            .position(|s| {
-                                                matches!(s.id(), "SE" | "ST" | "GE" | "IEA")
-                                            })
-                                            .map(|p| p + i + 1);
-                                        match next {
-                                            Some(e) if segs[e].id() == "SE" => e,
-                                            _ => {
-                                                return Err(Error::Envelope(format!(
-                                                    "transaction set {st_control} has no SE trailer"
-                                                )));
-                                            }
-                                        }
+                                let implementation =
+                                    seg.get(3).unwrap_or(implementation.as_str()).to_string();
+                                // The set's segments, through the first envelope segment
+                                // after ST, which must be its SE.
+                                let mut set = vec![seg];
+                                loop {
+                                    let Some((seg, count)) = next()? else {
+                                        return Err(Error::Envelope(format!(
+                                            "transaction set {st_control} has no SE trailer"
+                                        )));
+                                    };
+                                    result.segment_count = count;
+                                    let id = seg.id();
+                                    let envelope = matches!(id, "SE" | "ST" | "GE" | "IEA");
+                                    if envelope && id != "SE" {
+                                        return Err(Error::Envelope(format!(
+                                            "transaction set {st_control} has no SE trailer"
+                                        )));
                                     }
-                                };
-                                let se = &segs[end];
+                                    set.push(seg);
+                                    if envelope {
+                                        break;
+                                    }
+                                }
+                                let se = &set[set.len() - 1];
                                 if se.element(2) != st_control {
                                     return Err(se.error("SE02 does not match the ST02 transaction set control number"));
                                 }
-                                let count = end - st_start + 1;
+                                let count = set.len();
                                 if se.element(1).parse::<usize>().ok() != Some(count) {
                                     // Many senders get SE01 wrong; the control numbers match
                                     // and every segment is accounted for, so note it.
@@ -886,8 +899,6 @@ pub fn parse_837(input: &[u8]) -> Result<Interchange837> {
                                         se.element(1)
                                     ));
                                 }
-                                let implementation =
-                                    seg.get(3).unwrap_or(implementation.as_str()).to_string();
                                 let kind = if implementation.contains("X223") {
                                     Some(ClaimKind::Institutional)
                                 } else if implementation.contains("X222") {
@@ -905,12 +916,12 @@ pub fn parse_837(input: &[u8]) -> Result<Interchange837> {
                                 };
                                 let tx = Transaction {
                                     control: st_control,
-                                    segments: &segs[st_start..=end],
+                                    segments: &set,
                                 };
-                                walk(&tx, &context, &mut result.claims)?;
+                                walk(&tx, &context, &mut claims)?;
                                 transactions += 1;
                                 result.transaction_count += 1;
-                                i = end + 1;
+                                on_claims(&result, std::mem::take(&mut claims));
                             }
                             _ => {
                                 return Err(

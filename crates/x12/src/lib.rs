@@ -10,7 +10,7 @@ mod claim;
 mod error;
 pub mod segment;
 
-pub use claim::{Claim, ClaimKind, ClaimLine, Interchange837, parse_837};
+pub use claim::{Claim, ClaimKind, ClaimLine, Interchange837, parse_837, parse_837_each};
 pub use error::{Error, Result};
 
 /// Whether `input` looks like X12: `ISA` (after an optional BOM and whitespace) followed by a

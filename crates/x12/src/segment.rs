@@ -145,36 +145,83 @@ pub fn separators(input: &[u8]) -> Result<Separators> {
 /// Splits `input` (starting with ISA) into segments. Line breaks and blanks around segments are
 /// ignored.
 pub fn segments(input: &[u8]) -> Result<(Separators, Vec<Segment<'_>>)> {
-    let separators = separators(input)?;
-    let text = std::str::from_utf8(input).map_err(|e| {
-        Error::Isa(format!(
-            "the file is not text (invalid UTF-8 at byte {})",
-            e.valid_up_to()
-        ))
-    })?;
-    let mut out = Vec::new();
-    for raw in text.split(separators.segment as char) {
-        let raw = raw.trim_matches(|c: char| c.is_ascii_whitespace());
-        if raw.is_empty() {
-            continue;
-        }
-        let position = out.len() + 1;
-        let elements: Vec<&str> = raw.split(separators.element as char).collect();
-        let id = elements[0];
-        if !valid_id(id) {
-            return Err(Error::segment(
-                position,
-                id,
-                "invalid segment identifier (two or three upper-case letters or digits)",
-            ));
-        }
-        out.push(Segment {
-            position,
-            elements,
-            component: separators.component,
-        });
+    let iter = SegmentIter::new(input)?;
+    let separators = iter.separators();
+    Ok((separators, iter.collect::<Result<Vec<_>>>()?))
+}
+
+/// The segments of `input` (starting with ISA) one at a time, so that a parser holds only the
+/// segments it is working on rather than the whole file's.
+#[derive(Debug)]
+pub struct SegmentIter<'a> {
+    separators: Separators,
+    raw: std::str::Split<'a, char>,
+    /// Segments yielded so far.
+    count: usize,
+    failed: bool,
+}
+
+impl<'a> SegmentIter<'a> {
+    /// Reads the separators from the ISA header and checks that the input is text.
+    pub fn new(input: &'a [u8]) -> Result<Self> {
+        let separators = separators(input)?;
+        let text = std::str::from_utf8(input).map_err(|e| {
+            Error::Isa(format!(
+                "the file is not text (invalid UTF-8 at byte {})",
+                e.valid_up_to()
+            ))
+        })?;
+        Ok(Self {
+            separators,
+            raw: text.split(separators.segment as char),
+            count: 0,
+            failed: false,
+        })
     }
-    Ok((separators, out))
+
+    /// The separators the ISA header declares.
+    pub fn separators(&self) -> Separators {
+        self.separators
+    }
+
+    /// Segments yielded so far.
+    pub fn yielded(&self) -> usize {
+        self.count
+    }
+}
+
+impl<'a> Iterator for SegmentIter<'a> {
+    type Item = Result<Segment<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            let raw = self.raw.next()?;
+            let raw = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+            if raw.is_empty() {
+                continue;
+            }
+            let position = self.count + 1;
+            let elements: Vec<&str> = raw.split(self.separators.element as char).collect();
+            let id = elements[0];
+            if !valid_id(id) {
+                self.failed = true;
+                return Some(Err(Error::segment(
+                    position,
+                    id,
+                    "invalid segment identifier (two or three upper-case letters or digits)",
+                )));
+            }
+            self.count = position;
+            return Some(Ok(Segment {
+                position,
+                elements,
+                component: self.separators.component,
+            }));
+        }
+    }
 }
 
 #[cfg(test)]
