@@ -42,6 +42,10 @@ pub(crate) enum BenchCommand {
     /// Catalog refresh as the catalog grows: a cold open, a refresh with nothing new, a
     /// refresh after another process's commit, and a fold of every event, at each size.
     Catalog(crate::bench_catalog::CatalogBenchArgs),
+    /// The KPI and star-schema queries in carelake and in DuckDB side by side, on the same
+    /// Parquet files; prints the carelake/DuckDB ratio per query and the geometric mean, and
+    /// fails when an answer differs.
+    Compare(crate::bench_compare::CompareArgs),
     /// Time the KPI queries as an administrator and as a user behind a row policy and two
     /// masks, side by side, and print the policy layer's overhead.
     Governance {
@@ -114,7 +118,7 @@ fn generate_into(
 }
 
 /// Generates `patients` into `dir` and loads them into a new lake there, printing both steps.
-async fn generate_and_load(
+pub(crate) async fn generate_and_load(
     dir: &std::path::Path,
     patients: u64,
     principal: &Principal,
@@ -222,6 +226,7 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
         } => governance(patients, runs, dir, principal).await,
         BenchCommand::Http(args) => crate::bench_http::run(args, principal).await,
         BenchCommand::Catalog(args) => crate::bench_catalog::run(args).await,
+        BenchCommand::Compare(args) => crate::bench_compare::run(args, principal).await,
         BenchCommand::Query {
             patients,
             runs,

@@ -5,6 +5,7 @@ mod alert;
 mod audit;
 mod bench;
 mod bench_catalog;
+mod bench_compare;
 mod bench_http;
 mod cert;
 mod demo;
