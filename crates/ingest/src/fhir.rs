@@ -366,7 +366,9 @@ impl VersionKey {
 
 /// The newest version of a resource, with the load that brought it.
 struct Current {
-    resource: Value,
+    /// The resource's JSON text, parsed only when the view reads it (a parsed resource takes
+    /// several times the memory of its text).
+    json: String,
     load_id: Option<String>,
     /// Microseconds since the epoch.
     loaded_at: Option<i64>,
@@ -381,9 +383,12 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
     else {
         return Ok(None);
     };
-    let batches = carelake_lake::read_columns(
-        &table,
-        &[
+    // Streamed, so that memory holds one batch and the newest text of each resource.
+    let ctx = datafusion::prelude::SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let mut batches = ctx
+        .read_table(table.table_provider().await?)?
+        .select_columns(&[
             "id",
             "version_id",
             "last_updated",
@@ -392,13 +397,14 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
             "_loaded_at",
             "_source_line",
             "_load_id",
-        ],
-    )
-    .await?;
+        ])?
+        .execute_stream()
+        .await?;
     // id → (version key, resource JSON or None when deleted, load id, loaded at)
     type Newest = (VersionKey, Option<String>, Option<String>, Option<i64>);
     let mut newest: HashMap<String, Newest> = HashMap::new();
-    for batch in &batches {
+    while let Some(batch) = futures::StreamExt::next(&mut batches).await {
+        let batch = batch?;
         let utf8 = |i: usize| arrow::compute::cast(batch.column(i), &DataType::Utf8);
         let (id, version, resource) = (utf8(0)?, utf8(1)?, utf8(4)?);
         let (id, version, resource) = (
@@ -455,11 +461,9 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
     ids.sort_by(|a, b| a.0.cmp(&b.0));
     let mut resources = Vec::with_capacity(ids.len());
     for (_, (_, json, load_id, loaded_at)) in ids {
-        if let Some(json) = json
-            && let Ok(resource) = serde_json::from_str::<Value>(&json)
-        {
+        if let Some(json) = json {
             resources.push(Current {
-                resource,
+                json,
                 load_id,
                 loaded_at,
             });
@@ -570,8 +574,12 @@ pub async fn materialize(lake: &Lake, principal: &Principal, view: &ViewDefiniti
     let mut rows = 0u64;
     let mut failures = 0u64;
     let mut first_failure = None;
-    for current in &resources {
-        match view.evaluate(&current.resource) {
+    for current in resources {
+        let Ok(resource) = serde_json::from_str::<Value>(&current.json) else {
+            continue;
+        };
+        drop(current.json);
+        match view.evaluate(&resource) {
             Ok(out) => {
                 for row in out {
                     for (builder, value) in builders.iter_mut().zip(row.iter()) {
