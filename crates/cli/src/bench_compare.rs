@@ -149,10 +149,7 @@ pub(crate) async fn run(args: CompareArgs, principal: Principal) -> Result<()> {
         }
         ours.push((title, median(times), rows));
     }
-    let script = std::env::current_exe()
-        .ok()
-        .and_then(|exe| find_script(&exe))
-        .unwrap_or_else(|| PathBuf::from("scripts/bench_duckdb.py"));
+    let script = duckdb_script();
     let mut child = Command::new(&args.python)
         .arg(&script)
         .stdin(Stdio::piped())
@@ -220,18 +217,16 @@ pub(crate) async fn run(args: CompareArgs, principal: Principal) -> Result<()> {
     Ok(())
 }
 
-/// `scripts/bench_duckdb.py` beside the project the binary was built in (the binary lives in
-/// `<target>/<profile>/`), or under the working folder.
-fn find_script(exe: &std::path::Path) -> Option<PathBuf> {
-    let built_in = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_duckdb.py");
-    let candidates = [
-        Some(built_in),
-        exe.ancestors()
-            .nth(3)
-            .map(|p| p.join("scripts/bench_duckdb.py")),
-        Some(PathBuf::from("scripts/bench_duckdb.py")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
+/// `scripts/bench_duckdb.py` of the project the binary was built from, else under the
+/// working folder.
+fn duckdb_script() -> PathBuf {
+    let built_from =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_duckdb.py");
+    if built_from.is_file() {
+        built_from
+    } else {
+        PathBuf::from("scripts/bench_duckdb.py")
+    }
 }
 
 fn median(mut times: Vec<f64>) -> f64 {

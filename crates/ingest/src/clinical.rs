@@ -414,20 +414,18 @@ impl crate::Loader {
 
     /// Commits each table's staged rows of the round's fresh, accepted files (one commit per
     /// table, in the format's order), with the files' hashes as application transactions.
-    #[allow(clippy::too_many_arguments)]
+    /// Returns which files some table took.
     async fn commit_staged(
         &self,
         format: ClinicalFormat,
         context: &RoundContext,
-        files: &[FileInfo],
-        parses: &[FileParse],
-        tables: &[(TableSpec, SchemaRef)],
-        stager: &mut Stager,
-        file_loaded: &mut [bool],
+        round: &mut RoundOutcome,
         summary: &mut ClinicalSummary,
-    ) -> Result<()> {
-        for (spec, schema) in tables {
-            let staged = stager.open(spec, schema).await?;
+    ) -> Result<Vec<bool>> {
+        let (files, parses) = (&round.files, &round.parses);
+        let mut file_loaded = vec![false; files.len()];
+        for (spec, schema) in &round.tables {
+            let staged = round.stager.open(spec, schema).await?;
             let mut accepted = vec![false; files.len()];
             let mut txns = Vec::new();
             for (i, file) in files.iter().enumerate() {
@@ -510,40 +508,28 @@ impl crate::Loader {
                 }),
             }
         }
-        Ok(())
+        Ok(file_loaded)
     }
 
     async fn commit_round(
         &self,
         format: ClinicalFormat,
         context: &RoundContext,
-        round: RoundOutcome,
+        mut round: RoundOutcome,
         summary: &mut ClinicalSummary,
         started_at: DateTime<Utc>,
     ) -> Result<()> {
-        let RoundOutcome {
-            files,
-            parses,
-            tables,
-            mut stager,
-        } = round;
-        let mut file_loaded = vec![false; files.len()];
-        let committed = self
-            .commit_staged(
-                format,
-                context,
-                &files,
-                &parses,
-                &tables,
-                &mut stager,
-                &mut file_loaded,
-                summary,
-            )
-            .await;
-        if let Err(e) = committed {
-            stager.abandon().await;
-            return Err(e);
-        }
+        let file_loaded = match self
+            .commit_staged(format, context, &mut round, summary)
+            .await
+        {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                round.stager.abandon().await;
+                return Err(e);
+            }
+        };
+        let RoundOutcome { files, parses, .. } = round;
 
         // Quarantine: bad records of loaded files, and wholly rejected files not seen before.
         let rejects_name = TableName::new(Zone::Raw, crate::REJECTS_TABLE)?;

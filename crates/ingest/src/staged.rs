@@ -250,7 +250,7 @@ impl StagedTable {
     }
 
     /// Closes the open file and splits the staged files: the adds of inputs that `keep`
-    /// accepts, the rows they hold, and the files to delete (`None` when nothing was staged).
+    /// accepts, the rows they hold, and the files to delete.
     pub(crate) async fn finish(
         &mut self,
         keep: impl Fn(usize) -> bool,
@@ -346,22 +346,10 @@ impl Stager {
                 match created {
                     Ok(table) => (table, true),
                     // Another load created it first: it may already hold our inputs.
-                    Err(_)
-                        if self
-                            .lake
-                            .load_delta(&url, TimeTravel::Latest)
-                            .await?
-                            .is_some() =>
-                    {
-                        (
-                            self.lake
-                                .load_delta(&url, TimeTravel::Latest)
-                                .await?
-                                .ok_or_else(|| Error::Worker("a table vanished".into()))?,
-                            false,
-                        )
-                    }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => match self.lake.load_delta(&url, TimeTravel::Latest).await? {
+                        Some(table) => (table, false),
+                        None => return Err(e.into()),
+                    },
                 }
             }
         };

@@ -249,26 +249,21 @@ impl Catalog {
                 None => self.fold_all().await?,
             },
         };
-        let state = match self.catch_up(state).await? {
+        let mut state = match self.catch_up(state).await? {
             Some(state) => state,
             // The tail was too long, or rewrote data: fold from the Delta snapshot.
             None => self.fold_all().await?,
         };
         if state.version - state.saved_version >= SAVE_EVERY {
-            let mut state = state;
             match self.save(&state).await {
                 Ok(()) => state.saved_version = state.version,
                 // The saved state only speeds up a cold start; never fail a read for it.
                 Err(e) => tracing::warn!(error = %e, "Could not save the folded catalog."),
             }
-            *cached = Some(state);
-        } else {
-            *cached = Some(state);
         }
-        Ok(cached
-            .as_ref()
-            .map(|s| s.entries.values().cloned().collect())
-            .unwrap_or_default())
+        let entries = state.entries.values().cloned().collect();
+        *cached = Some(state);
+        Ok(entries)
     }
 
     /// The current entry of one table or view.
@@ -315,9 +310,7 @@ impl Catalog {
     /// Applies the commits after `state.version`; `None` when more than [`MAX_TAIL`] follow
     /// or one of them removed data (a full fold is then cheaper or needed).
     async fn catch_up(&self, mut state: Folded) -> Result<Option<Folded>> {
-        let url = self.lake.system_table_url("catalog")?;
-        let handle = self.lake.delta_handle(&url)?;
-        let log = handle.log_store();
+        let log = self.lake.catalog_cache().log_store(&self.lake)?;
         let mut added = Vec::new();
         let mut next = state.version + 1;
         while let Some(commit) = log.read_commit_entry(next as _).await? {
@@ -396,9 +389,30 @@ const MAX_TAIL: i64 = 1000;
 const SAVED_STATE: &str = "catalog_state.json";
 
 /// The folded catalog of one lake handle; see [`Catalog::list`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct CatalogCache {
     folded: tokio::sync::Mutex<Option<Folded>>,
+    /// The events table's log, built once (a refresh reads commit files through it).
+    log: std::sync::OnceLock<deltalake::logstore::LogStoreRef>,
+}
+
+impl std::fmt::Debug for CatalogCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogCache")
+            .field("folded", &self.folded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CatalogCache {
+    fn log_store(&self, lake: &Lake) -> Result<deltalake::logstore::LogStoreRef> {
+        if let Some(log) = self.log.get() {
+            return Ok(Arc::clone(log));
+        }
+        let url = lake.system_table_url("catalog")?;
+        let log = lake.delta_handle(&url)?.log_store();
+        Ok(Arc::clone(self.log.get_or_init(|| log)))
+    }
 }
 
 #[derive(Debug)]
