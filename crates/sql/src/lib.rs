@@ -13,6 +13,7 @@
 //! ```
 
 mod alert;
+pub mod cluster;
 mod ddl;
 mod dml;
 mod error;

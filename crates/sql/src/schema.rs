@@ -151,11 +151,19 @@ impl ZoneSchema {
         let Some(table) = self.lake.load_delta(&url, at).await.map_err(lake_error)? else {
             return Ok(None);
         };
+        let version = table
+            .version()
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or_default();
         let provider = table
             .table_provider()
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(Some(provider))
+        Ok(Some(Arc::new(crate::cluster::LakeTable::new(
+            table_name.clone(),
+            version,
+            provider,
+        ))))
     }
 
     pub(crate) fn set_view(&self, name: &str, view: Option<Arc<dyn TableProvider>>) {

@@ -282,6 +282,25 @@ impl Session {
         &self.ctx
     }
 
+    /// Sends the session's reads to a cluster: the plans [`crate::cluster::cluster_can_run`]
+    /// allows are planned by `remote` (Ballista's query planner), the rest here as before.
+    /// `config` adds what the cluster's client needs to the session's configuration.
+    pub fn run_reads_on(
+        &self,
+        remote: Arc<dyn datafusion::execution::context::QueryPlanner + Send + Sync>,
+        config: impl FnOnce(
+            datafusion::execution::context::SessionConfig,
+        ) -> datafusion::execution::context::SessionConfig,
+    ) {
+        let state_ref = self.ctx.state_ref();
+        let mut state = state_ref.write();
+        let new = SessionStateBuilder::new_from_existing(state.clone())
+            .with_config(config(state.config().clone()))
+            .with_query_planner(Arc::new(crate::cluster::RoutingPlanner { remote }))
+            .build();
+        *state = new;
+    }
+
     /// Whether the session's principal holds `admin` (as of the last refresh).
     pub fn is_admin(&self) -> bool {
         self.guard.rules().admin

@@ -65,6 +65,26 @@ pub(crate) fn register_masks(ctx: &SessionContext, key: &[u8]) {
     }));
 }
 
+/// The identity an identity function answers for; `None` for any other function.
+pub(crate) fn identity_of(udf: &ScalarUDF) -> Option<&Identity> {
+    udf.inner()
+        .downcast_ref::<IdentityFn>()
+        .map(|f| &f.identity)
+}
+
+/// The identity function called `name`, answering for `identity`.
+pub(crate) fn identity_function(name: &str, identity: Identity) -> Option<ScalarUDF> {
+    let kind = [
+        IdKind::User,
+        IdKind::SessionUser,
+        IdKind::Roles,
+        IdKind::Attr,
+    ]
+    .into_iter()
+    .find(|k| k.name() == name)?;
+    Some(ScalarUDF::new_from_impl(IdentityFn::new(kind, identity)))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum IdKind {
     User,
@@ -95,14 +115,20 @@ impl IdentityFn {
     }
 }
 
-impl ScalarUDFImpl for IdentityFn {
-    fn name(&self) -> &str {
-        match self.kind {
+impl IdKind {
+    fn name(self) -> &'static str {
+        match self {
             IdKind::User => "current_user",
             IdKind::SessionUser => "session_user",
             IdKind::Roles => "current_roles",
             IdKind::Attr => "current_user_attr",
         }
+    }
+}
+
+impl ScalarUDFImpl for IdentityFn {
+    fn name(&self) -> &str {
+        self.kind.name()
     }
 
     fn signature(&self) -> &Signature {

@@ -53,7 +53,9 @@ const BASE: &str = "__base";
 /// A table as one principal may read it.
 pub(crate) struct ProtectedTable {
     name: TableName,
-    inner: Arc<dyn TableProvider>,
+    /// The table as stored, for INSERT; `None` for a table decoded on a cluster's scheduler,
+    /// which only reads.
+    inner: Option<Arc<dyn TableProvider>>,
     /// The visible rows and columns, masked.
     plan: LogicalPlan,
     schema: SchemaRef,
@@ -211,7 +213,7 @@ impl ProtectedTable {
             && visible.len() == full.fields().len();
         Ok(Self {
             name,
-            inner,
+            inner: Some(inner),
             plan,
             schema,
             can_select,
@@ -230,6 +232,36 @@ impl ProtectedTable {
     /// The row and masking policies applied.
     pub(crate) fn applied(&self) -> &[String] {
         &self.applied
+    }
+
+    /// What a cluster needs to read the table as this principal: the plan of the visible
+    /// rows and columns, the columns a filter may be pushed into, whether SELECT is allowed.
+    pub(crate) fn read_parts(&self) -> (&LogicalPlan, Vec<String>, bool) {
+        let mut pushable: Vec<String> = self.pushable.iter().cloned().collect();
+        pushable.sort();
+        (&self.plan, pushable, self.can_select)
+    }
+
+    /// The read side of a protected table sent to a cluster (see [`Self::read_parts`]); it
+    /// refuses INSERT.
+    pub(crate) fn from_read_parts(
+        name: TableName,
+        plan: LogicalPlan,
+        pushable: Vec<String>,
+        can_select: bool,
+    ) -> Self {
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        Self {
+            name,
+            inner: None,
+            plan,
+            schema,
+            can_select,
+            can_insert: false,
+            insert_check: None,
+            pushable: pushable.into_iter().collect(),
+            applied: Vec::new(),
+        }
     }
 
     /// Whether `expr` can be evaluated below the policy without running user code on hidden
@@ -339,8 +371,13 @@ impl TableProvider for ProtectedTable {
         if let Some(limit) = limit {
             builder = builder.limit(0, Some(limit))?;
         }
-        let plan = builder.build()?;
-        let physical = state.create_physical_plan(&plan).await?;
+        let plan = state.optimize(&builder.build()?)?;
+        // The default planner, not the session's: a cluster's query planner sends whole
+        // queries, never the policy inside one of their scans.
+        use datafusion::physical_planner::PhysicalPlanner as _;
+        let physical = datafusion::physical_planner::DefaultPhysicalPlanner::default()
+            .create_physical_plan(&plan, state)
+            .await?;
         Ok(Arc::new(ProtectedExec::new(
             self.name.to_string(),
             physical,
@@ -384,7 +421,10 @@ impl TableProvider for ProtectedTable {
                 Arc::new(PolicyCheckExec::new(self.name.to_string(), input, check)) as _
             }
         };
-        self.inner.insert_into(state, input, insert_op).await
+        let Some(inner) = &self.inner else {
+            return Err(denied(format!("INSERT on {} from a cluster", self.name)));
+        };
+        inner.insert_into(state, input, insert_op).await
     }
 }
 
@@ -405,7 +445,12 @@ impl fmt::Debug for ProtectedExec {
 }
 
 impl ProtectedExec {
-    fn new(table: String, inner: Arc<dyn ExecutionPlan>) -> Self {
+    /// The table's name and the plan that applies its policy (for a cluster's codec).
+    pub(crate) fn parts(&self) -> (&str, &Arc<dyn ExecutionPlan>) {
+        (&self.table, &self.inner)
+    }
+
+    pub(crate) fn new(table: String, inner: Arc<dyn ExecutionPlan>) -> Self {
         let properties = Arc::clone(inner.properties());
         Self {
             table,
