@@ -46,6 +46,9 @@ pub(crate) enum BenchCommand {
     /// Parquet files; prints the carelake/DuckDB ratio per query and the geometric mean, and
     /// fails when an answer differs.
     Compare(crate::bench_compare::CompareArgs),
+    /// The same queries on one process and on a Ballista cluster of one and of two
+    /// executors (in this process, on loopback), side by side; answers compared.
+    Cluster(crate::bench_cluster::ClusterBenchArgs),
     /// Time the KPI queries as an administrator and as a user behind a row policy and two
     /// masks, side by side, and print the policy layer's overhead.
     Governance {
@@ -227,6 +230,7 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
         BenchCommand::Http(args) => crate::bench_http::run(args, principal).await,
         BenchCommand::Catalog(args) => crate::bench_catalog::run(args).await,
         BenchCommand::Compare(args) => crate::bench_compare::run(args, principal).await,
+        BenchCommand::Cluster(args) => crate::bench_cluster::run(args, principal).await,
         BenchCommand::Query {
             patients,
             runs,

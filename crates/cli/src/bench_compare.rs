@@ -45,7 +45,7 @@ const TABLES: &[&str] = &[
 ];
 
 /// The queries, in SQL that DataFusion and DuckDB read alike.
-const QUERIES: &[(&str, &str)] = &[
+pub(crate) const QUERIES: &[(&str, &str)] = &[
     (
         "admissions per month",
         "SELECT date_trunc('month', admit_time) AS month, count(DISTINCT encounter_id) AS admissions \
@@ -229,7 +229,7 @@ fn duckdb_script() -> PathBuf {
     }
 }
 
-fn median(mut times: Vec<f64>) -> f64 {
+pub(crate) fn median(mut times: Vec<f64>) -> f64 {
     if times.is_empty() {
         return f64::NAN;
     }
@@ -270,7 +270,7 @@ fn json_value(v: &serde_json::Value) -> String {
 }
 
 /// Rows as normalised text, sorted.
-fn rows_of(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Vec<String>>> {
+pub(crate) fn rows_of(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Vec<String>>> {
     let mut rows = Vec::new();
     for batch in batches {
         let columns: Vec<Vec<String>> = batch

@@ -5,9 +5,11 @@ mod alert;
 mod audit;
 mod bench;
 mod bench_catalog;
+mod bench_cluster;
 mod bench_compare;
 mod bench_http;
 mod cert;
+mod cluster;
 mod demo;
 mod export;
 mod fhir;
@@ -132,7 +134,13 @@ enum Command {
         /// they see); without it the command line acts as the lake's owner.
         #[arg(long = "as", value_name = "USER")]
         as_user: Option<String>,
+        /// Run read queries on the Ballista cluster whose scheduler is at this URL
+        /// (http://host:port); writes, DDL and system tables stay here.
+        #[arg(long, value_name = "URL", env = "CARELAKE_CLUSTER")]
+        cluster: Option<String>,
     },
+    /// Run carelake's Ballista scheduler or an executor (see docs/SCALE.md).
+    Cluster(cluster::ClusterArgs),
     /// The audit log: every sign-in, statement, export, grant, policy and user change, as a
     /// hash chain; `verify` recomputes it.
     Audit(audit::AuditArgs),
@@ -347,6 +355,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::User { which } => users::run(&cli.lake, principal, which).await,
         Command::Token { which } => users::tokens(&cli.lake, principal, which).await,
         Command::Serve(args) => serve::run(&cli.lake, principal, args).await,
+        Command::Cluster(args) => cluster::run(&cli.lake, args).await,
         Command::Audit(args) => audit::run(&cli.lake, args).await,
         Command::Alert(args) => alert::run(&cli.lake, args).await,
         Command::Export(args) => export::export(&cli.lake, principal, args).await,
@@ -357,10 +366,11 @@ async fn run(cli: Cli) -> Result<()> {
             format,
             output,
             as_user,
+            cluster,
         } => {
             let lake = Lake::open(&cli.lake).await?;
             let session = match as_user {
-                None => Session::open(lake, principal).await?,
+                None => Session::open(lake.clone(), principal).await?,
                 Some(name) => {
                     let user = lake
                         .users()
@@ -368,7 +378,7 @@ async fn run(cli: Cli) -> Result<()> {
                         .await?
                         .with_context(|| format!("no user {name}"))?;
                     Session::open_with(
-                        lake,
+                        lake.clone(),
                         user.principal(),
                         carelake_common::Origin {
                             interface: carelake_common::Interface::Cli,
@@ -380,6 +390,7 @@ async fn run(cli: Cli) -> Result<()> {
                     .await?
                 }
             };
+            cluster::attach(&session, &lake, cluster.as_deref())?;
             match query {
                 None => repl::run(&session).await,
                 Some(q) => {

@@ -72,6 +72,10 @@ pub(crate) struct ServeArgs {
     /// catch up.
     #[arg(long, env = "CARELAKE_MAX_PENDING_MB", default_value_t = 1024)]
     pub(crate) max_pending_mb: u64,
+    /// Run the read queries of Postgres, HTTP and the web UI on the Ballista cluster whose
+    /// scheduler is at this URL (http://host:port); writes, DDL and system tables stay here.
+    #[arg(long, value_name = "URL", env = "CARELAKE_CLUSTER")]
+    pub(crate) cluster: Option<String>,
     /// Failed sign-ins of one user in a row before the account is locked (0: never).
     #[arg(long, env = "CARELAKE_LOCKOUT_AFTER", default_value_t = 10)]
     pub(crate) lockout_after: u32,
@@ -311,10 +315,24 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
             "WARNING: the MLLP listener listens on {addr} in the clear: give --mllp-tls (and --mllp-allow for the senders), or keep it on a private network."
         ));
     }
+    let session_setup = match &args.cluster {
+        Some(url) => {
+            // Refuse a lake or address a cluster cannot serve now, not at the first query.
+            let probe = Session::open(lake.clone(), principal.clone()).await?;
+            carelake_cluster::attach(&probe, &lake, url)?;
+            say(&format!("Read queries run on the cluster at {url}"));
+            let (lake, url) = (lake.clone(), url.clone());
+            Some(carelake_server::SessionSetup::new(move |session| {
+                carelake_cluster::attach(session, &lake, &url).map_err(|e| e.to_string())
+            }))
+        }
+        None => None,
+    };
     if let Some(addr) = pg {
         let mut config = PgConfig::new(addr);
         config.tls = tls.clone();
         config.sign_in = Some(Arc::clone(&sign_in));
+        config.session_setup = session_setup.clone();
         config.max_connections = args.pg_max_connections.max(1);
         config.statement_timeout = query_timeout;
         config.idle_timeout = if args.pg_idle_minutes > 0.0 {
@@ -361,6 +379,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         let mut config = HttpConfig::new(addr, spool);
         config.tls = tls.clone();
         config.sign_in = Some(Arc::clone(&sign_in));
+        config.session_setup = session_setup.clone();
         config.max_rows = args.max_rows.max(1);
         config.query_timeout = query_timeout;
         config.max_concurrent_queries = args.max_queries.max(1);

@@ -21,6 +21,7 @@ mod error;
 mod http;
 mod mllp;
 mod pg;
+mod setup;
 mod signin;
 mod tls;
 
@@ -28,5 +29,6 @@ pub use error::{Error, Result};
 pub use http::{DEFAULT_HTTP_ADDR, HttpConfig, HttpServer};
 pub use mllp::{DEFAULT_MLLP_PORT, MllpConfig, MllpServer, PeerRange};
 pub use pg::{DEFAULT_PG_ADDR, PgConfig, PgServer};
+pub use setup::SessionSetup;
 pub use signin::{MAX_DELAY, Refusal, SignIn, SignInConfig};
 pub use tls::TlsConfig;

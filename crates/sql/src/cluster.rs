@@ -49,7 +49,7 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
     PlanProperties, ReplaceChildrenOptions, displayable,
 };
-use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+
 use datafusion::prelude::SessionContext;
 use datafusion_proto::logical_plan::{AsLogicalPlan, LogicalExtensionCodec};
 use datafusion_proto::physical_plan::{
@@ -968,17 +968,30 @@ pub fn cluster_can_run(plan: &LogicalPlan) -> bool {
         return false;
     }
     let mut lake_scans = 0usize;
+    serializable(plan, &mut lake_scans) && lake_scans > 0
+}
+
+/// Whether every node of `plan` (and of the policy plans of the protected tables it reads)
+/// can travel: lake tables only, no extension node, no subquery expression left (datafusion-
+/// proto has none), only functions every process has. Counts the lake scans.
+fn serializable(plan: &LogicalPlan, lake_scans: &mut usize) -> bool {
     let mut ok = true;
     let walked = plan.apply_with_subqueries(|node| {
         match node {
             LogicalPlan::TableScan(scan) => match source_as_provider(&scan.source) {
-                Ok(provider)
-                    if provider.downcast_ref::<LakeTable>().is_some()
-                        || provider.downcast_ref::<ProtectedTable>().is_some() =>
-                {
-                    lake_scans += 1;
+                Ok(provider) if provider.downcast_ref::<LakeTable>().is_some() => {
+                    *lake_scans += 1;
                 }
-                _ => ok = false,
+                Ok(provider) => match provider.downcast_ref::<ProtectedTable>() {
+                    Some(protected) => {
+                        *lake_scans += 1;
+                        let (inner, _, _) = protected.read_parts();
+                        let mut inner_scans = 0;
+                        ok = serializable(inner, &mut inner_scans);
+                    }
+                    None => ok = false,
+                },
+                Err(_) => ok = false,
             },
             LogicalPlan::Extension(_)
             | LogicalPlan::Dml(_)
@@ -997,6 +1010,7 @@ pub fn cluster_can_run(plan: &LogicalPlan) -> bool {
                         }
                         Expr::AggregateFunction(f) => CLUSTER_FUNCTIONS.contains(f.func.name()),
                         Expr::WindowFunction(f) => CLUSTER_FUNCTIONS.contains(f.fun.name()),
+                        Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_) => false,
                         _ => true,
                     };
                     if !known {
@@ -1013,13 +1027,22 @@ pub fn cluster_can_run(plan: &LogicalPlan) -> bool {
             TreeNodeRecursion::Stop
         })
     });
-    walked.is_ok() && ok && lake_scans > 0
+    walked.is_ok() && ok
+}
+
+static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many queries this process's sessions have sent to a cluster.
+pub fn queries_sent() -> u64 {
+    SENT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The query planner of a session attached to a cluster: what [`cluster_can_run`] allows
 /// goes to `remote` (Ballista's planner), everything else is planned here.
 pub(crate) struct RoutingPlanner {
     pub(crate) remote: Arc<dyn QueryPlanner + Send + Sync>,
+    /// The session's own planner (deltalake's, which plans its write nodes).
+    pub(crate) local: Arc<dyn QueryPlanner + Send + Sync>,
 }
 
 impl fmt::Debug for RoutingPlanner {
@@ -1037,11 +1060,12 @@ impl QueryPlanner for RoutingPlanner {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if cluster_can_run(logical_plan) {
             tracing::debug!("query planned on the cluster");
+            SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.remote
                 .create_physical_plan(logical_plan, session_state)
                 .await
         } else {
-            DefaultPhysicalPlanner::default()
+            self.local
                 .create_physical_plan(logical_plan, session_state)
                 .await
         }

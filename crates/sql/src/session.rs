@@ -294,9 +294,10 @@ impl Session {
     ) {
         let state_ref = self.ctx.state_ref();
         let mut state = state_ref.write();
+        let local = Arc::clone(state.query_planner());
         let new = SessionStateBuilder::new_from_existing(state.clone())
             .with_config(config(state.config().clone()))
-            .with_query_planner(Arc::new(crate::cluster::RoutingPlanner { remote }))
+            .with_query_planner(Arc::new(crate::cluster::RoutingPlanner { remote, local }))
             .build();
         *state = new;
     }

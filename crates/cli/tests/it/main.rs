@@ -4,6 +4,7 @@
 mod alerts;
 mod cdc;
 mod cli;
+mod cluster;
 mod concurrency;
 mod deid;
 mod encryption;

@@ -61,6 +61,8 @@ pub struct HttpConfig {
     /// The sign-in state to share with the other listeners of the process (one is made with
     /// [`SignInConfig`](crate::SignInConfig)'s defaults when `None`).
     pub sign_in: Option<Arc<crate::SignIn>>,
+    /// Run on every session this listener opens (see [`SessionSetup`](crate::SessionSetup)).
+    pub session_setup: Option<crate::SessionSetup>,
 }
 
 impl HttpConfig {
@@ -83,6 +85,7 @@ impl HttpConfig {
             spool_dir: spool_dir.into(),
             tls: None,
             sign_in: None,
+            session_setup: None,
         }
     }
 }
@@ -204,6 +207,12 @@ impl AppState {
                     )
                     .await
                     .map_err(|e| ApiError::internal(e.to_string()))?;
+                    if let Some(setup) = &self.config.session_setup {
+                        setup.apply(&session).map_err(|reason| {
+                            tracing::error!(%reason, "session setup failed");
+                            ApiError::internal("the server could not prepare the session")
+                        })?;
+                    }
                     let entry = Arc::new(UserSession {
                         session: Arc::new(session),
                         refreshed: tokio::sync::Mutex::new(Some(std::time::Instant::now())),

@@ -153,6 +153,12 @@ impl QueryHandler {
             carelake_sql::FileAccess::from_env(),
         )
         .await?;
+        if let Some(setup) = &shared.config.session_setup {
+            setup.apply(&session).map_err(|reason| {
+                tracing::error!(%reason, "session setup failed");
+                carelake_sql::Error::Unsupported("the server could not prepare the session".into())
+            })?;
+        }
         setup_pg_catalog(session.context(), CATALOG, EmptyContextProvider)
             .map_err(|e| carelake_sql::Error::DataFusion(*e))?;
         // The catalog registers its own `session_user` ("postgres"): carelake's answers.

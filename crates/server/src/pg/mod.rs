@@ -53,6 +53,8 @@ pub struct PgConfig {
     /// The sign-in state to share with the other listeners of the process (one is made with
     /// [`SignInConfig`](crate::SignInConfig)'s defaults when `None`).
     pub sign_in: Option<Arc<crate::SignIn>>,
+    /// Run on every session this listener opens (see [`SessionSetup`](crate::SessionSetup)).
+    pub session_setup: Option<crate::SessionSetup>,
 }
 
 impl PgConfig {
@@ -65,6 +67,7 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(300),
             idle_timeout: Some(Duration::from_secs(3600)),
             sign_in: None,
+            session_setup: None,
         }
     }
 }

@@ -108,6 +108,28 @@ fn policy_state(
         .build())
 }
 
+/// Whether any expression of `plan` is a subquery.
+fn has_subquery(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        for expr in node.expressions() {
+            let _ = expr.apply(|e| {
+                found |= matches!(
+                    e,
+                    Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_)
+                );
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
 impl ProtectedTable {
     /// Wraps `inner` (the Delta provider of `name`) with the principal's rules.
     pub(crate) async fn new(
@@ -179,12 +201,20 @@ impl ProtectedTable {
                         .unwrap_or_default()
                 );
                 let planning = policy_state(state, lake, Arc::clone(&inner))?;
-                planning.create_logical_plan(&sql).await.map_err(|e| {
+                let plan = planning.create_logical_plan(&sql).await.map_err(|e| {
                     DataFusionError::Plan(format!(
                         "the policies on {name} cannot be applied ({}); an admin must fix them",
                         e.strip_backtrace().lines().next().unwrap_or_default()
                     ))
-                })?
+                })?;
+                // A policy reading another table (`facility IN (SELECT …)`) is decorrelated
+                // into a join now: the same rows, and a plan a cluster can be sent (no
+                // serialized form has subquery expressions).
+                if has_subquery(&plan) {
+                    planning.optimize(&plan)?
+                } else {
+                    plan
+                }
             };
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let insert_check = predicate.as_ref().map(|p| {
@@ -372,11 +402,18 @@ impl TableProvider for ProtectedTable {
             builder = builder.limit(0, Some(limit))?;
         }
         let plan = state.optimize(&builder.build()?)?;
-        // The default planner, not the session's: a cluster's query planner sends whole
-        // queries, never the policy inside one of their scans.
+        // The default planner and DataFusion's own physical rules, not the session's: a
+        // cluster's query planner sends whole queries, never the policy inside one of their
+        // scans, and a cluster's adaptive rules would leave nodes in it that only its stage
+        // planner resolves (the policy's plan runs whole, inside one task).
+        let planning = SessionStateBuilder::new_from_existing(state.clone())
+            .with_physical_optimizer_rules(
+                datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
+            )
+            .build();
         use datafusion::physical_planner::PhysicalPlanner as _;
         let physical = datafusion::physical_planner::DefaultPhysicalPlanner::default()
-            .create_physical_plan(&plan, state)
+            .create_physical_plan(&plan, &planning)
             .await?;
         Ok(Arc::new(ProtectedExec::new(
             self.name.to_string(),

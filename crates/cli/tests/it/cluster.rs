@@ -1,0 +1,156 @@
+//! A Ballista cluster as separate processes: `carelake cluster scheduler` and two
+//! `carelake cluster executor`s on loopback; `carelake sql --cluster` gives the same answers
+//! as one machine to the KPI queries, as the owner and as a user behind a row policy and a mask.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use crate::support::{KillOnDrop, Workspace};
+
+/// A port free now (the executors announce their ports, so they cannot take port 0).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn carelake(ws: &Workspace, args: &[&str]) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("carelake"));
+    cmd.args(args)
+        .env("CARELAKE_LAKE", ws.lake())
+        .env_remove("CARELAKE_LOG")
+        .env_remove("CARELAKE_CLUSTER")
+        .stderr(Stdio::null());
+    cmd
+}
+
+const KPI: &[&str] = &[
+    "SELECT date_trunc('month', admit_time) AS month, count(DISTINCT encounter_id) AS admissions
+     FROM raw.encounters WHERE encounter_class = 'inpatient' GROUP BY 1",
+    "SELECT f.name, count(*) AS stays,
+            avg(date_part('epoch', e.discharge_time) - date_part('epoch', e.admit_time)) / 86400.0 AS alos
+     FROM raw.encounters e JOIN raw.facilities f ON f.facility_id = e.facility_id
+     WHERE e.encounter_class = 'inpatient' AND e.discharge_time IS NOT NULL GROUP BY f.name",
+    "SELECT e.attending_npi, pr.last_name, count(*) AS n FROM raw.encounters e
+     JOIN raw.providers pr ON pr.npi = e.attending_npi GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 10",
+    "SELECT encounter_class, count(DISTINCT mrn) FROM raw.encounters GROUP BY 1",
+    "SELECT mrn, encounter_id, lag(admit_time) OVER (PARTITION BY mrn ORDER BY admit_time, encounter_id)
+     FROM raw.encounters",
+];
+
+/// The CSV rows of `sql`, sorted, on one machine or with `--cluster url`.
+fn rows(ws: &Workspace, sql: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["sql", sql, "--format", "csv"];
+    args.extend_from_slice(extra);
+    let mut lines: Vec<String> = ws.ok(&args).lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn separate_processes_give_the_same_answers() {
+    let ws = Workspace::new();
+    let data = ws.path("gen").to_string_lossy().into_owned();
+    ws.ok(&[
+        "generate",
+        "--patients",
+        "400",
+        "--seed",
+        "3",
+        "--out",
+        &data,
+    ]);
+    for table in ["facilities", "providers", "encounters"] {
+        ws.ok(&[
+            "load",
+            &format!("{data}/{table}.csv"),
+            "--into",
+            &format!("raw.{table}"),
+        ]);
+    }
+    ws.ok(&[
+        "sql",
+        "CREATE ROLE coder;
+         GRANT SELECT ON raw.encounters TO coder;
+         CREATE ROW POLICY inpatient_only ON raw.encounters FOR coder USING (encounter_class = 'inpatient');
+         CREATE MASKING POLICY mrn_p ON raw.encounters (mrn) FOR coder USING (pseudonym(mrn))",
+    ]);
+    ws.add_user("coder1", "a long enough password", "coder");
+
+    let mut scheduler = carelake(&ws, &["cluster", "scheduler", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(scheduler.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let scheduler = KillOnDrop(scheduler);
+    let url = line
+        .trim()
+        .strip_prefix("scheduler listening on ")
+        .unwrap_or_else(|| panic!("scheduler said {line:?}"))
+        .to_string();
+    let _executors: Vec<KillOnDrop> = (0..2)
+        .map(|_| {
+            let (port, grpc) = (free_port().to_string(), free_port().to_string());
+            KillOnDrop(
+                carelake(
+                    &ws,
+                    &[
+                        "cluster",
+                        "executor",
+                        "--scheduler",
+                        &url,
+                        "--port",
+                        &port,
+                        "--grpc-port",
+                        &grpc,
+                        "--vcores",
+                        "2",
+                    ],
+                )
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+            )
+        })
+        .collect();
+
+    for sql in KPI {
+        let here = rows(&ws, sql, &[]);
+        assert!(here.len() > 1, "{sql}: {here:?}");
+        assert_eq!(here, rows(&ws, sql, &["--cluster", &url]), "{sql}");
+        let governed = rows(&ws, sql, &["--as", "coder1"]);
+        assert_eq!(
+            governed,
+            rows(&ws, sql, &["--as", "coder1", "--cluster", &url]),
+            "coder1: {sql}"
+        );
+    }
+    // The governed answers are the policy's: inpatients only, no real MRN.
+    let classes = rows(
+        &ws,
+        "SELECT DISTINCT encounter_class FROM raw.encounters",
+        &["--as", "coder1", "--cluster", &url],
+    );
+    assert_eq!(classes, ["encounter_class", "inpatient"]);
+    let real = ws.scalar("SELECT min(mrn) FROM raw.encounters");
+    let seen = rows(
+        &ws,
+        "SELECT mrn FROM raw.encounters",
+        &["--as", "coder1", "--cluster", &url],
+    );
+    assert!(!seen.contains(&real), "a real MRN reached the coder");
+    // The reads went to the scheduler: without it they fail, while writes stay local.
+    drop(scheduler);
+    ws.fails(&["sql", KPI[0], "--cluster", &url]);
+    ws.ok(&[
+        "sql",
+        "CREATE TABLE raw.local_only AS SELECT 1 AS x",
+        "--cluster",
+        &url,
+    ]);
+}
