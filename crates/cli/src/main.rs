@@ -186,7 +186,7 @@ enum Command {
     /// Serve the lake until interrupted: the HTTP API (queries, catalog, streaming ingest,
     /// health, metrics), and on request the MLLP listener for HL7 v2 and the pipeline's
     /// schedules. Listens on loopback unless told otherwise.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Link person records in CSV files with the master patient index's linker: one file is
     /// deduplicated, two are linked to each other. Writes pairs.csv (scored pairs to link or
     /// review), clusters.csv (a person key per record) and model.csv (m, u and weights).
@@ -354,7 +354,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Link(args) => tokio::task::spawn_blocking(move || link::run(args)).await?,
         Command::User { which } => users::run(&cli.lake, principal, which).await,
         Command::Token { which } => users::tokens(&cli.lake, principal, which).await,
-        Command::Serve(args) => serve::run(&cli.lake, principal, args).await,
+        Command::Serve(args) => serve::run(&cli.lake, principal, *args).await,
         Command::Cluster(args) => cluster::run(&cli.lake, args).await,
         Command::Audit(args) => audit::run(&cli.lake, args).await,
         Command::Alert(args) => alert::run(&cli.lake, args).await,

@@ -9,7 +9,10 @@ use carelake_sql::Session;
 /// --cluster` attaches each one to a Ballista scheduler with it. A step that fails refuses
 /// the session (the client sees a server error, the log the reason).
 #[derive(Clone)]
-pub struct SessionSetup(Arc<dyn Fn(&Session) -> Result<(), String> + Send + Sync>);
+pub struct SessionSetup(Arc<SetupStep>);
+
+/// The step: `Err` with the reason refuses the session.
+type SetupStep = dyn Fn(&Session) -> Result<(), String> + Send + Sync;
 
 impl SessionSetup {
     /// A setup running `step`.

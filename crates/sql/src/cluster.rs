@@ -486,7 +486,7 @@ impl ExecutionPlan for LakeScanExec {
                 })
                 .try_flatten();
                 Ok(Box::pin(RecordBatchStreamAdapter::new(
-                    self.properties.eq_properties.schema().clone(),
+                    Arc::clone(self.properties.eq_properties.schema()),
                     stream,
                 )))
             }

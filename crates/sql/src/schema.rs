@@ -151,10 +151,7 @@ impl ZoneSchema {
         let Some(table) = self.lake.load_delta(&url, at).await.map_err(lake_error)? else {
             return Ok(None);
         };
-        let version = table
-            .version()
-            .and_then(|v| u64::try_from(v).ok())
-            .unwrap_or_default();
+        let version = table.version().unwrap_or_default();
         let provider = table
             .table_provider()
             .await
