@@ -16,14 +16,66 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn carelake(ws: &Workspace, args: &[&str]) -> Command {
+fn carelake(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("carelake"));
     cmd.args(args)
         .env("CARELAKE_LAKE", ws.lake())
         .env_remove("CARELAKE_LOG")
         .env_remove("CARELAKE_CLUSTER")
+        .envs(env.iter().copied())
         .stderr(Stdio::null());
     cmd
+}
+
+/// A scheduler and two executors, separate processes, stopped when dropped.
+pub(crate) struct Cluster {
+    /// The scheduler's URL.
+    pub(crate) url: String,
+    _processes: Vec<KillOnDrop>,
+}
+
+/// Starts a cluster on the workspace's lake, each process with `env` (a lake on S3 and its
+/// credentials, say).
+pub(crate) fn start(ws: &Workspace, env: &[(&str, &str)]) -> Cluster {
+    let mut scheduler = carelake(ws, &["cluster", "scheduler", "--bind", "127.0.0.1:0"], env)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(scheduler.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut processes = vec![KillOnDrop(scheduler)];
+    let url = line
+        .trim()
+        .strip_prefix("scheduler listening on ")
+        .unwrap_or_else(|| panic!("scheduler said {line:?}"))
+        .to_string();
+    for _ in 0..2 {
+        let (port, grpc) = (free_port().to_string(), free_port().to_string());
+        let args = [
+            "cluster",
+            "executor",
+            "--scheduler",
+            &url,
+            "--port",
+            &port,
+            "--grpc-port",
+            &grpc,
+            "--vcores",
+            "2",
+        ];
+        processes.push(KillOnDrop(
+            carelake(ws, &args, env)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+    }
+    Cluster {
+        url,
+        _processes: processes,
+    }
 }
 
 const KPI: &[&str] = &[
@@ -79,45 +131,8 @@ fn separate_processes_give_the_same_answers() {
     ]);
     ws.add_user("coder1", "a long enough password", "coder");
 
-    let mut scheduler = carelake(&ws, &["cluster", "scheduler", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(scheduler.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let scheduler = KillOnDrop(scheduler);
-    let url = line
-        .trim()
-        .strip_prefix("scheduler listening on ")
-        .unwrap_or_else(|| panic!("scheduler said {line:?}"))
-        .to_string();
-    let _executors: Vec<KillOnDrop> = (0..2)
-        .map(|_| {
-            let (port, grpc) = (free_port().to_string(), free_port().to_string());
-            KillOnDrop(
-                carelake(
-                    &ws,
-                    &[
-                        "cluster",
-                        "executor",
-                        "--scheduler",
-                        &url,
-                        "--port",
-                        &port,
-                        "--grpc-port",
-                        &grpc,
-                        "--vcores",
-                        "2",
-                    ],
-                )
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
-            )
-        })
-        .collect();
+    let cluster = start(&ws, &[]);
+    let url = cluster.url.clone();
 
     for sql in KPI {
         let here = rows(&ws, sql, &[]);
@@ -145,7 +160,7 @@ fn separate_processes_give_the_same_answers() {
     );
     assert!(!seen.contains(&real), "a real MRN reached the coder");
     // The reads went to the scheduler: without it they fail, while writes stay local.
-    drop(scheduler);
+    drop(cluster);
     ws.fails(&["sql", KPI[0], "--cluster", &url]);
     ws.ok(&[
         "sql",

@@ -107,4 +107,19 @@ fn a_lake_on_s3_compatible_storage() {
         tables.contains("raw.labs") && tables.contains("curated.labs"),
         "{tables}"
     );
+    // A cluster on the bucket: every process opens it with its own credentials.
+    let env = [
+        ("CARELAKE_LAKE", "s3://hospital/lake"),
+        ("CARELAKE_S3_ENDPOINT", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let cluster = crate::cluster::start(&ws, &env);
+    let sql = "SELECT r.loinc, r.value, c.value AS curated FROM raw.labs r \
+               LEFT JOIN curated.labs c ON c.loinc = r.loinc ORDER BY r.loinc";
+    assert_eq!(
+        s3(&["sql", sql, "--format", "csv", "--cluster", &cluster.url]),
+        s3(&["sql", sql, "--format", "csv"])
+    );
 }
