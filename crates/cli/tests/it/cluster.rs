@@ -126,6 +126,8 @@ fn separate_processes_give_the_same_answers() {
         "sql",
         "CREATE ROLE coder;
          GRANT SELECT ON raw.encounters TO coder;
+         GRANT SELECT ON raw.facilities TO coder;
+         GRANT SELECT ON raw.providers TO coder;
          CREATE ROW POLICY inpatient_only ON raw.encounters FOR coder USING (encounter_class = 'inpatient');
          CREATE MASKING POLICY mrn_p ON raw.encounters (mrn) FOR coder USING (pseudonym(mrn))",
     ]);
