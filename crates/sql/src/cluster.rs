@@ -2,15 +2,15 @@
 //! Apache Ballista): lake tables that travel by name and version, the principal's policy that
 //! travels inside the plan, and codecs that carry both.
 //!
-//! - Every Delta table a session resolves is a [`LakeTable`]: the provider, its name and the
+//! - Every Delta table a session resolves is a `LakeTable`: the provider, its name and the
 //!   version read. Sent to a scheduler, it is encoded as the name and version only; the
 //!   scheduler opens that version through its own lake handle (its own credentials and key:
 //!   nothing secret travels in a plan), so every process reads the same snapshot.
-//! - A [`ProtectedTable`] travels as its policy plan (the visible rows and columns, masked),
+//! - A `ProtectedTable` travels as its policy plan (the visible rows and columns, masked),
 //!   which the scheduler plans as the client would: the governance layer is the same on a
 //!   cluster because it is in the plan that is sent.
 //! - deltalake 1.1 has no physical codec for its scan, so the scheduler's scan of a table is a
-//!   [`LakeScanExec`] that carries the scan request (table, version, projection, filters,
+//!   `LakeScanExec` that carries the scan request (table, version, projection, filters,
 //!   limit) and a fingerprint of the plan it made. An executor replays the request on its own
 //!   lake handle and refuses to run when its plan differs (other files or partitions).
 //! - The identity functions (`current_user()`, `current_roles()`, `current_user_attr()`)
