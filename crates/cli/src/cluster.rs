@@ -51,44 +51,43 @@ enum ClusterCommand {
     },
 }
 
-/// Runs `carelake cluster …`.
+/// Runs `carelake cluster …` until it stops or is interrupted.
 pub(crate) async fn run(location: &str, args: ClusterArgs) -> Result<()> {
     let lake = Lake::open(location).await?;
-    match args.which {
-        ClusterCommand::Scheduler { bind } => {
-            let listener = std::net::TcpListener::bind(bind)
-                .with_context(|| format!("cannot listen on {bind}"))?;
-            let scheduler = Scheduler::start(&lake, listener).await?;
-            // The address on standard output, for scripts that start it on port 0.
-            println!("scheduler listening on {}", scheduler.url());
-            tokio::select! {
-                result = scheduler.wait() => result?,
-                _ = tokio::signal::ctrl_c() => {}
+    let served = async {
+        match args.which {
+            ClusterCommand::Scheduler { bind } => {
+                let listener = std::net::TcpListener::bind(bind)
+                    .with_context(|| format!("cannot listen on {bind}"))?;
+                let scheduler = Scheduler::start(&lake, listener).await?;
+                // The address on standard output, for scripts that start it on port 0.
+                println!("scheduler listening on {}", scheduler.url());
+                scheduler.wait().await?;
             }
-            Ok(())
-        }
-        ClusterCommand::Executor {
-            scheduler,
-            bind_host,
-            port,
-            grpc_port,
-            vcores,
-            work_dir,
-        } => {
-            let options = ExecutorOptions {
+            ClusterCommand::Executor {
                 scheduler,
                 bind_host,
                 port,
                 grpc_port,
                 vcores,
                 work_dir,
-            };
-            tokio::select! {
-                result = Executor::run(&lake, options) => result?,
-                _ = tokio::signal::ctrl_c() => {}
+            } => {
+                let options = ExecutorOptions {
+                    scheduler,
+                    bind_host,
+                    port,
+                    grpc_port,
+                    vcores,
+                    work_dir,
+                };
+                Executor::run(&lake, options).await?;
             }
-            Ok(())
         }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        result = served => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
 

@@ -318,8 +318,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
     let session_setup = match &args.cluster {
         Some(url) => {
             // Refuse a lake or address a cluster cannot serve now, not at the first query.
-            let probe = Session::open(lake.clone(), principal.clone()).await?;
-            carelake_cluster::attach(&probe, &lake, url)?;
+            carelake_cluster::check(&lake, url)?;
             say(&format!("Read queries run on the cluster at {url}"));
             let (lake, url) = (lake.clone(), url.clone());
             Some(carelake_server::SessionSetup::new(move |session| {

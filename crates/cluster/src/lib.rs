@@ -174,11 +174,6 @@ impl Scheduler {
         Ok(Self { address, task })
     }
 
-    /// The address it listens on.
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-
     /// Its URL for [`attach`] and executors: `http://host:port`.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
@@ -194,11 +189,6 @@ impl Scheduler {
                 "the scheduler panicked"
             })),
         }
-    }
-
-    /// Stops it.
-    pub fn stop(&self) {
-        self.task.abort();
     }
 }
 
@@ -314,12 +304,18 @@ impl Executor {
     }
 }
 
+/// Whether sessions of `lake` can be attached to the scheduler at `scheduler` (a lake a
+/// cluster may serve, an address of the form `http://host:port`); [`attach`] checks the same.
+pub fn check(lake: &Lake, scheduler: &str) -> Result<()> {
+    check_lake(lake)?;
+    host_port(scheduler).map(|_| ())
+}
+
 /// Sends `session`'s read queries of lake tables to the scheduler at `scheduler`
 /// (`http://host:port`); everything else it plans and runs itself. The policy layer is in
 /// the plans it sends, so the cluster returns what the principal may see and nothing else.
 pub fn attach(session: &Session, lake: &Lake, scheduler: &str) -> Result<()> {
-    check_lake(lake)?;
-    host_port(scheduler)?;
+    check(lake, scheduler)?;
     let (logical, _) = codecs(lake);
     let logical = logical as Arc<dyn LogicalExtensionCodec>;
     let planner = BallistaQueryPlanner::<LogicalPlanNode>::with_extension(

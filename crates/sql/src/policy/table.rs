@@ -402,19 +402,23 @@ impl TableProvider for ProtectedTable {
             builder = builder.limit(0, Some(limit))?;
         }
         let plan = state.optimize(&builder.build()?)?;
-        // The default planner and DataFusion's own physical rules, not the session's: a
-        // cluster's query planner sends whole queries, never the policy inside one of their
-        // scans, and a cluster's adaptive rules would leave nodes in it that only its stage
-        // planner resolves (the policy's plan runs whole, inside one task).
-        let planning = SessionStateBuilder::new_from_existing(state.clone())
-            .with_physical_optimizer_rules(
-                datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
-            )
-            .build();
+        // The default planner, not the session's: a cluster's query planner sends whole
+        // queries, never the policy inside one of their scans.
         use datafusion::physical_planner::PhysicalPlanner as _;
-        let physical = datafusion::physical_planner::DefaultPhysicalPlanner::default()
-            .create_physical_plan(&plan, &planning)
-            .await?;
+        let planner = datafusion::physical_planner::DefaultPhysicalPlanner::default();
+        let physical = if self.inner.is_some() {
+            planner.create_physical_plan(&plan, state).await?
+        } else {
+            // Decoded on a cluster's scheduler: DataFusion's own physical rules, as the
+            // scheduler's adaptive ones would leave nodes that only its stage planner resolves
+            // (the policy's plan runs whole, inside one task).
+            let planning = SessionStateBuilder::new_from_existing(state.clone())
+                .with_physical_optimizer_rules(
+                    datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
+                )
+                .build();
+            planner.create_physical_plan(&plan, &planning).await?
+        };
         Ok(Arc::new(ProtectedExec::new(
             self.name.to_string(),
             physical,
