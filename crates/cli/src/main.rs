@@ -328,8 +328,11 @@ async fn run(cli: Cli) -> Result<()> {
                 // left out rather than rejected.
                 request.format = (format != "auto").then_some(clinical);
                 request.progress = progress::LoadProgress::for_terminal();
-                let summary = Loader::new(lake, principal).load_clinical(request).await?;
+                let summary = Loader::new(lake.clone(), principal)
+                    .load_clinical(request)
+                    .await?;
                 print_clinical_summary(&summary);
+                refresh_on_load_views(&lake).await;
                 return Ok(());
             }
             let into = into.context(
@@ -344,8 +347,9 @@ async fn run(cli: Cli) -> Result<()> {
             request.max_reject_ratio = max_reject_ratio;
             request.description = description;
             request.progress = progress::LoadProgress::for_terminal();
-            let summary = Loader::new(lake, principal).load(request).await?;
+            let summary = Loader::new(lake.clone(), principal).load(request).await?;
             print_load_summary(&summary);
+            refresh_on_load_views(&lake).await;
             Ok(())
         }
         Command::Fhir { which } => fhir::run(&cli.lake, principal, which).await,
@@ -514,6 +518,21 @@ pub(crate) fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr> {
         .with_context(|| format!("'{text}' is not a listening address (host:port)"))?
         .next()
         .with_context(|| format!("'{text}' resolves to no address"))
+}
+
+/// After a load: the `REFRESH ON LOAD` materialized views over the tables that changed.
+async fn refresh_on_load_views(lake: &Lake) {
+    for (name, result) in
+        carelake_sql::refresh_due_materialized_views(lake, chrono::Utc::now(), true).await
+    {
+        match result {
+            Ok(carelake_sql::Refreshed::Rows(rows)) => {
+                println!("Refreshed the materialized view {name} ({rows} rows).");
+            }
+            Ok(carelake_sql::Refreshed::UpToDate) => {}
+            Err(e) => eprintln!("warning: refreshing the materialized view {name}: {e}"),
+        }
+    }
 }
 
 /// The clinical format of a load: named with --format, or sniffed from the first file when

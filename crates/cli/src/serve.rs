@@ -54,6 +54,16 @@ pub(crate) struct ServeArgs {
     /// Run the pipeline's scheduled models (their `-- schedule:` cron, in UTC).
     #[arg(long)]
     pub(crate) schedules: bool,
+    /// Load the new files of a landing area as they arrive:
+    /// `<folder | s3://bucket/prefix>=<raw.table | auto>` (auto: HL7 v2, FHIR and X12 837
+    /// told from each file's content). Repeatable. Each file is loaded once (by content
+    /// hash), in the order files arrived, and listed in system.watch_files; a file that fails
+    /// is quarantined in raw._rejects and not retried until it changes.
+    #[arg(long, value_name = "SOURCE=TARGET")]
+    pub(crate) watch: Vec<String>,
+    /// Seconds between listings of a watched landing area.
+    #[arg(long, env = "CARELAKE_WATCH_SECONDS", default_value_t = 5.0)]
+    pub(crate) watch_seconds: f64,
     /// The project for --schedules; without it, the built-in default project.
     #[arg(long)]
     pub(crate) project: Option<PathBuf>,
@@ -212,11 +222,26 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
     } else {
         Some(crate::parse_listen_addr(&args.pg_listen)?)
     };
-    if http.is_none() && pg.is_none() && args.mllp.is_none() && !args.schedules {
+    if http.is_none()
+        && pg.is_none()
+        && args.mllp.is_none()
+        && !args.schedules
+        && args.watch.is_empty()
+    {
         anyhow::bail!(
-            "nothing to serve: the HTTP API and Postgres listener are off; pass --mllp [ADDR] and/or --schedules"
+            "nothing to serve: the HTTP API and Postgres listener are off; pass --mllp [ADDR], --watch SOURCE=TARGET and/or --schedules"
         );
     }
+    let watches = args
+        .watch
+        .iter()
+        .map(|w| w.parse::<carelake_ingest::WatchSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let wal_dir = match (&args.wal_dir, lake.local_root()) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(root)) => root.join("_carelake").join("wal"),
+        (None, None) => PathBuf::from("carelake-wal"),
+    };
     if (http.is_some() || pg.is_some()) && lake.users().list().await?.is_empty() {
         anyhow::bail!(
             "the lake has no users to sign in with: run `carelake init` (or `carelake user add NAME`) first"
@@ -267,6 +292,18 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
             Ok::<_, anyhow::Error>(())
         });
     }
+
+    // Materialized views: EVERY views when their interval has passed, ON LOAD views when a
+    // table they read changed.
+    let views_lake = lake.clone();
+    let until = wait();
+    tasks.spawn(async move {
+        tokio::select! {
+            () = refresh_views(views_lake) => {}
+            () = until => {}
+        }
+        Ok::<_, anyhow::Error>(())
+    });
 
     let memory = args
         .memory_mb
@@ -361,11 +398,6 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
     }
 
     if let Some(addr) = http {
-        let wal_dir = match (&args.wal_dir, lake.local_root()) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(root)) => root.join("_carelake").join("wal"),
-            (None, None) => PathBuf::from("carelake-wal"),
-        };
         let mut config = StreamConfig::new(&wal_dir);
         config.flush_interval = Duration::from_secs_f64(args.flush_seconds.max(0.05));
         config.flush_bytes = args.flush_mb.max(1) << 20;
@@ -446,6 +478,27 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
             Ok(())
         });
     }
+    if !watches.is_empty() {
+        let interval = minutes(args.watch_seconds / 60.0, "--watch-seconds")?;
+        let spool = wal_dir.with_file_name("watch-spool");
+        for spec in &watches {
+            let watcher =
+                carelake_ingest::Watcher::open(lake.clone(), principal.clone(), spec, &spool)
+                    .await
+                    .with_context(|| format!("watching {}", spec.location))?;
+            say(&format!(
+                "Watching {} for new files into {} (every {}s; system.watch_files lists them).",
+                watcher.url(),
+                spec.target,
+                args.watch_seconds
+            ));
+            let until = wait();
+            tasks.spawn(async move {
+                watcher.run(interval, until).await;
+                Ok(())
+            });
+        }
+    }
     say("Press Ctrl-C to stop.");
 
     tokio::select! {
@@ -461,6 +514,24 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         done??;
     }
     Ok(())
+}
+
+/// Refreshes the materialized views that are due, every 5 seconds.
+async fn refresh_views(lake: carelake_lake::Lake) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        for (name, result) in
+            carelake_sql::refresh_due_materialized_views(&lake, chrono::Utc::now(), false).await
+        {
+            match result {
+                Ok(carelake_sql::Refreshed::Rows(rows)) => {
+                    tracing::info!(view = %name, rows, "Materialized view refreshed.");
+                }
+                Ok(carelake_sql::Refreshed::UpToDate) => {}
+                Err(e) => eprintln!("error: materialized view {name}: {e}"),
+            }
+        }
+    }
 }
 
 /// Runs the alert rules that are due, every 15 seconds.

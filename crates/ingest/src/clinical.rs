@@ -12,6 +12,7 @@
 //! goes to `raw._rejects` with the reason; a wholly rejected file's hash is recorded there too,
 //! so loading it again does not quarantine it twice.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -139,6 +140,9 @@ pub struct ClinicalRequest {
     pub format: Option<ClinicalFormat>,
     /// Progress callback.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Names recorded in `_source_file` and the load history instead of a file's local path
+    /// (a watched object's URL, for a copy of it on local disk).
+    pub labels: HashMap<PathBuf, String>,
 }
 
 impl ClinicalRequest {
@@ -148,6 +152,7 @@ impl ClinicalRequest {
             inputs,
             format: None,
             progress: None,
+            labels: HashMap::new(),
         }
     }
 }
@@ -239,6 +244,8 @@ pub(crate) struct FileParse {
 pub(crate) struct RoundContext {
     pub(crate) load_id: String,
     pub(crate) loaded_at: i64,
+    /// Labels in place of local paths (see [`ClinicalRequest::labels`]).
+    pub(crate) labels: Arc<HashMap<PathBuf, String>>,
 }
 
 /// A clinical format's parser: turns files into rows of its tables.
@@ -306,26 +313,40 @@ impl crate::Loader {
                 format
             }
         };
+        let labels = Arc::new(request.labels);
         let mut summary = match format {
             ClinicalFormat::Hl7 => {
                 self.run_clinical(
                     format,
                     files,
                     request.progress,
+                    labels,
                     crate::hl7::Hl7Parser::default(),
                 )
                 .await?
             }
             ClinicalFormat::Fhir => {
                 let summary = self
-                    .run_clinical(format, files, request.progress, crate::fhir::FhirParser)
+                    .run_clinical(
+                        format,
+                        files,
+                        request.progress,
+                        labels,
+                        crate::fhir::FhirParser,
+                    )
                     .await?;
                 crate::fhir::refresh_views(&self.lake, &self.principal, &summary).await?;
                 summary
             }
             ClinicalFormat::X12 => {
-                self.run_clinical(format, files, request.progress, crate::x12::X12Parser)
-                    .await?
+                self.run_clinical(
+                    format,
+                    files,
+                    request.progress,
+                    labels,
+                    crate::x12::X12Parser,
+                )
+                .await?
             }
         };
         summary.ignored = ignored;
@@ -337,6 +358,7 @@ impl crate::Loader {
         format: ClinicalFormat,
         files: Vec<PathBuf>,
         progress: Option<Arc<dyn Progress>>,
+        labels: Arc<HashMap<PathBuf, String>>,
         mut parser: P,
     ) -> Result<ClinicalSummary> {
         let started = Instant::now();
@@ -369,6 +391,7 @@ impl crate::Loader {
         let context = RoundContext {
             load_id: load_id.clone(),
             loaded_at: started_at.timestamp_micros(),
+            labels,
         };
         // Rounds of up to ROUND_BYTES of input.
         let mut rounds: Vec<Vec<PathBuf>> = vec![Vec::new()];
@@ -653,7 +676,10 @@ async fn read_and_parse<P: ClinicalParser + 'static>(
         let mut parses = Vec::new();
         let mut sink = RowSink::new(to_writer);
         for (index, path) in paths.iter().enumerate() {
-            let file = read_file(path, progress.clone())?;
+            let mut file = read_file(path, progress.clone())?;
+            if let Some(label) = context.labels.get(path) {
+                file.label.clone_from(label);
+            }
             sink.start_file(index, &file.sha256);
             let parse = parser.parse_file(&file, &context, &mut sink);
             sink.end_file(!parse.whole_file_rejected)?;

@@ -78,6 +78,9 @@ pub enum Error {
     /// A worker thread failed.
     #[error("load worker failed: {0}")]
     Worker(String),
+    /// A landing-area watch could not be set up, listed or read.
+    #[error("{0}")]
+    Watch(String),
     /// Local file access (the write-ahead log) failed.
     #[error("{context}: {source}")]
     Io {
@@ -89,6 +92,9 @@ pub enum Error {
     /// A streamed event was refused.
     #[error("{0}")]
     Event(String),
+    /// A load created its target table and plans again (internal to the loader).
+    #[error("the table was created; the load plans again")]
+    TableCreated,
     /// The streaming ingest stopped.
     #[error("the streaming ingest has stopped")]
     StreamClosed,

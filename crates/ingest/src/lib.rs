@@ -28,6 +28,7 @@ mod rows;
 mod staged;
 mod stream;
 mod value;
+mod watch;
 mod window;
 mod x12;
 
@@ -47,3 +48,4 @@ pub use load::{
     REJECTS_TABLE, expand_inputs,
 };
 pub use stream::{Accepted, StreamConfig, StreamEvent, StreamIngest, StreamStats, stream_table};
+pub use watch::{WatchSpec, WatchTarget, Watcher};

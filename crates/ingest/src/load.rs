@@ -86,6 +86,9 @@ pub struct LoadRequest {
     pub description: Option<String>,
     /// Progress reporting.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Names recorded in `_source_file` and the load history instead of a file's local path
+    /// (a watched object's URL, for a copy of it on local disk).
+    pub labels: HashMap<PathBuf, String>,
 }
 
 impl LoadRequest {
@@ -98,6 +101,7 @@ impl LoadRequest {
             max_reject_ratio: None,
             description: None,
             progress: None,
+            labels: HashMap::new(),
         }
     }
 }
@@ -228,7 +232,7 @@ impl Loader {
                 total_bytes: total_disk,
             });
         }
-        let scans = {
+        let mut scans = {
             let files = files.clone();
             let progress = progress.clone();
             tokio::task::spawn_blocking(move || {
@@ -240,14 +244,25 @@ impl Loader {
             .await
             .map_err(|e| Error::Worker(e.to_string()))??
         };
+        for (scan, file) in scans.iter_mut().zip(&files) {
+            if let Some(label) = request.labels.get(file) {
+                scan.label.clone_from(label);
+            }
+        }
 
         let mut attempt = 0;
+        let mut created = false;
         loop {
             attempt += 1;
             match self
                 .write_pass(&request, format, &scans, &load_id, started_at)
                 .await
             {
+                // The table now exists (made by this load or a concurrent one): plan again.
+                Err(Error::TableCreated) if !created => {
+                    created = true;
+                    attempt -= 1;
+                }
                 Err(Error::Delta(deltalake::DeltaTableError::Transaction { source }))
                     if attempt < MAX_CONFLICT_RETRIES =>
                 {
@@ -411,6 +426,14 @@ impl Loader {
         let plan = plan_schema(existing_schema.as_deref(), &incoming)?;
         summary.schema_changes = plan.changes.clone();
         let full_schema = Arc::new(with_lineage(&plan.columns));
+        if existing.is_none() {
+            // A new table is created empty first, in its own commit, so that two loads racing
+            // to create it race on appends instead, where the file hashes are checked (a
+            // creation that lost its race could otherwise be committed on top of the winner's
+            // with the same files).
+            self.create_empty(request, &full_schema).await?;
+            return Err(Error::TableCreated);
+        }
 
         // Pass 2: stream converted batches from a worker thread into the Delta writer.
         let (tx, rx) = mpsc::channel::<std::result::Result<RecordBatch, DataFusionError>>(4);
@@ -677,6 +700,38 @@ pub(crate) async fn quarantine(
 
 fn app_id(sha256: &str) -> String {
     format!("carelake-load:{sha256}")
+}
+
+impl Loader {
+    /// Creates the load's target table with no rows; another process creating it first is
+    /// not an error.
+    async fn create_empty(&self, request: &LoadRequest, schema: &Schema) -> Result<()> {
+        use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+        let url = self.lake.table_url(&request.table)?;
+        let columns: deltalake::kernel::StructType = schema.try_into_kernel()?;
+        let created = self
+            .lake
+            .delta_handle(&url)?
+            .create()
+            .with_table_name(request.table.name.clone())
+            .with_comment(request.description.clone().unwrap_or_default())
+            .with_columns(columns.fields().cloned())
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(_)
+                if self
+                    .lake
+                    .load_delta(&url, TimeTravel::Latest)
+                    .await?
+                    .is_some() =>
+            {
+                tracing::debug!(table = %request.table, "Table created concurrently.");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 fn write_builder(table: &DeltaTable) -> Result<WriteBuilder> {

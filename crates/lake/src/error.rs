@@ -49,6 +49,12 @@ pub enum Error {
     /// A model could not be stored or read.
     #[error("{0}")]
     Models(String),
+    /// A materialized view could not be stored or read.
+    #[error("{0}")]
+    MatViews(String),
+    /// A watch's record of files could not be stored or read.
+    #[error("{0}")]
+    Watch(String),
     /// The audit log could not be written or read.
     #[error("audit log: {0}")]
     Audit(String),

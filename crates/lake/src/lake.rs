@@ -398,6 +398,16 @@ impl Lake {
         RunHistory::new(self.clone())
     }
 
+    /// The materialized views: definitions and refreshes.
+    pub fn matviews(&self) -> crate::MatViewStore {
+        crate::MatViewStore::new(self.clone())
+    }
+
+    /// What the landing-area watches have seen (`system.watch_files`).
+    pub fn watches(&self) -> crate::WatchStore {
+        crate::WatchStore::new(self.clone())
+    }
+
     /// URL of a folder inside the lake (no trailing slash, as Delta expects).
     pub fn folder_url(&self, relative: &str) -> Result<Url> {
         // The lake root itself for "" (joining "/" would give the file system's or the
@@ -692,6 +702,30 @@ fn parse_location(location: &str) -> Result<Url> {
         url.set_path(&path);
     }
     Ok(url)
+}
+
+/// An object store on a folder or bucket prefix outside the lake (a landing area that
+/// `carelake serve --watch` loads from), opened with the same environment settings as a lake
+/// (`AWS_*`, `CARELAKE_S3_ENDPOINT`); paths in it are relative to the location, whose URL
+/// (ending in `/`) comes back with it.
+pub fn landing_store(location: &str) -> Result<(Arc<dyn ObjectStore>, Url)> {
+    let url = parse_location(location)?;
+    if url.scheme() == "file" {
+        let path = url.to_file_path().map_err(|()| Error::InvalidLocation {
+            location: location.to_string(),
+            reason: "not a local path".into(),
+        })?;
+        if !path.is_dir() {
+            return Err(Error::Watch(format!("{location}: no such folder")));
+        }
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&path)?;
+        return Ok((Arc::new(store), url));
+    }
+    let store = DeltaTableBuilder::from_url(url.clone())?
+        .with_storage_options(storage_options_from_env())
+        .build_storage()?
+        .object_store(None);
+    Ok((store, url))
 }
 
 /// `AWS_*` settings from the environment, plus `CARELAKE_S3_ENDPOINT` for S3-compatible stores.

@@ -20,6 +20,7 @@ mod files;
 mod governance;
 mod history;
 mod lake;
+mod matviews;
 mod models;
 pub mod roles;
 mod runs;
@@ -28,6 +29,7 @@ mod scrub;
 mod tokens;
 mod users;
 mod util;
+mod watch;
 
 pub use alerts::{AlertEvent, AlertRule, AlertStore, Channel, Delivery, RuleState};
 pub use audit::{AuditLog, AuditRecord, ChainedRecord, Verification, audit_schema, verify_chain};
@@ -40,7 +42,8 @@ pub use governance::{
     Privilege, RowPolicy, Securable, check_role_name,
 };
 pub use history::{LoadHistory, LoadRecord, LoadStatus};
-pub use lake::{ENCRYPTED_SCHEME, Lake, TimeTravel, key_source, set_key_source};
+pub use lake::{ENCRYPTED_SCHEME, Lake, TimeTravel, key_source, landing_store, set_key_source};
+pub use matviews::{MatView, MatViewEvent, MatViewState, MatViewStore, Refresh};
 pub use models::{ModelEvent, ModelStore, StoredModel};
 pub use runs::{RunHistory, RunRecord};
 pub use scram::ScramVerifier;
@@ -51,3 +54,4 @@ pub use users::{
     verify_bounded, verify_password,
 };
 pub use util::{append_batches, read_columns, read_table, row_count};
+pub use watch::{WatchStore, WatchedFile};

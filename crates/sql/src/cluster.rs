@@ -205,6 +205,11 @@ impl fmt::Debug for LakeTable {
 }
 
 impl LakeTable {
+    /// The table and the Delta version read.
+    pub(crate) fn version(&self) -> (&TableName, u64) {
+        (&self.name, self.version)
+    }
+
     /// The provider of a Delta table opened at `version`.
     pub(crate) fn new(name: TableName, version: u64, provider: Arc<dyn TableProvider>) -> Self {
         Self {

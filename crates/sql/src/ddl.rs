@@ -184,7 +184,27 @@ impl Session {
             return Err(carelake_lake::Error::TableNotFound(name.to_string()).into());
         }
         match kind {
-            EntryKind::Table => self.lake.delete_table_files(&name).await?,
+            EntryKind::Table => {
+                self.lake.delete_table_files(&name).await?;
+                // A materialized view's definition goes with its table.
+                if self
+                    .lake
+                    .matviews()
+                    .list()
+                    .await?
+                    .contains_key(&name.to_string())
+                {
+                    self.lake
+                        .matviews()
+                        .record(
+                            &carelake_lake::MatViewEvent::Dropped {
+                                name: name.to_string(),
+                            },
+                            &self.principal,
+                        )
+                        .await?;
+                }
+            }
             EntryKind::View => self.zones[&name.zone].set_view(&name.name, None),
             EntryKind::External => {}
         }

@@ -13,6 +13,7 @@
 //! ```
 
 mod alert;
+mod cache;
 pub mod cluster;
 mod ddl;
 mod dml;
@@ -23,6 +24,7 @@ mod functions;
 mod govern;
 mod grants;
 mod limits;
+mod matview;
 mod model;
 mod policy;
 mod risk;
@@ -33,8 +35,10 @@ mod statement;
 mod surface;
 mod system;
 
+pub use cache::result_cache_hits;
 pub use error::{Error, Result};
 pub use limits::limit_memory;
+pub use matview::{Refreshed, refresh_due as refresh_due_materialized_views};
 pub use session::{QueryResult, Session};
 pub use statement::split_statements;
 pub use surface::FileAccess;

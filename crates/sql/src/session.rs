@@ -614,6 +614,9 @@ impl Session {
         if let Some(alert) = crate::alert::parse_alert(sql)? {
             return self.alert_statement(alert, touched).await;
         }
+        if let Some(view) = crate::matview::parse_matview(sql)? {
+            return self.matview_statement(view, touched).await;
+        }
         if let Some(model) = crate::model::parse_model(sql)? {
             return self.model_statement(model, touched).await;
         }
@@ -705,12 +708,30 @@ impl Session {
         };
         let optimized = state.optimize(&plan)?;
         touched.read(&optimized);
+        // An answer computed before from the same versions of the same tables, under the
+        // same policies, for the same principal.
+        let cache_key = crate::cache::key(
+            self.lake.root().as_str(),
+            &self.principal.name,
+            &format!("{:?}", state.query_planner()),
+            &optimized,
+        );
+        if let Some((schema, batches)) = cache_key.as_ref().and_then(crate::cache::get) {
+            return Ok(QueryResult {
+                schema,
+                batches,
+                message: None,
+            });
+        }
         let schema: SchemaRef = Arc::new(optimized.schema().as_arrow().clone());
         let physical = state
             .query_planner()
             .create_physical_plan(&optimized, &state)
             .await?;
         let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
+        if let Some(key) = cache_key {
+            crate::cache::put(key, Arc::clone(&schema), &batches);
+        }
         Ok(QueryResult {
             schema,
             batches,

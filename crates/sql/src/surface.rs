@@ -3,7 +3,7 @@
 //!
 //! - The context has no table factories (no `CREATE EXTERNAL TABLE` over arbitrary files) and an
 //!   object store registry ([`LakeRegistry`]) that confines every store it is given to the
-//!   lake's zones and the lake tables `system` shows (`_carelake/loads`, `runs`, `audit`, `alert_deliveries`): no
+//!   lake's zones and the lake tables `system` shows (`_carelake/loads`, `runs`, `audit`, `alert_deliveries`, `watch`): no
 //!   plan reads or writes a file elsewhere, or the lake's users, governance or keys, whatever
 //!   it is.
 //! - [`check_plan`] allows queries, and at the top of a statement the writes and DDL carelake
@@ -39,7 +39,7 @@ use url::Url;
 use crate::{Error, Result};
 
 /// Folders of the lake a session's context may read and write (relative to the lake root).
-const REACHABLE: [&str; 7] = [
+const REACHABLE: [&str; 8] = [
     "raw",
     "curated",
     "analytics",
@@ -47,6 +47,7 @@ const REACHABLE: [&str; 7] = [
     "_carelake/runs",
     "_carelake/audit",
     "_carelake/alert_deliveries",
+    "_carelake/watch",
 ];
 
 /// The object store registry of every session: stores are confined to the lake, and to

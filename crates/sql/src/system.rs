@@ -1,6 +1,6 @@
 //! The read-only `system` schema: `system.tables` (the catalog, as far as the principal may
-//! see it), `system.loads` and `system.runs` (the load and run history, to admins and those
-//! granted SELECT on them) and `system.audit` (the audit log, to admins and auditors).
+//! see it), `system.loads`, `system.runs` and `system.watch_files` (the load and run history
+//! and what `serve --watch` has taken, to admins and those granted SELECT on them) and `system.audit` (the audit log, to admins and auditors).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -197,6 +197,7 @@ impl Session {
         for (name, url) in [
             ("loads", self.lake.load_history().url()?),
             ("runs", self.lake.run_history().url()?),
+            ("watch_files", self.lake.watches().url()?),
         ] {
             if !rules.allows_on(Privilege::Select, "system", name) {
                 self.system.set(name, None);

@@ -161,8 +161,94 @@ fn separate_processes_give_the_same_answers() {
         &["--as", "coder1", "--cluster", &url],
     );
     assert!(!seen.contains(&real), "a real MRN reached the coder");
-    // The reads went to the scheduler: without it they fail, while writes stay local.
+    // `serve --cluster`: Postgres and HTTP sessions read on the cluster, under the same
+    // policies.
+    let (child, lines) = crate::support::spawn_serve(
+        &ws,
+        &[
+            "--http-listen",
+            "127.0.0.1:0",
+            "--pg-listen",
+            "127.0.0.1:0",
+            "--cluster",
+            &url,
+        ],
+    );
+    let server = KillOnDrop(child);
+    assert!(lines.contains("Read queries run on the cluster"), "{lines}");
+    let http = lines
+        .lines()
+        .find(|l| l.starts_with("Web UI"))
+        .and_then(|l| crate::support::served_at(l, "http"))
+        .and_then(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+        .unwrap_or_else(|| panic!("no HTTP port in {lines}"));
+    let pg = lines
+        .split("port=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no Postgres port in {lines}"));
+    let persons =
+        "SELECT encounter_class, count(DISTINCT mrn) AS persons FROM raw.encounters GROUP BY 1";
+    let auth = crate::http::basic("coder1", "a long enough password");
+    let over_http = |sql: &str| {
+        crate::http::request(
+            http,
+            "POST",
+            "/api/v1/query",
+            &[("Authorization", &auth), ("Accept", "text/csv")],
+            sql.as_bytes(),
+        )
+    };
+    let reply = over_http(persons);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let mut http_rows: Vec<String> = reply.text().lines().map(str::to_string).collect();
+    http_rows.sort();
+    let governed = rows(&ws, persons, &["--as", "coder1"]);
+    assert_eq!(http_rows, governed);
+    if let Some(psql) = crate::pg::program("psql", "serve_cluster_over_postgres") {
+        let out = Command::new(psql)
+            .args([
+                &format!("host=127.0.0.1 port={pg} user=coder1 dbname=carelake sslmode=disable"),
+                "-X",
+                "-A",
+                "-t",
+                "-F",
+                ",",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                persons,
+            ])
+            .env("PGPASSWORD", "a long enough password")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut pg_rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        pg_rows.push("encounter_class,persons".into());
+        pg_rows.sort();
+        assert_eq!(pg_rows, governed);
+    }
+
+    // The reads went to the scheduler: without it they fail (the server's too; an answer
+    // already computed could still come from the result cache), while writes stay local.
     drop(cluster);
+    let reply = over_http("SELECT count(*) FROM raw.encounters WHERE discharge_time IS NULL");
+    assert!(
+        reply.status >= 400 && reply.text().contains("connect"),
+        "{} {}",
+        reply.status,
+        reply.text()
+    );
+    drop(server);
     ws.fails(&["sql", KPI[0], "--cluster", &url]);
     ws.ok(&[
         "sql",

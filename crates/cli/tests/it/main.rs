@@ -26,4 +26,5 @@ mod signin;
 mod slt;
 mod support;
 mod ui;
+mod watch;
 mod x12;

@@ -48,7 +48,7 @@ impl Drop for Listener {
     }
 }
 
-fn message(sender: &str, id: u32) -> String {
+pub(crate) fn message(sender: &str, id: u32) -> String {
     format!(
         "MSH|^~\\&|{sender}|HOSP|LAKE|HOSP|20240101120000||ORU^R01^ORU_R01|{sender}-{id}|P|2.5.1\rPID|1||{id}^^^HOSP^MR||Doe^Jane\rOBR|1|||2345-7^Glucose^LN\rOBX|1|NM|2345-7^Glucose^LN||{}|mg/dL|70-99|N|||F\r",
         90 + id % 50
@@ -56,7 +56,7 @@ fn message(sender: &str, id: u32) -> String {
 }
 
 /// Sends framed messages one at a time on one connection; returns each ACK's MSA-1 and MSA-2.
-fn send_all(port: u16, messages: &[String]) -> Vec<(String, String)> {
+pub(crate) fn send_all(port: u16, messages: &[String]) -> Vec<(String, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))

@@ -10,6 +10,15 @@ use assert_cmd::Command;
 /// and dropped, so that its standard output stays open. The Postgres listener is off unless
 /// `args` name `--pg-listen`.
 pub(crate) fn spawn_serve(ws: &Workspace, args: &[&str]) -> (std::process::Child, String) {
+    spawn_serve_with(ws, args, &[])
+}
+
+/// [`spawn_serve`] with extra environment (`CARELAKE_LAKE` among them names another lake).
+pub(crate) fn spawn_serve_with(
+    ws: &Workspace,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut all: Vec<&str> = args.to_vec();
     if !args.contains(&"--pg-listen") {
@@ -20,6 +29,8 @@ pub(crate) fn spawn_serve(ws: &Workspace, args: &[&str]) -> (std::process::Child
         .args(all)
         .env("CARELAKE_LAKE", ws.lake())
         .env_remove("CARELAKE_LOG")
+        .envs(env.iter().copied())
+        .current_dir(ws.dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
