@@ -413,6 +413,13 @@ fn queries_catalog_tokens_and_ingest() {
         metrics.contains("carelake_http_requests_total{route=\"/api/v1/query\",status=\"200\"}"),
         "{metrics}"
     );
+    // The same query as JSON and then as CSV: the second answer came from the result cache.
+    let hits: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("carelake_result_cache_hits_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(hits >= 1, "{metrics}");
     drop(server);
 }
 

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use crate::support::Workspace;
 
 /// The generator's flat files the default project reads (reference files first).
-const FLAT_FILES: [&str; 8] = [
+pub(crate) const FLAT_FILES: [&str; 8] = [
     "facilities",
     "providers",
     "patients",

@@ -254,16 +254,7 @@ fn the_whole_product_on_s3() {
         "--out",
         &data,
     ]);
-    for table in [
-        "facilities",
-        "providers",
-        "patients",
-        "encounters",
-        "diagnoses",
-        "labs",
-        "claims",
-        "claim_lines",
-    ] {
+    for table in crate::pipeline::FLAT_FILES {
         run(&[
             "load",
             &format!("{data}/{table}.csv"),

@@ -244,6 +244,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "SQL queries run over HTTP.",
             state.metrics.queries.load(Ordering::Relaxed),
         ),
+        (
+            "carelake_result_cache_hits_total",
+            "Queries of any interface answered from the result cache.",
+            carelake_sql::result_cache_hits(),
+        ),
     ] {
         let _ = writeln!(
             out,
