@@ -338,13 +338,15 @@ impl Watcher {
                             Error::Watch(format!("reading {}{}: {e}", self.url, file.path))
                         })?
                         .into_stream();
-                    let mut out =
-                        tokio::fs::File::create(&local)
-                            .await
-                            .map_err(|e| Error::ReadFile {
-                                path: local.clone(),
-                                source: e,
-                            })?;
+                    // The copy holds patient data: readable by this user only.
+                    let mut options = tokio::fs::OpenOptions::new();
+                    options.write(true).create_new(true);
+                    #[cfg(unix)]
+                    options.mode(0o600);
+                    let mut out = options.open(&local).await.map_err(|e| Error::ReadFile {
+                        path: local.clone(),
+                        source: e,
+                    })?;
                     while let Some(chunk) = body.next().await {
                         let chunk = chunk.map_err(|e| {
                             Error::Watch(format!("reading {}{}: {e}", self.url, file.path))
