@@ -133,32 +133,19 @@ pub(crate) fn parse_matview(sql: &str) -> Result<Option<MatViewStatement>> {
 /// The query and the trailing `REFRESH …` clause, if any.
 fn split_refresh(body: &str) -> Result<(&str, Refresh)> {
     // The last `REFRESH` outside quotes and parentheses starts the clause.
-    let (mut depth, mut quote, mut last) = (0usize, None::<char>, None);
     let bytes = body.as_bytes();
-    for (i, c) in body.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '\'' | '"' => quote = Some(c),
-                '(' => depth += 1,
-                ')' => depth = depth.saturating_sub(1),
-                'r' | 'R'
-                    if depth == 0
-                        && body[i..]
-                            .get(..7)
-                            .is_some_and(|w| w.eq_ignore_ascii_case("refresh"))
-                        && (i == 0
-                            || bytes[i - 1].is_ascii_whitespace()
-                            || bytes[i - 1] == b')')
-                        && body[i + 7..].starts_with(char::is_whitespace) =>
-                {
-                    last = Some(i);
-                }
-                _ => {}
-            },
-        }
-    }
+    let last = crate::statement::outside_quotes(body)
+        .filter(|&(i, c, depth)| {
+            depth == 0
+                && c.eq_ignore_ascii_case(&'r')
+                && body[i..]
+                    .get(..7)
+                    .is_some_and(|w| w.eq_ignore_ascii_case("refresh"))
+                && (i == 0 || bytes[i - 1].is_ascii_whitespace() || bytes[i - 1] == b')')
+                && body[i + 7..].starts_with(char::is_whitespace)
+        })
+        .map(|(i, _, _)| i)
+        .last();
     let Some(at) = last else {
         return Ok((body, Refresh::Manual));
     };
@@ -267,6 +254,8 @@ impl Session {
             MatViewStatement::Drop { name, if_exists } => {
                 let name = self.resolve_object_text(&name)?;
                 touched.tables.insert(name.to_string());
+                // Asked first, so that a user who may not drop it learns nothing of it.
+                self.require_owner(&name, "DROP")?;
                 if !self
                     .lake
                     .matviews()
@@ -279,7 +268,6 @@ impl Session {
                     }
                     return Err(Error::Syntax(format!("{name} is not a materialized view")));
                 }
-                self.require_owner(&name, "DROP")?;
                 // Its definition goes with its table (see `Session::drop`).
                 self.drop(name, carelake_lake::EntryKind::Table, true)
                     .await?;
@@ -341,7 +329,7 @@ impl Session {
                 "the materialized view {name} cannot read itself"
             )));
         }
-        let versions = self.versions_of(&upstream).await?;
+        let versions = versions_of(&self.lake, &upstream).await?;
         let existing = self
             .lake
             .load_delta(&self.lake.table_url(&name)?, TimeTravel::Latest)
@@ -358,21 +346,6 @@ impl Session {
             )
             .await?;
         Ok((versions, rows))
-    }
-
-    /// The current Delta version of each lake table in `tables`.
-    async fn versions_of(&self, tables: &[TableName]) -> Result<BTreeMap<String, i64>> {
-        let mut versions = BTreeMap::new();
-        for table in tables {
-            if let Some(delta) = self
-                .lake
-                .load_delta(&self.lake.table_url(table)?, TimeTravel::Latest)
-                .await?
-            {
-                versions.insert(table.to_string(), delta.version().map_or(-1, |v| v as i64));
-            }
-        }
-        Ok(versions)
     }
 
     async fn record_refresh(
@@ -394,6 +367,20 @@ impl Session {
             .await?;
         Ok(())
     }
+}
+
+/// The current Delta version of each lake table in `tables`.
+async fn versions_of(lake: &Lake, tables: &[TableName]) -> Result<BTreeMap<String, i64>> {
+    let mut versions = BTreeMap::new();
+    for table in tables {
+        if let Some(delta) = lake
+            .load_delta(&lake.table_url(table)?, TimeTravel::Latest)
+            .await?
+        {
+            versions.insert(table.to_string(), delta.version().map_or(-1, |v| v as i64));
+        }
+    }
+    Ok(versions)
 }
 
 /// A session as the view's owner, on carelake's own interface.
@@ -421,21 +408,24 @@ async fn owner_session(lake: &Lake, view: &MatView) -> Result<Session> {
 /// version. `REFRESH MATERIALIZED VIEW` and `EVERY` views always compute again (a query may
 /// depend on the time of day, as `now()` does); `ON LOAD` views only after a change.
 async fn refresh_one(lake: &Lake, state: &MatViewState, force: bool) -> Result<Refreshed> {
-    let session = owner_session(lake, &state.view).await?;
-    let name: TableName = state.view.name.parse()?;
-    let current = {
-        let url = lake.table_url(&name)?;
-        let table_exists = lake.load_delta(&url, TimeTravel::Latest).await?.is_some();
+    if !force && state.refreshed_at.is_some() {
+        // Compared before any session is opened: most checks of an ON LOAD view find
+        // nothing new.
+        let name: TableName = state.view.name.parse()?;
+        let exists = lake
+            .load_delta(&lake.table_url(&name)?, TimeTravel::Latest)
+            .await?
+            .is_some();
         let upstream: Vec<TableName> = state
             .versions
             .keys()
             .filter_map(|t| t.parse().ok())
             .collect();
-        table_exists.then_some(session.versions_of(&upstream).await?)
-    };
-    if !force && current.as_ref() == Some(&state.versions) && state.refreshed_at.is_some() {
-        return Ok(Refreshed::UpToDate);
+        if exists && versions_of(lake, &upstream).await? == state.versions {
+            return Ok(Refreshed::UpToDate);
+        }
     }
+    let session = owner_session(lake, &state.view).await?;
     let written = session.materialize(&state.view, false).await?;
     let rows = written.1;
     session.record_refresh(&state.view, written).await?;

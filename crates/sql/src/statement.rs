@@ -51,24 +51,39 @@ pub fn split_statements(script: &str) -> Vec<String> {
     statements
 }
 
-/// `text` cut at each `sep` outside quotes and parentheses.
-pub(crate) fn split_outside_quotes(text: &str, sep: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut depth, mut quote) = (0, 0usize, None::<char>);
-    for (i, c) in text.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
+/// The characters of `text` outside single and double quotes (the quotes themselves
+/// included), each with its byte offset and the depth of parentheses around it (an opening
+/// parenthesis stands at the depth outside it, a closing one at the depth inside).
+pub(crate) fn outside_quotes(text: &str) -> impl Iterator<Item = (usize, char, usize)> + '_ {
+    let (mut depth, mut quote) = (0usize, None::<char>);
+    text.char_indices().filter_map(move |(i, c)| match quote {
+        Some(q) => {
+            if c == q {
+                quote = None;
+            }
+            None
+        }
+        None => {
+            let at = depth;
+            match c {
                 '\'' | '"' => quote = Some(c),
                 '(' => depth += 1,
                 ')' => depth = depth.saturating_sub(1),
-                c if c == sep && depth == 0 => {
-                    parts.push(&text[start..i]);
-                    start = i + c.len_utf8();
-                }
                 _ => {}
-            },
+            }
+            Some((i, c, at))
+        }
+    })
+}
+
+/// `text` cut at each `sep` outside quotes and parentheses.
+pub(crate) fn split_outside_quotes(text: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c, depth) in outside_quotes(text) {
+        if c == sep && depth == 0 {
+            parts.push(&text[start..i]);
+            start = i + c.len_utf8();
         }
     }
     parts.push(&text[start..]);
