@@ -22,6 +22,13 @@ pub(crate) enum BenchCommand {
         /// Rows in the claims file.
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
+        /// Loads timed (each into a fresh lake; the median is compared).
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+        /// A Python with pyarrow: pyarrow's CSV → Parquet of the same file is timed side by
+        /// side, interleaved with carelake's loads, and the ratio printed.
+        #[arg(long)]
+        python: Option<String>,
         /// Working folder (a fresh one under the system temp folder by default).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -185,36 +192,12 @@ fn write_claims(path: &std::path::Path, rows: u64) -> Result<u64> {
 
 pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()> {
     match which {
-        BenchCommand::Load { rows, dir } => {
-            let dir = work_dir(dir, "load")?;
-            let file = dir.join("claims.csv");
-            let started = Instant::now();
-            let size = write_claims(&file, rows)?;
-            println!(
-                "bench load: wrote {rows} rows, {:.1} MB of claims CSV in {:.1}s",
-                size as f64 / 1e6,
-                started.elapsed().as_secs_f64()
-            );
-            let lake = Lake::init(&dir.join("lake").to_string_lossy()).await?;
-            let started = Instant::now();
-            let summary = Loader::new(lake, principal)
-                .load(LoadRequest::new(
-                    vec![file.to_string_lossy().into_owned()],
-                    TableName::new(carelake_common::Zone::Raw, "claims")?,
-                ))
-                .await?;
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "bench load: {} rows, {:.1} MB in {secs:.2}s = {:.0} rows/s, {:.1} MB/s ({} rejected)",
-                summary.rows_loaded,
-                size as f64 / 1e6,
-                summary.rows_loaded as f64 / secs,
-                size as f64 / 1e6 / secs,
-                summary.rows_rejected
-            );
-            std::fs::remove_dir_all(&dir).ok();
-            Ok(())
-        }
+        BenchCommand::Load {
+            rows,
+            runs,
+            python,
+            dir,
+        } => load(rows, runs, python, dir, principal).await,
         BenchCommand::Clinical { patients, dir } => clinical(patients, dir, principal).await,
         BenchCommand::Encryption {
             rows,
@@ -257,6 +240,99 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
             Ok(())
         }
     }
+}
+
+/// `bench load`: the claims CSV into Delta, `runs` times, each into a fresh lake; with a
+/// Python, pyarrow's CSV → Parquet of the same file interleaved with them.
+async fn load(
+    rows: u64,
+    runs: usize,
+    python: Option<String>,
+    dir: Option<PathBuf>,
+    principal: Principal,
+) -> Result<()> {
+    let dir = work_dir(dir, "load")?;
+    let file = dir.join("claims.csv");
+    let started = Instant::now();
+    let size = write_claims(&file, rows)?;
+    let mb = size as f64 / 1e6;
+    println!(
+        "bench load: wrote {rows} rows, {mb:.1} MB of claims CSV in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut pyarrow_version = String::new();
+    for run in 0..runs.max(1) {
+        let lake_dir = dir.join(format!("lake-{run}"));
+        let lake = Lake::init(&lake_dir.to_string_lossy()).await?;
+        let started = Instant::now();
+        let summary = Loader::new(lake, principal.clone())
+            .load(LoadRequest::new(
+                vec![file.to_string_lossy().into_owned()],
+                TableName::new(carelake_common::Zone::Raw, "claims")?,
+            ))
+            .await?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "bench load: carelake CSV → Delta {} rows, {mb:.1} MB in {secs:.2}s = {:.0} rows/s, {:.1} MB/s ({} rejected)",
+            summary.rows_loaded,
+            summary.rows_loaded as f64 / secs,
+            mb / secs,
+            summary.rows_rejected
+        );
+        ours.push(secs);
+        std::fs::remove_dir_all(&lake_dir).ok();
+        if let Some(python) = &python {
+            let (version, secs) = pyarrow_once(python, &file, &dir.join("pyarrow"), rows)?;
+            println!(
+                "bench load: pyarrow {version} CSV → Parquet {rows} rows in {secs:.2}s = {:.0} rows/s, {:.1} MB/s",
+                rows as f64 / secs,
+                mb / secs
+            );
+            pyarrow_version = version;
+            theirs.push(secs);
+        }
+    }
+    if python.is_some() {
+        let (ours, theirs) = (
+            crate::bench_compare::median(ours),
+            crate::bench_compare::median(theirs),
+        );
+        println!(
+            "bench load: median carelake {ours:.2}s, pyarrow {pyarrow_version} {theirs:.2}s: carelake/pyarrow {:.2}",
+            ours / theirs
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// One run of `scripts/bench_pyarrow.py` on `file`: pyarrow's version and the seconds taken.
+fn pyarrow_once(
+    python: &str,
+    file: &std::path::Path,
+    out: &std::path::Path,
+    rows: u64,
+) -> Result<(String, f64)> {
+    let script = crate::bench_compare::script("bench_pyarrow.py");
+    let output = std::process::Command::new(python)
+        .arg(&script)
+        .arg(file)
+        .arg(out)
+        .arg("1")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {python} {}", script.display()))?;
+    if !output.status.success() {
+        anyhow::bail!("pyarrow's side failed (scripts/bench-compare.sh installs pyarrow)");
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    if answer["rows"].as_u64() != Some(rows) {
+        anyhow::bail!("pyarrow read {} rows, not {rows}", answer["rows"]);
+    }
+    let secs = answer["seconds"][0].as_f64().context("pyarrow's time")?;
+    Ok((answer["pyarrow"].as_str().unwrap_or("?").to_string(), secs))
 }
 
 /// Parses a generated feed without writing anything; returns records parsed.

@@ -149,7 +149,7 @@ pub(crate) async fn run(args: CompareArgs, principal: Principal) -> Result<()> {
         }
         ours.push((title, median(times), rows));
     }
-    let script = duckdb_script();
+    let script = script("bench_duckdb.py");
     let mut child = Command::new(&args.python)
         .arg(&script)
         .stdin(Stdio::piped())
@@ -219,13 +219,16 @@ pub(crate) async fn run(args: CompareArgs, principal: Principal) -> Result<()> {
 
 /// `scripts/bench_duckdb.py` of the project the binary was built from, else under the
 /// working folder.
-fn duckdb_script() -> PathBuf {
-    let built_from =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_duckdb.py");
+/// A peer's side of a benchmark in `scripts/`: beside the sources this binary was built from,
+/// else under the working folder.
+pub(crate) fn script(name: &str) -> PathBuf {
+    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(name);
     if built_from.is_file() {
         built_from
     } else {
-        PathBuf::from("scripts/bench_duckdb.py")
+        PathBuf::from("scripts").join(name)
     }
 }
 

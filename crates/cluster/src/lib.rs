@@ -323,12 +323,73 @@ pub fn attach(session: &Session, lake: &Lake, scheduler: &str) -> Result<()> {
         BallistaConfig::default(),
         Arc::clone(&logical),
     );
+    let planner = ReachablePlanner {
+        inner: planner,
+        scheduler: scheduler.to_string(),
+        address: host_port(scheduler)?,
+    };
     session.run_reads_on(Arc::new(planner), |config| {
         config
             .upgrade_for_ballista()
             .with_ballista_logical_extension_codec(logical)
     });
     Ok(())
+}
+
+/// Ballista's planner behind a check that the scheduler answers: Ballista reports a scheduler
+/// it cannot reach as an execution error, text alone; the check makes it
+/// [`carelake_sql::Error::Unavailable`], which every interface answers as such (HTTP 503,
+/// SQLSTATE 08006) and callers may retry.
+struct ReachablePlanner {
+    inner: BallistaQueryPlanner<LogicalPlanNode>,
+    scheduler: String,
+    address: (String, u16),
+}
+
+impl std::fmt::Debug for ReachablePlanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReachablePlanner")
+            .field("scheduler", &self.scheduler)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long the scheduler has to accept a connection before a query is refused.
+const SCHEDULER_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[async_trait::async_trait]
+impl datafusion::execution::context::QueryPlanner for ReachablePlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &datafusion::logical_expr::LogicalPlan,
+        session_state: &dyn datafusion::catalog::Session,
+    ) -> datafusion::common::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let (host, port) = (&self.address.0, self.address.1);
+        let reached = tokio::time::timeout(
+            SCHEDULER_CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await;
+        let refusal = match reached {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.kind().to_string()),
+            Err(_) => Some(format!(
+                "no answer in {} s",
+                SCHEDULER_CONNECT_TIMEOUT.as_secs()
+            )),
+        };
+        if let Some(why) = refusal {
+            return Err(datafusion::error::DataFusionError::External(Box::new(
+                carelake_sql::Error::Unavailable(format!(
+                    "the cluster scheduler at {} cannot be reached ({why})",
+                    self.scheduler
+                )),
+            )));
+        }
+        self.inner
+            .create_physical_plan(logical_plan, session_state)
+            .await
+    }
 }
 
 #[cfg(test)]

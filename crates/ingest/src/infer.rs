@@ -5,7 +5,7 @@ use std::fmt;
 
 use arrow::datatypes::{DataType, TimeUnit};
 
-use crate::value::{Class, DateForm, SlashOrder};
+use crate::value::{Class, DateForm, DateOrder};
 
 /// Share of a column's non-empty values that may fail to parse as the inferred type; those rows
 /// are rejected rather than the column falling back to text. Below [`MIN_VALUES_FOR_TOLERANCE`]
@@ -26,10 +26,10 @@ pub enum ColumnType {
     BigInt,
     /// 64-bit float.
     Double,
-    /// Calendar date; slash dates read in the given order.
-    Date(Option<SlashOrder>),
+    /// Calendar date; numeric day/month dates read in the given order.
+    Date(Option<DateOrder>),
     /// Instant in UTC (values without a zone are read as UTC).
-    Timestamp(Option<SlashOrder>),
+    Timestamp(Option<DateOrder>),
     /// Anything else.
     Text,
 }
@@ -117,17 +117,17 @@ pub(crate) struct ColumnStats {
     int32: u64,
     int64: u64,
     floats: u64,
-    /// [iso/dot, slash-us-only, slash-eu-only, slash-either] for dates and for timestamps.
+    /// [fixed/dot, month-first only, day-first only, either] for dates and for timestamps.
     dates: [u64; 4],
     timestamps: [u64; 4],
 }
 
 fn form_index(form: DateForm) -> usize {
     match form {
-        DateForm::Iso | DateForm::Dot => 0,
-        DateForm::SlashUs => 1,
-        DateForm::SlashEu => 2,
-        DateForm::SlashEither => 3,
+        DateForm::Fixed | DateForm::Dot => 0,
+        DateForm::MonthFirst => 1,
+        DateForm::DayFirst => 2,
+        DateForm::Either => 3,
     }
 }
 
@@ -169,22 +169,22 @@ impl ColumnStats {
             0
         };
         let fits = |conforming: u64| self.non_null - conforming.min(self.non_null) <= tolerated;
-        // Slash order: whichever unambiguous reading the column shows; none when it shows both
+        // Day/month order: whichever unambiguous reading the column shows; none when it shows both
         // or only ambiguous values.
         let us = self.dates[1] + self.timestamps[1];
         let eu = self.dates[2] + self.timestamps[2];
         let order = match (us > 0, eu > 0) {
-            (true, false) => Some(SlashOrder::MonthFirst),
-            (false, true) => Some(SlashOrder::DayFirst),
-            (true, true) if us > eu => Some(SlashOrder::MonthFirst),
-            (true, true) => Some(SlashOrder::DayFirst),
+            (true, false) => Some(DateOrder::MonthFirst),
+            (false, true) => Some(DateOrder::DayFirst),
+            (true, true) if us > eu => Some(DateOrder::MonthFirst),
+            (true, true) => Some(DateOrder::DayFirst),
             (false, false) => None,
         };
         let readable = |counts: &[u64; 4]| -> u64 {
             counts[0]
                 + match order {
-                    Some(SlashOrder::MonthFirst) => counts[1] + counts[3],
-                    Some(SlashOrder::DayFirst) => counts[2] + counts[3],
+                    Some(DateOrder::MonthFirst) => counts[1] + counts[3],
+                    Some(DateOrder::DayFirst) => counts[2] + counts[3],
                     None => 0,
                 }
         };
@@ -236,14 +236,34 @@ mod tests {
         );
         assert_eq!(
             infer(&["01/31/2024", "02/01/2024"]),
-            ColumnType::Date(Some(SlashOrder::MonthFirst))
+            ColumnType::Date(Some(DateOrder::MonthFirst))
         );
         assert_eq!(
             infer(&["31/01/2024", "02/01/2024"]),
-            ColumnType::Date(Some(SlashOrder::DayFirst))
+            ColumnType::Date(Some(DateOrder::DayFirst))
         );
-        // Only ambiguous slash dates: the reading is unknown, so they stay text.
+        // Only ambiguous day/month dates: the reading is unknown, so they stay text.
         assert_eq!(infer(&["01/02/2024", "03/04/2024"]), ColumnType::Text);
+        // Dashes, day first (`DD-MM-YYYY`), as public datasets write them.
+        assert_eq!(
+            infer(&["17-11-2022", "01-12-2022", "05-01-2023"]),
+            ColumnType::Date(Some(DateOrder::DayFirst))
+        );
+        assert_eq!(
+            infer(&["11-17-2022", "12-01-2022"]),
+            ColumnType::Date(Some(DateOrder::MonthFirst))
+        );
+        assert_eq!(infer(&["17.11.2022", "01.12.22"]), ColumnType::Date(None));
+        assert_eq!(
+            infer(&["Nov 17 2022", "17-NOV-22", "December 1, 2022", "2022/12/05"]),
+            ColumnType::Date(None)
+        );
+        assert_eq!(
+            infer(&["17/11/2022 10:15 PM", "01/12/2022 08:00"]),
+            ColumnType::Timestamp(Some(DateOrder::DayFirst))
+        );
+        // Values that disagree (both readings needed) keep the column text.
+        assert_eq!(infer(&["17/11/2022", "11/17/2022"]), ColumnType::Text);
     }
 
     #[test]

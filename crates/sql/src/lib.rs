@@ -36,7 +36,7 @@ mod surface;
 mod system;
 
 pub use cache::result_cache_hits;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use limits::limit_memory;
 pub use matview::{Refreshed, refresh_due as refresh_due_materialized_views};
 pub use session::{QueryResult, Session};

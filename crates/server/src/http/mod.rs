@@ -298,14 +298,25 @@ impl ApiError {
     pub(crate) fn message(&self) -> &str {
         &self.message
     }
-    /// A statement's error: 403 when a privilege is missing, 400 otherwise.
+    /// A statement's error, answered by its kind: 400 for a wrong statement or one that needs
+    /// more than a limit allows, 403 for a missing privilege, 409 for a lost race with another
+    /// writer, 503 with `Retry-After` when a service the statement needs is unavailable, 500
+    /// for a fault of ours.
     pub(crate) fn from_sql(error: carelake_sql::Error) -> Self {
-        match error {
-            carelake_sql::Error::PermissionDenied(_) => {
-                Self::new(StatusCode::FORBIDDEN, error.to_string())
-            }
-            other => Self::bad_request(other.to_string()),
+        use carelake_sql::ErrorKind;
+        let kind = error.kind();
+        let status = match kind {
+            ErrorKind::Invalid | ErrorKind::Exhausted => StatusCode::BAD_REQUEST,
+            ErrorKind::Denied => StatusCode::FORBIDDEN,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => return Self::internal(error.to_string()),
+        };
+        let mut answer = Self::new(status, error.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            answer.retry_after = Some(5);
         }
+        answer
     }
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)

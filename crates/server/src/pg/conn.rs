@@ -337,11 +337,18 @@ fn has_parameters(statement: &Statement) -> bool {
 }
 
 fn sql_error(error: carelake_sql::Error) -> PgWireError {
-    let code = match &error {
-        carelake_sql::Error::PermissionDenied(_) => "42501",
-        carelake_sql::Error::Syntax(_) => "42601",
-        carelake_sql::Error::Unsupported(_) => "0A000",
-        _ => "XX000",
+    use carelake_sql::ErrorKind;
+    let code = match (&error, error.kind()) {
+        (carelake_sql::Error::Syntax(_), _) => "42601",
+        (carelake_sql::Error::Unsupported(_), _) => "0A000",
+        (_, ErrorKind::Denied) => "42501",
+        (_, ErrorKind::Invalid) => "42000",
+        // 53200, out of memory; 40001, serialization failure (retry the transaction);
+        // 08006, the connection to a service failed.
+        (_, ErrorKind::Exhausted) => "53200",
+        (_, ErrorKind::Conflict) => "40001",
+        (_, ErrorKind::Unavailable) => "08006",
+        (_, ErrorKind::Internal) => "XX000",
     };
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
