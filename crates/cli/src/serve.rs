@@ -148,6 +148,20 @@ pub(crate) struct ServeArgs {
 }
 
 /// The machine's memory in bytes (Linux), for the default memory limits.
+/// Bytes all of a process's queries may hold at once: `megabytes` (`--memory-mb`), else
+/// `CARELAKE_MEMORY_MB`, else half the machine's memory.
+pub(crate) fn memory_budget(megabytes: Option<u64>) -> u64 {
+    megabytes
+        .or_else(|| {
+            std::env::var("CARELAKE_MEMORY_MB")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .map(|mb: u64| mb << 20)
+        .or_else(|| machine_memory().map(|m| m / 2))
+        .unwrap_or(4 << 30)
+}
+
 fn machine_memory() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: u64 = info
@@ -305,11 +319,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
         Ok::<_, anyhow::Error>(())
     });
 
-    let memory = args
-        .memory_mb
-        .map(|mb| mb << 20)
-        .or_else(|| machine_memory().map(|m| m / 2))
-        .unwrap_or(4 << 30);
+    let memory = memory_budget(args.memory_mb);
     let query_memory = args.query_memory_mb.map_or(memory / 4, |mb| mb << 20);
     carelake_sql::limit_memory(memory as usize, query_memory as usize);
     let query_timeout = minutes(args.query_seconds / 60.0, "--query-seconds")?;

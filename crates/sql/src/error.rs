@@ -56,6 +56,11 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind `error` (or the first error in its chain of causes whose type tells) has.
+    pub fn in_chain(error: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        kind_in(error)
+    }
+
     /// Whether running the same statement again may succeed.
     pub fn is_retryable(self) -> bool {
         matches!(self, ErrorKind::Unavailable | ErrorKind::Conflict)

@@ -223,6 +223,24 @@ fn dates_in_us_and_european_forms() {
             "2024-02-01,2024-02-01,2024-02-01,03/04/2024,2024-02-01T09:00:00Z"
         ]
     );
+    // Dashes day first (as public datasets write them), month names, two-digit years, times
+    // with AM/PM; a column whose values need both readings stays text.
+    let file = ws.write(
+        "more.csv",
+        "dash_eu,dash_us,named,oracle,short_us,ampm,mixed\n\
+         17-11-2022,11-17-2022,\"Nov 17, 2022\",17-NOV-22,11/17/22,17/11/2022 10:15 PM,17/11/2022\n\
+         01-12-2022,12-01-2022,December 1 2022,01-DEC-22,12/01/22,01/12/2022 08:00 AM,11/17/2022\n",
+    );
+    ws.ok(&["load", &file, "--into", "raw.more_dates"]);
+    assert_eq!(
+        ws.query(
+            "SELECT dash_eu, dash_us, named, oracle, short_us, ampm, mixed FROM raw.more_dates ORDER BY dash_eu"
+        ),
+        vec![
+            "2022-11-17,2022-11-17,2022-11-17,2022-11-17,2022-11-17,2022-11-17T22:15:00Z,17/11/2022",
+            "2022-12-01,2022-12-01,2022-12-01,2022-12-01,2022-12-01,2022-12-01T08:00:00Z,11/17/2022"
+        ]
+    );
 }
 
 #[test]
