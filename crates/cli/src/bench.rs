@@ -111,11 +111,12 @@ pub(crate) fn work_dir(dir: Option<PathBuf>, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Generates `patients` into `<dir>/data` (seed 42); returns the folder, the summary and when
-/// generation started.
+/// Generates `patients` into `<dir>/data` (seed 42; the flat files alone when `flat_only`);
+/// returns the folder, the summary and when generation started.
 fn generate_into(
     dir: &std::path::Path,
     patients: u64,
+    flat_only: bool,
 ) -> Result<(PathBuf, carelake_generate::GenerateSummary, Instant)> {
     let data = dir.join("data");
     let started = Instant::now();
@@ -123,6 +124,7 @@ fn generate_into(
         patients,
         seed: 42,
         out: data.clone(),
+        flat_only,
     })?;
     Ok((data, summary, started))
 }
@@ -134,7 +136,7 @@ pub(crate) async fn generate_and_load(
     principal: &Principal,
     what: &str,
 ) -> Result<Lake> {
-    let (data, summary, started) = generate_into(dir, patients)?;
+    let (data, summary, started) = generate_into(dir, patients, true)?;
     println!(
         "{what}: generated {patients} patients, {} rows, {:.1} MB in {:.1}s",
         summary.rows,
@@ -371,7 +373,7 @@ fn parse_only(format: ClinicalFormat, files: &[PathBuf]) -> Result<u64> {
 
 async fn clinical(patients: u64, dir: Option<PathBuf>, principal: Principal) -> Result<()> {
     let dir = work_dir(dir, "clinical")?;
-    let (data, summary, started) = generate_into(&dir, patients)?;
+    let (data, summary, started) = generate_into(&dir, patients, false)?;
     println!(
         "bench clinical: generated {patients} patients in {:.1}s: {} HL7 v2 messages, {} FHIR resources, {} X12 claims",
         started.elapsed().as_secs_f64(),
@@ -539,7 +541,7 @@ async fn encryption(
     let key = carelake_lake::KeySource::Value(carelake_lake::MasterKey::generate()?.to_hex());
     let file = dir.join("claims.csv");
     let size = write_claims(&file, rows)?;
-    let (data, summary, _) = generate_into(&dir, patients)?;
+    let (data, summary, _) = generate_into(&dir, patients, true)?;
     println!(
         "bench encryption: {rows} claims rows ({:.1} MB CSV); {patients} patients ({} rows)",
         size as f64 / 1e6,

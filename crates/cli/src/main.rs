@@ -440,6 +440,7 @@ async fn run(cli: Cli) -> Result<()> {
                 patients,
                 seed,
                 out: out.clone(),
+                flat_only: false,
             })?;
             println!(
                 "Generated {} people ({} patient records), {} encounters ({} inpatient, {} followed by a 30-day readmission), {} rows, {:.1} MB in {:.1}s into {}",

@@ -11,6 +11,7 @@
 //!     patients: 1_000,
 //!     seed: 42,
 //!     out: "synthetic".into(),
+//!     flat_only: false,
 //! })
 //! .unwrap();
 //! println!("{} encounters", summary.encounters);

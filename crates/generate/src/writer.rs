@@ -22,6 +22,9 @@ pub struct GeneratorConfig {
     pub seed: u64,
     /// Output folder.
     pub out: PathBuf,
+    /// Only the flat files (CSV, NDJSON), not the clinical feeds (HL7 v2, FHIR, X12): a
+    /// benchmark of the flat tables at a million patients needs half the disk.
+    pub flat_only: bool,
 }
 
 /// Counts of what was written.
@@ -81,7 +84,8 @@ struct Outputs {
     notes: BufWriter<File>,
     truth_people: csv::Writer<BufWriter<File>>,
     truth_readmissions: csv::Writer<BufWriter<File>>,
-    clinical: ClinicalWriters,
+    /// The clinical feeds (HL7 v2, FHIR, X12), unless only the flat files are wanted.
+    clinical: Option<ClinicalWriters>,
     /// Write the people (patients.csv and their truth) and nothing of their care.
     people_only: bool,
 }
@@ -99,7 +103,7 @@ fn csv_file(dir: &Path, name: &str, header: &[&str]) -> Result<csv::Writer<BufWr
 }
 
 impl Outputs {
-    fn open(dir: &Path, sent: NaiveDateTime) -> Result<Self> {
+    fn open(dir: &Path, sent: NaiveDateTime, clinical: bool) -> Result<Self> {
         let truth = dir.join("_truth");
         for d in [dir, truth.as_path()] {
             std::fs::create_dir_all(d).map_err(|source| Error::Write {
@@ -244,7 +248,11 @@ impl Outputs {
                     "days_after_discharge",
                 ],
             )?,
-            clinical: ClinicalWriters::open(dir, sent)?,
+            clinical: if clinical {
+                Some(ClinicalWriters::open(dir, sent)?)
+            } else {
+                None
+            },
             people_only: false,
         })
     }
@@ -272,7 +280,10 @@ impl Outputs {
         }
         self.vitals.flush().map_err(wrap(&self.dir))?;
         self.notes.flush().map_err(wrap(&self.dir))?;
-        let counts = self.clinical.finish()?;
+        let counts = match self.clinical {
+            Some(clinical) => clinical.finish()?,
+            None => ClinicalCounts::default(),
+        };
         let mut bytes = 0;
         for dir in [
             self.dir.clone(),
@@ -456,7 +467,7 @@ fn generate_into(config: &GeneratorConfig, people_only: bool) -> Result<Generate
     let sent = (start + Duration::days(DAYS))
         .and_hms_opt(2, 0, 0)
         .expect("valid time");
-    let mut out = Outputs::open(&config.out, sent)?;
+    let mut out = Outputs::open(&config.out, sent, !config.flat_only && !people_only)?;
     out.people_only = people_only;
 
     // Reference tables.
@@ -941,25 +952,27 @@ fn generate_person(
         let person_updated = start.and_hms_opt(9, 0, 0).expect("valid time");
         let person = person_record(system, mrn, identity, payer, &member_id, person_updated);
         let facility_npi = npi(0x00FA_C000 + stay.facility as u64);
-        out.clinical.claim(
-            &person,
-            &ClaimRecord {
-                claim_id: &claim_id,
-                billing_npi: &facility_npi,
-                rendering_npi: &attending,
-                facility_name: FACILITIES[stay.facility].1,
-                total,
-                service_from: stay.admit.date(),
-                service_to: stay.discharge.date(),
-                place_of_service: match stay.class {
-                    "inpatient" => "21",
-                    "emergency" => "23",
-                    _ => "11",
+        if let Some(clinical) = out.clinical.as_mut() {
+            clinical.claim(
+                &person,
+                &ClaimRecord {
+                    claim_id: &claim_id,
+                    billing_npi: &facility_npi,
+                    rendering_npi: &attending,
+                    facility_name: FACILITIES[stay.facility].1,
+                    total,
+                    service_from: stay.admit.date(),
+                    service_to: stay.discharge.date(),
+                    place_of_service: match stay.class {
+                        "inpatient" => "21",
+                        "emergency" => "23",
+                        _ => "11",
+                    },
+                    lines: claim_lines,
                 },
-                lines: claim_lines,
-            },
-            &encounter_diagnoses,
-        )?;
+                &encounter_diagnoses,
+            )?;
+        }
 
         // Labs.
         let mut lab_records: Vec<LabRecord> = Vec::new();
@@ -1019,21 +1032,23 @@ fn generate_person(
             }
         }
 
-        out.clinical.encounter(
-            &person,
-            &EncounterRecord {
-                encounter_id: &encounter_id,
-                facility_id: FACILITIES[stay.facility].0,
-                facility_name: FACILITIES[stay.facility].1,
-                class: stay.class,
-                admit: stay.admit,
-                discharge: stay.discharge,
-                attending_npi: &attending,
-                disposition,
-                diagnoses: &encounter_diagnoses,
-            },
-            &lab_records,
-        )?;
+        if let Some(clinical) = out.clinical.as_mut() {
+            clinical.encounter(
+                &person,
+                &EncounterRecord {
+                    encounter_id: &encounter_id,
+                    facility_id: FACILITIES[stay.facility].0,
+                    facility_name: FACILITIES[stay.facility].1,
+                    class: stay.class,
+                    admit: stay.admit,
+                    discharge: stay.discharge,
+                    attending_npi: &attending,
+                    disposition,
+                    diagnoses: &encounter_diagnoses,
+                },
+                &lab_records,
+            )?;
+        }
 
         // Device vitals every eight hours of a stay (once for an ED visit).
         if stay.class != "outpatient" {
@@ -1138,10 +1153,12 @@ fn write_patient(
 ) -> Result<()> {
     let payer = PAYERS[payer_index].0;
     let updated_at = updated.and_hms_opt(9, 0, 0).expect("valid time");
-    out.clinical.person(
-        &person_record(system, mrn, id, payer_index, member_id, updated_at),
-        version,
-    )?;
+    if let Some(clinical) = out.clinical.as_mut() {
+        clinical.person(
+            &person_record(system, mrn, id, payer_index, member_id, updated_at),
+            version,
+        )?;
+    }
     let (city, state, ..) = CITIES[id.city];
     out.patients.write_record([
         system,
@@ -1250,12 +1267,14 @@ mod tests {
             patients: 300,
             seed: 7,
             out: a.clone(),
+            flat_only: false,
         })
         .unwrap();
         let s2 = generate(&GeneratorConfig {
             patients: 300,
             seed: 7,
             out: b.clone(),
+            flat_only: false,
         })
         .unwrap();
         assert_eq!(s1.rows, s2.rows);

@@ -62,6 +62,7 @@ fn main() {
         patients,
         seed: 42,
         out: dir.path().into(),
+        flat_only: false,
     })
     .unwrap();
     println!(

@@ -33,6 +33,7 @@ fn generated_people_link_to_their_truth() {
         patients: 20_000,
         seed: 7,
         out: dir.path().into(),
+        flat_only: false,
     })
     .unwrap();
     let records = patients(dir.path());
@@ -88,6 +89,7 @@ fn person_keys_survive_a_rerun_with_more_records() {
         patients: 3_000,
         seed: 11,
         out: dir.path().into(),
+        flat_only: false,
     })
     .unwrap();
     let records = patients(dir.path());
