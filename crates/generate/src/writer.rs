@@ -292,6 +292,9 @@ impl Outputs {
             self.dir.join("fhir"),
             self.dir.join("x12"),
         ] {
+            if !dir.is_dir() {
+                continue; // the clinical feeds' folders, when only the flat files are written
+            }
             for entry in std::fs::read_dir(&dir).map_err(wrap(&dir))?.flatten() {
                 if entry.path().is_file() {
                     bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -1270,14 +1273,17 @@ mod tests {
             flat_only: false,
         })
         .unwrap();
+        // The flat files alone are the same files, without the clinical feeds.
         let s2 = generate(&GeneratorConfig {
             patients: 300,
             seed: 7,
             out: b.clone(),
-            flat_only: false,
+            flat_only: true,
         })
         .unwrap();
         assert_eq!(s1.rows, s2.rows);
+        assert!(s1.clinical.hl7_messages > 0 && s2.clinical.hl7_messages == 0);
+        assert!(a.join("hl7").is_dir() && !b.join("hl7").exists() && !b.join("x12").exists());
         for file in [
             "patients.csv",
             "encounters.csv",

@@ -30,6 +30,16 @@ pub fn result_cache_hits() -> u64 {
     HITS.load(Ordering::Relaxed)
 }
 
+/// Bounds the process's result cache at `bytes` from now on, dropping what it holds (0 switches
+/// it off): benchmarks time the engine, not the cache.
+pub fn set_result_cache_bytes(bytes: usize) {
+    if let Ok(mut cache) = CACHE.lock() {
+        cache.entries.clear();
+        cache.bytes = 0;
+        cache.limit = bytes;
+    }
+}
+
 struct Entry {
     schema: SchemaRef,
     batches: Vec<RecordBatch>,

@@ -35,7 +35,7 @@ mod statement;
 mod surface;
 mod system;
 
-pub use cache::result_cache_hits;
+pub use cache::{result_cache_hits, set_result_cache_bytes};
 pub use error::{Error, ErrorKind, Result};
 pub use limits::limit_memory;
 pub use matview::{Refreshed, refresh_due as refresh_due_materialized_views};
