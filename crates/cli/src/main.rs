@@ -276,7 +276,7 @@ fn main() -> ExitCode {
             // A refusal (a privilege missing) and a failure worth retrying (a service
             // unavailable, a lost race with another writer: sysexits' EX_TEMPFAIL) are told
             // apart from other failures.
-            match e.chain().find_map(|c| carelake_sql::ErrorKind::in_chain(c)) {
+            match e.chain().find_map(carelake_sql::ErrorKind::in_chain) {
                 Some(carelake_sql::ErrorKind::Denied) => ExitCode::from(3),
                 Some(kind) if kind.is_retryable() => ExitCode::from(75),
                 _ => ExitCode::FAILURE,
