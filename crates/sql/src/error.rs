@@ -273,16 +273,28 @@ impl From<datafusion::error::DataFusionError> for Error {
 /// An [`Error::Unavailable`] carried through the engine (a cluster's scheduler that cannot be
 /// reached), so it comes back as itself.
 fn unavailable_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    carried_in(error, |e| match e {
+        Error::Unavailable(m) => Some(m.clone()),
+        _ => None,
+    })
+}
+
+/// The first of this crate's errors in `error`'s chain (directly or inside DataFusion's
+/// `External`) that `pick` takes.
+pub(crate) fn carried_in(
+    error: &(dyn std::error::Error + 'static),
+    pick: impl Fn(&Error) -> Option<String>,
+) -> Option<String> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
-        if let Some(Error::Unavailable(m)) = e.downcast_ref::<Error>() {
-            return Some(m.clone());
+        if let Some(found) = e.downcast_ref::<Error>().and_then(&pick) {
+            return Some(found);
         }
         if let Some(datafusion::error::DataFusionError::External(inner)) =
             e.downcast_ref::<datafusion::error::DataFusionError>()
-            && let Some(Error::Unavailable(m)) = inner.downcast_ref::<Error>()
+            && let Some(found) = inner.downcast_ref::<Error>().and_then(&pick)
         {
-            return Some(m.clone());
+            return Some(found);
         }
         current = e.source();
     }

@@ -157,18 +157,11 @@ fn missing_column(error: &datafusion::error::DataFusionError) -> Option<(Option<
 
 /// Finds a permission refusal anywhere in an error's chain of sources.
 pub(crate) fn denial_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(Error::PermissionDenied(m)) = e.downcast_ref::<Error>() {
-            return Some(m.clone());
-        }
-        if let Some(datafusion::error::DataFusionError::External(inner)) =
-            e.downcast_ref::<datafusion::error::DataFusionError>()
-            && let Some(Error::PermissionDenied(m)) = inner.downcast_ref::<Error>()
-        {
-            return Some(m.clone());
-        }
-        current = e.source();
+    if let Some(m) = crate::error::carried_in(error, |e| match e {
+        Error::PermissionDenied(m) => Some(m.clone()),
+        _ => None,
+    }) {
+        return Some(m);
     }
     // A layer that carried the refusal on as text.
     let text = error.to_string();
