@@ -30,9 +30,14 @@ pub(crate) struct CompareArgs {
     /// The Python with DuckDB (`scripts/bench-compare.sh` makes one).
     #[arg(long, env = "CARELAKE_PYTHON", default_value = "python3")]
     python: String,
-    /// Working folder (a fresh one under the system temp folder by default).
+    /// Working folder (a fresh one under the system temp folder by default, removed at the
+    /// end; a folder given here is kept).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Query the lake a previous run left in `--dir` instead of generating and loading again
+    /// (for tuning: the same files, run after run).
+    #[arg(long, requires = "dir")]
+    reuse: bool,
 }
 
 /// The tables the queries read.
@@ -112,9 +117,21 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
 ];
 
 pub(crate) async fn run(args: CompareArgs, principal: Principal) -> Result<()> {
-    let dir = crate::bench::work_dir(args.dir.clone(), "compare")?;
-    let lake =
-        crate::bench::generate_and_load(&dir, args.patients, &principal, "bench compare").await?;
+    let lake_dir = args.dir.as_ref().map(|d| d.join("lake"));
+    let (dir, lake) = match lake_dir.filter(|l| args.reuse && l.join("_carelake").is_dir()) {
+        Some(lake_dir) => {
+            println!("bench compare: reusing the lake in {}", lake_dir.display());
+            let lake = carelake_lake::Lake::open(&lake_dir.to_string_lossy()).await?;
+            (lake_dir, lake)
+        }
+        None => {
+            let dir = crate::bench::work_dir(args.dir.clone(), "compare")?;
+            let lake =
+                crate::bench::generate_and_load(&dir, args.patients, &principal, "bench compare")
+                    .await?;
+            (dir, lake)
+        }
+    };
     let mut tables = BTreeMap::new();
     for table in TABLES {
         let name: TableName = table.parse()?;
@@ -210,15 +227,15 @@ pub(crate) async fn run(args: CompareArgs, principal: Principal) -> Result<()> {
         "bench compare: geometric mean of carelake/DuckDB: {:.2}",
         (log_sum / ours.len() as f64).exp()
     );
-    std::fs::remove_dir_all(&dir).ok();
+    if args.dir.is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
     if !differ.is_empty() {
         bail!("answers differ from DuckDB's: {}", differ.join(", "));
     }
     Ok(())
 }
 
-/// `scripts/bench_duckdb.py` of the project the binary was built from, else under the
-/// working folder.
 /// A peer's side of a benchmark in `scripts/`: beside the sources this binary was built from,
 /// else under the working folder.
 pub(crate) fn script(name: &str) -> PathBuf {

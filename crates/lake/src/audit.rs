@@ -169,8 +169,18 @@ type Waiter = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
 #[derive(Default)]
 pub struct AuditLog {
     pending: std::sync::Mutex<Vec<(Vec<AuditRecord>, Waiter)>>,
-    /// (last sequence number, its hash), once read; held while committing.
-    tail: tokio::sync::Mutex<Option<(i64, String)>>,
+    /// The chain's end as this process last committed or read it; held while committing.
+    tail: tokio::sync::Mutex<Option<Tail>>,
+}
+
+/// The audit table as of this process's last commit, with the chain's last sequence number
+/// and hash there. A commit appends to this version without reading the log again; when
+/// another process has appended since, the commit finds the version taken, and the tail is
+/// read again.
+struct Tail {
+    table: deltalake::DeltaTable,
+    seq: i64,
+    hash: String,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -200,10 +210,6 @@ impl AuditLog {
                 let outcome = commit(lake, &mut tail, records)
                     .await
                     .map_err(|e| e.to_string());
-                if outcome.is_err() {
-                    // Read the tail again next time: the failure may have been a lost race.
-                    *tail = None;
-                }
                 for (_, waiter) in group {
                     let _ = waiter.send(outcome.clone());
                 }
@@ -217,61 +223,51 @@ impl AuditLog {
     }
 }
 
-async fn commit(
-    lake: &Lake,
-    tail: &mut Option<(i64, String)>,
-    records: Vec<AuditRecord>,
-) -> Result<()> {
-    create_system_table(
-        lake,
-        "audit",
-        &AUDIT_SCHEMA,
-        "carelake audit log (hash chain)",
-    )
-    .await?;
-    let url = lake.system_table_url("audit")?;
+async fn commit(lake: &Lake, tail: &mut Option<Tail>, records: Vec<AuditRecord>) -> Result<()> {
     let mut last_error = None;
     for _ in 0..MAX_ATTEMPTS {
-        let table = lake
-            .load_delta(&url, TimeTravel::Latest)
-            .await?
-            .ok_or_else(|| Error::Audit("the audit table vanished".into()))?;
-        let (last_seq, last_hash) = match tail.clone() {
-            Some(t) => t,
-            None => read_tail(&table).await?,
+        let current = match tail.take() {
+            Some(current) => current,
+            None => read_current(lake).await?,
         };
         let mut chained = Vec::with_capacity(records.len());
-        let mut prev = last_hash.clone();
+        let mut prev = current.hash.clone();
         for (i, record) in records.iter().enumerate() {
             let hash = record.hash(&prev);
             chained.push(ChainedRecord {
-                seq: last_seq + 1 + i as i64,
+                seq: current.seq + 1 + i as i64,
                 record: record.clone(),
                 prev_hash: prev,
                 hash: hash.clone(),
             });
             prev = hash;
         }
-        let new_tail = (last_seq + records.len() as i64, prev);
+        let seq = current.seq + records.len() as i64;
         let batch = to_batch(&chained)?;
-        let written = table
+        let written = current
+            .table
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
             .with_commit_properties(
                 CommitProperties::default()
-                    .with_application_transactions(vec![Transaction::new(AUDIT_APP, new_tail.0)])
+                    .with_application_transactions(vec![Transaction::new(AUDIT_APP, seq)])
                     .with_max_retries(0),
             )
             .await;
         match written {
-            Ok(_) => {
-                *tail = Some(new_tail);
+            Ok(table) => {
+                let table = compact_when_due(table).await;
+                *tail = Some(Tail {
+                    table,
+                    seq,
+                    hash: prev,
+                });
                 return Ok(());
             }
             Err(e) => {
-                // Another process appended first: chain after its records.
+                // Another process appended first: chain after its records (the tail stays
+                // unset, so the next attempt reads it again).
                 tracing::debug!(error = %e, "Audit commit lost a race; reading the tail again.");
-                *tail = None;
                 last_error = Some(e);
             }
         }
@@ -280,6 +276,66 @@ async fn commit(
         "could not commit after {MAX_ATTEMPTS} attempts: {}",
         last_error.map(|e| e.to_string()).unwrap_or_default()
     )))
+}
+
+/// Each commit adds a small file; past this many files they are compacted, so that neither a
+/// commit (which reads every file's entry in the log) nor `system.audit` slows down as the
+/// log grows.
+const COMPACT_AT_FILES: usize = 128;
+
+/// The size compacted audit files grow to (about 25k records): a compaction rewrites at most
+/// one file short of it with the new small ones, however long the log.
+const COMPACTED_FILE_BYTES: std::num::NonZeroU64 = std::num::NonZeroU64::new(8 << 20).unwrap();
+
+/// The table compacted into fewer files when it has reached [`COMPACT_AT_FILES`]. Compaction
+/// rewrites whole records (each keeps its sequence number and hashes, so the chain verifies as
+/// before) and does not conflict with other writers' appends. A failed compaction leaves the
+/// table as it was and is tried again at the next commit.
+async fn compact_when_due(table: deltalake::DeltaTable) -> deltalake::DeltaTable {
+    let files = table
+        .snapshot()
+        .map(|s| s.log_data().num_files())
+        .unwrap_or(0);
+    if files < COMPACT_AT_FILES {
+        return table;
+    }
+    match table
+        .clone()
+        .optimize()
+        .with_target_size(COMPACTED_FILE_BYTES)
+        .await
+    {
+        Ok((compacted, metrics)) => {
+            tracing::debug!(
+                removed = metrics.num_files_removed,
+                added = metrics.num_files_added,
+                "Audit log compacted."
+            );
+            compacted
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Audit log compaction failed; it is tried again at the next commit.");
+            table
+        }
+    }
+}
+
+/// The audit table's newest version (made when missing) and the chain's end in it.
+async fn read_current(lake: &Lake) -> Result<Tail> {
+    create_system_table(
+        lake,
+        "audit",
+        &AUDIT_SCHEMA,
+        "carelake audit log (hash chain)",
+    )
+    .await?;
+    let url = lake.system_table_url("audit")?;
+    let table = lake
+        .load_delta(&url, TimeTravel::Latest)
+        .await?
+        .ok_or_else(|| Error::Audit("the audit table vanished".into()))?;
+    let (seq, hash) = read_tail(&table).await?;
+    Ok(Tail { table, seq, hash })
 }
 
 /// The last sequence number and hash of the table (0 and the genesis hash when empty).
@@ -588,5 +644,39 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_writers_keep_one_chain_and_the_log_stays_compact() {
+        let dir = std::env::temp_dir().join(format!("carelake-audit-{}", uuid::Uuid::new_v4()));
+        let location = dir.to_string_lossy().to_string();
+        let lake = Lake::init(&location).await.unwrap();
+        // Another handle is another process: its appends make this one's cached tail stale.
+        let other = Lake::open(&location).await.unwrap();
+        let commits = COMPACT_AT_FILES * 2 + 10;
+        for i in 0..commits {
+            let writer = if i % 3 == 0 { &other } else { &lake };
+            let mut record = AuditRecord::new("u", "cli", "statement");
+            record.statement = Some(format!("SELECT {i}"));
+            writer.audit_append(vec![record]).await.unwrap();
+        }
+        assert_eq!(
+            lake.audit_verify().await.unwrap(),
+            Verification::Intact { records: commits }
+        );
+        let records = lake.audit_records().await.unwrap();
+        let statements: Vec<_> = records
+            .iter()
+            .map(|r| r.record.statement.clone().unwrap())
+            .collect();
+        let expected: Vec<_> = (0..commits).map(|i| format!("SELECT {i}")).collect();
+        assert_eq!(statements, expected);
+        let table = lake.audit_table().await.unwrap().unwrap();
+        let files = table.snapshot().unwrap().log_data().num_files();
+        assert!(
+            files <= COMPACT_AT_FILES,
+            "{files} files after {commits} commits"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

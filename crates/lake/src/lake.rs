@@ -70,6 +70,8 @@ struct LakeInner {
     secret: SecretCell,
     /// The folded catalog, refreshed from newer commits only.
     catalog_cache: crate::catalog::CatalogCache,
+    /// Each table's newest snapshot as last read.
+    snapshots: crate::snapshots::SnapshotCache,
 }
 
 /// The key source set by the command line (`--key-file`, `--key-command`); without one, the
@@ -182,6 +184,7 @@ impl Lake {
                 audit: crate::AuditLog::default(),
                 secret: SecretCell::default(),
                 catalog_cache: Default::default(),
+                snapshots: Default::default(),
             }),
         })
     }
@@ -244,6 +247,7 @@ impl Lake {
                 audit: crate::AuditLog::default(),
                 secret: SecretCell::default(),
                 catalog_cache: Default::default(),
+                snapshots: Default::default(),
             }),
         })
     }
@@ -455,6 +459,11 @@ impl Lake {
 
     /// Loads the Delta table at `url`, or `None` when there is no Delta table there.
     pub async fn load_delta(&self, url: &Url, at: TimeTravel) -> Result<Option<DeltaTable>> {
+        if at == TimeTravel::Latest
+            && let Some(table) = self.inner.snapshots.latest(url).await?
+        {
+            return Ok(Some(table));
+        }
         if url.scheme() == "file" || url.scheme() == ENCRYPTED_SCHEME {
             let Some(path) = local_path(url) else {
                 return Ok(None);
@@ -474,7 +483,12 @@ impl Lake {
             TimeTravel::Timestamp(ts) => builder.with_timestamp(ts),
         };
         match builder.load().await {
-            Ok(table) => Ok(Some(table)),
+            Ok(table) => {
+                if at == TimeTravel::Latest {
+                    self.inner.snapshots.remember(url, &table).await;
+                }
+                Ok(Some(table))
+            }
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }

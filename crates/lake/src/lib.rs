@@ -26,6 +26,7 @@ pub mod roles;
 mod runs;
 pub mod scram;
 mod scrub;
+mod snapshots;
 mod tokens;
 mod users;
 mod util;
