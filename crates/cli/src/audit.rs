@@ -51,11 +51,23 @@ pub(crate) fn is_verification_failure(e: &anyhow::Error) -> bool {
 }
 
 fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    parse_instant(text, "--since")
+}
+
+/// An instant given to `flag`: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC) or a date (its start,
+/// UTC).
+pub(crate) fn parse_instant(text: &str, flag: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| anyhow::anyhow!("--since takes an RFC 3339 time or a date (YYYY-MM-DD)"))?;
+    for form in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, form) {
+            return Ok(t.and_utc());
+        }
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        anyhow::anyhow!("{flag} takes an RFC 3339 time, YYYY-MM-DD HH:MM:SS (UTC) or a date")
+    })?;
     Ok(date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
 }
 

@@ -66,6 +66,12 @@ pub enum Error {
         "the lake at {0} is encrypted: give its key with --key-file, CARELAKE_KEY_FILE, CARELAKE_KEY_COMMAND or CARELAKE_KEY"
     )]
     KeyRequired(String),
+    /// A backup, a restore or a check of the lake's files.
+    #[error("{0}")]
+    Backup(String),
+    /// A fault plan (`CARELAKE_FAULTS`) that cannot be read.
+    #[error("CARELAKE_FAULTS: {0}")]
+    Faults(String),
     /// Local file system access failed.
     #[error("{context}: {source}")]
     Io {

@@ -156,7 +156,7 @@ impl Lake {
 
     /// A plain handle on `location` without touching storage (the key file is read by
     /// [`Lake::open`] and [`Lake::init`]).
-    fn at(location: &str) -> Result<Self> {
+    pub(crate) fn at(location: &str) -> Result<Self> {
         let root = parse_location(location)?;
         let storage_options = storage_options_from_env();
         let store = DeltaTableBuilder::from_url(root.clone())?
@@ -164,7 +164,7 @@ impl Lake {
             .build_storage()?
             .root_object_store(None);
         let local = (root.scheme() == "file").then(|| std::path::PathBuf::from("/"));
-        let bare = store;
+        let bare = crate::faults::wrap(store, crate::faults::process_plan()?);
         let store: Arc<dyn ObjectStore> = Arc::new(crate::files::LakeFiles::new(
             Arc::clone(&bare),
             local.clone(),
@@ -630,6 +630,23 @@ impl Lake {
         }
     }
 
+    /// The store under every layer: the lake's files exactly as stored (encrypted, for an
+    /// encrypted lake).
+    pub(crate) fn inner_bare(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner.bare)
+    }
+
+    /// The store without encryption but with the lake's file layer (private modes).
+    pub(crate) fn inner_raw(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner.raw_store)
+    }
+
+    /// The store the lake's tables are read through (decrypting, for an encrypted lake), at the
+    /// lake root.
+    pub(crate) fn lake_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        self.root_store()
+    }
+
     /// An object store rooted at the lake root.
     fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
         self.lake_level(&self.inner.store)
@@ -637,7 +654,7 @@ impl Lake {
 
     /// `store` (a root store) scoped to the lake root, the way deltalake scopes it to a
     /// table's root.
-    fn lake_level(&self, store: &Arc<dyn ObjectStore>) -> Result<Arc<dyn ObjectStore>> {
+    pub(crate) fn lake_level(&self, store: &Arc<dyn ObjectStore>) -> Result<Arc<dyn ObjectStore>> {
         let url = self.folder_url("")?;
         Ok(DeltaTableBuilder::from_url(url.clone())?
             .with_storage_options(self.inner.storage_options.clone())
@@ -692,7 +709,7 @@ fn keyring_path() -> StorePath {
     StorePath::from(format!("{SYSTEM_FOLDER}/{KEYRING_FILE}"))
 }
 
-fn parse_location(location: &str) -> Result<Url> {
+pub(crate) fn parse_location(location: &str) -> Result<Url> {
     let invalid = |reason: String| Error::InvalidLocation {
         location: location.to_string(),
         reason,

@@ -13,9 +13,12 @@
 
 mod alerts;
 mod audit;
+mod backup;
 mod catalog;
+mod check;
 pub mod crypt;
 mod error;
+pub mod faults;
 mod files;
 mod governance;
 mod history;
@@ -34,7 +37,12 @@ mod watch;
 
 pub use alerts::{AlertEvent, AlertRule, AlertStore, Channel, Delivery, RuleState};
 pub use audit::{AuditLog, AuditRecord, ChainedRecord, Verification, audit_schema, verify_chain};
+pub use backup::{
+    BackedUpFile, BackedUpTable, BackupCheck, BackupManifest, BackupReport, RestoreReport,
+    check_backup, list_backups, restore,
+};
 pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
+pub use check::{CheckReport, Problem, TableCheck};
 pub use crypt::{KeySource, MasterKey};
 pub use error::{Error, Result};
 pub use files::create_private_dir;

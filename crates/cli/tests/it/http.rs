@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::support::{Workspace, spawn_serve};
+use crate::support::{Workspace, spawn_serve_with};
 
 const USER: &str = "tester";
 const PASSWORD: &str = "a long test password";
@@ -21,9 +21,15 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(ws: &Workspace) -> Self {
-        let (child, line) = spawn_serve(
+        Self::start_with_env(ws, &[])
+    }
+
+    /// [`Server::start`] with extra environment.
+    pub(crate) fn start_with_env(ws: &Workspace, env: &[(&str, &str)]) -> Self {
+        let (child, line) = spawn_serve_with(
             ws,
             &["--http-listen", "127.0.0.1:0", "--flush-seconds", "0.2"],
+            env,
         );
         let port = line
             .split("http://")

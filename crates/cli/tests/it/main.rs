@@ -2,12 +2,14 @@
 //! binary, bad input, concurrent writers and interoperability with an independent Delta reader.
 
 mod alerts;
+mod backup;
 mod cdc;
 mod cli;
 mod cluster;
 mod concurrency;
 mod deid;
 mod encryption;
+mod faults;
 mod fhir;
 mod governance;
 mod hl7;
