@@ -46,6 +46,11 @@ pub(crate) enum BenchCommand {
     /// Load-test the HTTP API on loopback: streamed events (events/s, latency percentiles,
     /// every acknowledged event in the lake once), then queries.
     Http(crate::bench_http::HttpBenchArgs),
+    /// The whole server under a steady mixed load for N minutes: streamed events, MLLP,
+    /// queries over HTTP and Postgres and a scheduled model at once; prints throughput,
+    /// latency percentiles and the server's memory per minute, and checks that every
+    /// acknowledged event and message is in the lake once.
+    Soak(crate::bench_soak::SoakArgs),
     /// Catalog refresh as the catalog grows: a cold open, a refresh with nothing new, a
     /// refresh after another process's commit, and a fold of every event, at each size.
     Catalog(crate::bench_catalog::CatalogBenchArgs),
@@ -216,6 +221,7 @@ pub(crate) async fn run(which: BenchCommand, principal: Principal) -> Result<()>
         } => governance(patients, runs, dir, principal).await,
         BenchCommand::Http(args) => crate::bench_http::run(args, principal).await,
         BenchCommand::Catalog(args) => crate::bench_catalog::run(args).await,
+        BenchCommand::Soak(args) => crate::bench_soak::run(args).await,
         BenchCommand::Compare(args) => crate::bench_compare::run(args, principal).await,
         BenchCommand::Cluster(args) => crate::bench_cluster::run(args, principal).await,
         BenchCommand::Query {

@@ -37,12 +37,12 @@ pub(crate) struct HttpBenchArgs {
 }
 
 /// One keep-alive HTTP/1.1 connection.
-struct Connection {
+pub(crate) struct Connection {
     reader: BufReader<TcpStream>,
 }
 
 impl Connection {
-    async fn open(port: u16) -> Result<Self> {
+    pub(crate) async fn open(port: u16) -> Result<Self> {
         let stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
@@ -51,7 +51,7 @@ impl Connection {
     }
 
     /// Sends a request; returns the status and body.
-    async fn post(
+    pub(crate) async fn post(
         &mut self,
         path: &str,
         auth: &str,
@@ -92,7 +92,7 @@ impl Connection {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

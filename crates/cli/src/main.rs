@@ -9,6 +9,7 @@ mod bench_catalog;
 mod bench_cluster;
 mod bench_compare;
 mod bench_http;
+mod bench_soak;
 mod cert;
 mod cluster;
 mod demo;

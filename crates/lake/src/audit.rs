@@ -269,6 +269,12 @@ async fn commit(lake: &Lake, tail: &mut Option<Tail>, records: Vec<AuditRecord>)
                 // unset, so the next attempt reads it again).
                 tracing::debug!(error = %e, "Audit commit lost a race; reading the tail again.");
                 last_error = Some(e);
+                // A little jitter, so that two writers that keep colliding drift apart.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_micros(u64::from(nanos % 5000))).await;
             }
         }
     }
@@ -339,13 +345,57 @@ async fn read_current(lake: &Lake) -> Result<Tail> {
 }
 
 /// The last sequence number and hash of the table (0 and the genesis hash when empty).
+/// The file holding the highest sequence number is found from the log's statistics, and only
+/// its row is read, so that a writer that lost a race to another process catches up in about
+/// the time of one commit, however long the log (reading it all, the loser of a busy server's
+/// stream of audit commits would lose every time).
 async fn read_tail(table: &deltalake::DeltaTable) -> Result<(i64, String)> {
-    let records = read_records(table).await?;
-    Ok(records
-        .into_iter()
-        .max_by_key(|r| r.seq)
-        .map(|r| (r.seq, r.hash))
-        .unwrap_or_else(|| (0, GENESIS.to_string())))
+    let Some(highest) = highest_seq(table) else {
+        let records = read_records(table).await?;
+        return Ok(records
+            .into_iter()
+            .max_by_key(|r| r.seq)
+            .map(|r| (r.seq, r.hash))
+            .unwrap_or_else(|| (0, GENESIS.to_string())));
+    };
+    if highest == 0 {
+        // Sequence numbers start at 1: the table is empty.
+        return Ok((0, GENESIS.to_string()));
+    }
+    use datafusion::prelude::{SessionContext, col, lit};
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await?;
+    let batches = ctx
+        .read_table(provider)?
+        .filter(col("seq").eq(lit(highest)))?
+        .select_columns(&["hash"])?
+        .collect()
+        .await?;
+    for batch in batches {
+        let hash = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+        if let Some(hash) = hash.as_any().downcast_ref::<StringArray>()
+            && !hash.is_empty()
+            && hash.is_valid(0)
+        {
+            return Ok((highest, hash.value(0).to_string()));
+        }
+    }
+    Err(Error::Audit(format!(
+        "the log's statistics name record {highest}, which no file holds"
+    )))
+}
+
+/// The highest sequence number in the table from the log's file statistics: `Some(0)` for an
+/// empty table, `None` when a file has no statistics (then the records are read).
+fn highest_seq(table: &deltalake::DeltaTable) -> Option<i64> {
+    let snapshot = table.snapshot().ok()?;
+    let mut highest = 0;
+    for file in snapshot.log_data().iter() {
+        let stats: serde_json::Value = serde_json::from_str(&file.stats()?).ok()?;
+        highest = highest.max(stats.pointer("/maxValues/seq")?.as_i64()?);
+    }
+    Some(highest)
 }
 
 fn to_batch(records: &[ChainedRecord]) -> Result<RecordBatch> {

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt as _;
+use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -601,8 +601,8 @@ pub(crate) fn wrap(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::ObjectStoreExt as _;
     use futures::TryStreamExt as _;
+    use object_store::ObjectStoreExt as _;
     use object_store::memory::InMemory;
 
     fn store(plan: &str) -> (FaultStore, Arc<dyn ObjectStore>) {

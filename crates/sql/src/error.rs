@@ -94,6 +94,15 @@ pub(crate) fn kind_in(error: &(dyn std::error::Error + 'static)) -> Option<Error
     None
 }
 
+/// A Parquet error: the store's or the file system's when it carries one (a write that
+/// failed for lack of space, a read the store refused), else a fault of the file.
+fn parquet_step(e: &datafusion::parquet::errors::ParquetError) -> Step<'_> {
+    match e {
+        datafusion::parquet::errors::ParquetError::External(inner) => Step::Into(inner.as_ref()),
+        _ => Step::Kind(ErrorKind::Internal),
+    }
+}
+
 /// One error's say in [`kind_in`]: a kind, a wrapped error to look into, or its source.
 enum Step<'a> {
     Kind(ErrorKind),
@@ -132,7 +141,8 @@ fn kind_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Step<'a> {
             Df::ArrowError(inner, _) => Step::Into(inner.as_ref()),
             Df::ObjectStore(inner) => Step::Into(inner.as_ref()),
             Df::IoError(inner) => Step::Into(inner),
-            Df::ParquetError(_) | Df::Internal(_) | Df::Substrait(_) | Df::ExecutionJoin(_) => {
+            Df::ParquetError(inner) => parquet_step(inner),
+            Df::Internal(_) | Df::Substrait(_) | Df::ExecutionJoin(_) => {
                 Step::Kind(ErrorKind::Internal)
             }
             _ => Step::Source,
@@ -169,7 +179,12 @@ fn kind_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Step<'a> {
         };
     }
     if let Some(e) = e.downcast_ref::<std::io::Error>() {
-        return Step::Kind(io_kind(e));
+        // An I/O error of no telling kind that wraps another (a Parquet writer's failed
+        // upload wraps the store's error) says what the wrapped one says.
+        return match (io_kind(e), e.get_ref()) {
+            (ErrorKind::Internal, Some(inner)) => Step::Into(inner),
+            (kind, _) => Step::Kind(kind),
+        };
     }
     if let Some(e) = e.downcast_ref::<deltalake::DeltaTableError>() {
         use deltalake::DeltaTableError as D;
@@ -188,8 +203,24 @@ fn kind_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Step<'a> {
             },
             D::ObjectStore { source } => Step::Into(source),
             D::Io { source } => Step::Into(source),
+            D::Parquet { source } => parquet_step(source),
+            // The kernel's errors carry the store's error as their source.
+            D::KernelError(_) => Step::Source,
             D::Arrow { source } => Step::Into(source),
             D::Generic(_) => Step::Kind(ErrorKind::Invalid),
+            _ => Step::Kind(ErrorKind::Internal),
+        };
+    }
+    if let Some(e) = e.downcast_ref::<delta_kernel::Error>() {
+        use delta_kernel::Error as K;
+        // The kernel's wrappers do not all name their cause as a source.
+        return match e {
+            K::Backtraced { source, .. } => Step::Into(source.as_ref()),
+            K::ObjectStore(inner) => Step::Into(inner),
+            K::IOError(inner) => Step::Into(inner),
+            K::Arrow(inner) => Step::Into(inner),
+            K::Parquet(inner) => parquet_step(inner),
+            K::GenericError { source } => Step::Into(source.as_ref()),
             _ => Step::Kind(ErrorKind::Internal),
         };
     }
