@@ -73,12 +73,18 @@ class Harness:
             lake,
             [
                 "sql",
-                "SELECT zone || '.' || table_name FROM system.tables WHERE kind = 'table' ORDER BY 1",
+                "SELECT zone, table_name FROM system.tables WHERE kind = 'table' ORDER BY 1, 2",
                 "--format",
                 "csv",
             ],
         ).stdout.splitlines()[1:]
-        tables = [t.strip() for t in out if t.strip()]
+        tables = []
+        for row in out:
+            if not row.strip():
+                continue
+            zone, name = row.strip().split(",", 1)
+            # system.tables names a table with its zone or without it, by version
+            tables.append(name if "." in name else f"{zone}.{name}")
         if not tables:
             return {}
         sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in tables)

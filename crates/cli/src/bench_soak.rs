@@ -503,7 +503,10 @@ pub(crate) async fn run(args: SoakArgs) -> Result<()> {
                     }
                     let mut minutes = stats.minutes.lock().expect("stats lock");
                     if let Some(m) = minutes.get_mut(reported) {
-                        print_minute(reported + 1, m);
+                        // The last minute may be a part of one.
+                        let began = stats.started + Duration::from_secs(reported as u64 * 60);
+                        let seconds = deadline.saturating_duration_since(began).as_secs_f64();
+                        print_minute(reported + 1, m, seconds.clamp(1.0, 60.0));
                     }
                     reported += 1;
                 }
@@ -680,7 +683,7 @@ fn print_header() {
     );
 }
 
-fn print_minute(number: usize, m: &mut Minute) {
+fn print_minute(number: usize, m: &mut Minute, seconds: f64) {
     let pair = |l: &mut Vec<Duration>| {
         l.sort_unstable();
         format!("{:.1}/{:.1}", percentile(l, 0.5), percentile(l, 0.99))
@@ -692,13 +695,13 @@ fn print_minute(number: usize, m: &mut Minute) {
         .map_or("-".to_string(), |kb| format!("{:.0}", *kb as f64 / 1024.0));
     println!(
         "{number:>3} {:>8.0} {:>17} {:>9.1} {:>17} {:>7.1} {:>17} {:>7.1} {:>17} {:>6} {:>5} {:>7}",
-        m.events as f64 / 60.0,
+        m.events as f64 / seconds,
         pair(&mut m.ingest),
-        m.mllp.len() as f64 / 60.0,
+        m.mllp.len() as f64 / seconds,
         pair(&mut m.mllp),
-        m.http_queries.len() as f64 / 60.0,
+        m.http_queries.len() as f64 / seconds,
         pair(&mut m.http_queries),
-        m.pg_queries.len() as f64 / 60.0,
+        m.pg_queries.len() as f64 / seconds,
         pair(&mut m.pg_queries),
         m.errors,
         m.runs.map_or("-".to_string(), |r| r.to_string()),
