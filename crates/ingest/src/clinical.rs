@@ -462,9 +462,19 @@ impl crate::Loader {
             staged.delete(&dropped).await;
             let name = staged.name.clone();
             let created = staged.created;
+            // Whether the catalog lacks the table altogether.
+            let mut unlisted = false;
             let written = if txns.is_empty() {
+                // A load stopped between a commit and its catalog event (a crash) leaves the
+                // table ahead of the catalog: run again, it takes nothing new and completes it.
                 if !created {
-                    continue;
+                    let entry = self.lake.catalog().get(&name).await?;
+                    unlisted = entry.is_none();
+                    let behind = entry
+                        .is_none_or(|e| e.table_version < staged.table.version().map(|v| v as i64));
+                    if !behind {
+                        continue;
+                    }
                 }
                 // Made by this round and given nothing: recorded in the catalog all the same.
                 staged.table.clone()
@@ -512,7 +522,7 @@ impl crate::Loader {
                     .ok_or_else(|| Error::Worker(format!("{name} vanished after its commit")))?
             };
             let mut event = CatalogEvent::written(name.clone(), &written);
-            if created {
+            if created || unlisted {
                 event.description = Some(spec.description.clone());
                 event.owner = Some(self.principal.name.clone());
                 event.upstream = Some(Vec::new());

@@ -340,11 +340,9 @@ impl Loader {
         load_id: &str,
         started_at: chrono::DateTime<Utc>,
     ) -> Result<LoadSummary> {
-        if self
-            .lake
-            .catalog()
-            .get(&request.table)
-            .await?
+        let entry = self.lake.catalog().get(&request.table).await?;
+        if entry
+            .as_ref()
             .is_some_and(|e| e.kind == carelake_lake::EntryKind::External)
         {
             return Err(crate::Error::ExternalTable(request.table.to_string()));
@@ -407,6 +405,25 @@ impl Loader {
         }
         if to_load.is_empty() {
             self.lake.load_history().record(&history).await?;
+            // A load stopped between its commit and its catalog event (a crash) leaves the
+            // table ahead of the catalog; run again, it finds every file loaded and completes
+            // the catalog.
+            if let Some(table) = &existing
+                && entry
+                    .as_ref()
+                    .is_none_or(|e| e.table_version < table.version().map(|v| v as i64))
+            {
+                let mut event = CatalogEvent::written(request.table.clone(), table);
+                if entry.is_none() {
+                    event.owner = Some(self.principal.name.clone());
+                    event.upstream = Some(Vec::new());
+                    event.source = Some(format!(
+                        "{} load, its catalog entry completed by a rerun",
+                        format.as_str()
+                    ));
+                }
+                self.lake.catalog().record(&[event]).await?;
+            }
             return Ok(summary);
         }
 
