@@ -6,17 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cache="${CARELAKE_CI_CACHE:-$HOME/.cache/carelake}"
-tools="$cache/tools"
-export PATH="$tools/bin:$PATH"
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "installing cargo-fuzz into $tools"
-    cargo install cargo-fuzz --locked --version 0.13.2 --root "$tools" --quiet
-fi
-# cargo-fuzz passes nightly -Z flags (sanitizer, coverage); on the stable toolchain
-# RUSTC_BOOTSTRAP=1 lets rustc accept them.
-export RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_DIR="$cache/fuzz-target"
+. scripts/fuzz-env.sh
 seconds="${CARELAKE_FUZZ_SECONDS:-10}"
 
 for dir in crates/*/fuzz; do

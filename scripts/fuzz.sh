@@ -23,15 +23,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-cache="${CARELAKE_CI_CACHE:-$HOME/.cache/carelake}"
-tools="$cache/tools"
-export PATH="$tools/bin:$PATH"
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "installing cargo-fuzz into $tools"
-    cargo install cargo-fuzz --locked --version 0.13.2 --root "$tools" --quiet
-fi
-export RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_DIR="$cache/fuzz-target"
+. scripts/fuzz-env.sh
 shared="$(cd .. && pwd)/shared/data"
 
 # Seeds: which shared samples feed which target.

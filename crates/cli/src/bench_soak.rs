@@ -551,19 +551,23 @@ pub(crate) async fn run(args: SoakArgs) -> Result<()> {
     let lake = carelake_lake::Lake::open(&lake_dir.to_string_lossy()).await?;
     let session =
         carelake_sql::Session::open(lake, carelake_common::Principal::local_admin()).await?;
+    // The first row's counts, column by column.
     let count = |sql: String| {
         let session = &session;
         async move {
             let result = session.sql(&sql).await?;
-            let text = arrow::util::pretty::pretty_format_batches(&result.batches)?.to_string();
-            Ok::<_, anyhow::Error>(
-                text.lines()
-                    .nth(3)
-                    .unwrap_or_default()
-                    .split('|')
-                    .filter_map(|v| v.trim().parse::<u64>().ok())
-                    .collect::<Vec<_>>(),
-            )
+            let mut values = Vec::new();
+            if let Some(batch) = result.batches.iter().find(|b| b.num_rows() > 0) {
+                for column in batch.columns() {
+                    let column = arrow::compute::cast(column, &arrow::datatypes::DataType::UInt64)?;
+                    let column = column
+                        .as_any()
+                        .downcast_ref::<arrow::array::UInt64Array>()
+                        .context("a count that is not a number")?;
+                    values.push(column.value(0));
+                }
+            }
+            Ok::<_, anyhow::Error>(values)
         }
     };
     let events = count(format!(

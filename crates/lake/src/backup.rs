@@ -464,23 +464,15 @@ impl Copier {
         }
         // Streamed into a temporary blob, named once its hash is known.
         let temporary = StorePath::from(format!("blobs/tmp/{}", uuid::Uuid::new_v4()));
-        let mut stream = self
+        let stream = self
             .source
             .get(&meta.location)
             .await
             .map_err(missing)?
             .into_stream();
         let mut writer = WriteMultipart::new(self.dest.put_multipart(&temporary).await?);
-        let mut digest = Sha256::new();
-        let mut size = 0u64;
-        while let Some(chunk) = stream.try_next().await? {
-            digest.update(&chunk);
-            size += chunk.len() as u64;
-            writer.wait_for_capacity(4).await?;
-            writer.put(chunk);
-        }
+        let (sha256, size) = stream_hashed(stream, &mut writer).await?;
         writer.finish().await?;
-        let sha256 = hex::encode(digest.finalize());
         self.dest.rename(&temporary, &blob_path(&sha256)).await?;
         Ok((sha256, size, size))
     }
@@ -543,6 +535,23 @@ pub async fn restore(
     Ok(RestoreReport { manifest, bytes })
 }
 
+/// Streams `stream` into `writer` (not finished, so that the caller can still abort it) and
+/// returns the bytes' SHA-256 and size.
+async fn stream_hashed(
+    mut stream: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    writer: &mut WriteMultipart,
+) -> Result<(String, u64)> {
+    let mut digest = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.try_next().await? {
+        digest.update(&chunk);
+        size += chunk.len() as u64;
+        writer.wait_for_capacity(4).await?;
+        writer.put(chunk);
+    }
+    Ok((hex::encode(digest.finalize()), size))
+}
+
 /// Writes one file of a backup into the lake, checking its hash and size.
 async fn restore_file(
     backup: &Arc<dyn ObjectStore>,
@@ -555,22 +564,15 @@ async fn restore_file(
             file.path
         ))
     };
-    let mut stream = match backup.get(&blob_path(&file.sha256)).await {
+    let stream = match backup.get(&blob_path(&file.sha256)).await {
         Ok(got) => got.into_stream(),
         Err(object_store::Error::NotFound { .. }) => return Err(damaged("its content is gone")),
         Err(e) => return Err(e.into()),
     };
     let path = StorePath::from(file.path.as_str());
     let mut writer = WriteMultipart::new(target.put_multipart(&path).await?);
-    let mut digest = Sha256::new();
-    let mut size = 0u64;
-    while let Some(chunk) = stream.try_next().await? {
-        digest.update(&chunk);
-        size += chunk.len() as u64;
-        writer.wait_for_capacity(4).await?;
-        writer.put(chunk);
-    }
-    if size != file.size || hex::encode(digest.finalize()) != file.sha256 {
+    let (sha256, size) = stream_hashed(stream, &mut writer).await?;
+    if size != file.size || sha256 != file.sha256 {
         writer.abort().await?;
         return Err(damaged("its content does not match its hash"));
     }

@@ -136,31 +136,7 @@ fn a_backup_taken_under_load_restores_every_acknowledged_event() {
         ["East,31", "North,20", "South,14"]
     );
     let server = Server::start(&restored);
-    let started = Instant::now();
-    let rows = loop {
-        let out = restored.run(&[
-            "sql",
-            "SELECT event_id FROM raw.backup_test",
-            "--format",
-            "csv",
-        ]);
-        let rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .skip(1)
-            .map(str::to_string)
-            .collect();
-        let found: HashSet<&String> = rows.iter().collect();
-        if before.iter().all(|id| found.contains(id)) {
-            break rows;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{} of {} events acknowledged before the backup are in the restored lake",
-            before.iter().filter(|id| found.contains(id)).count(),
-            before.len()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let rows = restored.wait_for_ids("SELECT event_id FROM raw.backup_test", &before);
     let distinct: HashSet<&String> = rows.iter().collect();
     assert_eq!(distinct.len(), rows.len(), "an event is restored twice");
     // The lake's users came with it.

@@ -482,33 +482,8 @@ fn acknowledged_events_survive_a_kill_exactly_once() {
     );
     // Restarted, the server puts back what the log has and the lake lacks.
     let server = Server::start(&ws);
-    let count_sql = "SELECT count(*) FROM raw.kill_test";
-    let started = Instant::now();
-    let stored: Vec<String> = loop {
-        // The table appears with the first flush after the restart when none came before.
-        let out = ws.run(&[
-            "sql",
-            "SELECT event_id FROM raw.kill_test",
-            "--format",
-            "csv",
-        ]);
-        let rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .skip(1)
-            .map(str::to_string)
-            .collect();
-        let ids: HashSet<&String> = rows.iter().collect();
-        if acknowledged.iter().all(|a| ids.contains(a)) {
-            break rows;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{} of {} acknowledged events in the lake",
-            acknowledged.iter().filter(|a| ids.contains(a)).count(),
-            acknowledged.len()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    // The table appears with the first flush after the restart when none came before.
+    let stored = ws.wait_for_ids("SELECT event_id FROM raw.kill_test", &acknowledged);
     let distinct: HashSet<&String> = stored.iter().collect();
     assert_eq!(
         distinct.len(),
@@ -522,6 +497,7 @@ fn acknowledged_events_survive_a_kill_exactly_once() {
         stored.len() - acknowledged.len()
     );
     // A resend of everything after the restart adds nothing.
+    let count_sql = "SELECT count(*) FROM raw.kill_test";
     let before = ws.scalar(count_sql);
     let body: String = acknowledged
         .iter()

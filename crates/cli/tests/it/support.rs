@@ -235,3 +235,35 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+impl Workspace {
+    /// The values `sql` (one column) returns once they include every one of `expected`,
+    /// waiting up to 60 s (a restarted server stores what its write-ahead log holds a little
+    /// after it starts); panics with how many were found when they do not arrive.
+    pub(crate) fn wait_for_ids(
+        &self,
+        sql: &str,
+        expected: &std::collections::HashSet<String>,
+    ) -> Vec<String> {
+        let started = std::time::Instant::now();
+        loop {
+            let out = self.run(&["sql", sql, "--format", "csv"]);
+            let rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .skip(1)
+                .map(str::to_string)
+                .collect();
+            let found: std::collections::HashSet<&String> = rows.iter().collect();
+            if expected.iter().all(|id| found.contains(id)) {
+                return rows;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{} of {} expected values returned by {sql}",
+                expected.iter().filter(|id| found.contains(id)).count(),
+                expected.len()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+}
