@@ -511,10 +511,7 @@ async fn load_cdc(
         .load(request)
         .await?;
     print_load_summary(&summary);
-    if summary.rows_loaded == 0 {
-        println!("No new changes for {target}.");
-        return Ok(());
-    }
+    // Every load of the feed not yet applied (also one a stopped run loaded but did not apply).
     let session = Session::open(lake, principal).await?;
     let applied = carelake_pipeline::cdc::apply(
         &session,
@@ -525,9 +522,12 @@ async fn load_cdc(
             op_column,
             ts_column,
         },
-        &summary.load_id,
     )
     .await?;
+    if applied.changes == 0 && !applied.created {
+        println!("No new changes for {target}.");
+        return Ok(());
+    }
     println!(
         "Applied {} change(s) to {target}{}: {} rows now.",
         applied.changes,

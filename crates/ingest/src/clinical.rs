@@ -335,7 +335,7 @@ impl crate::Loader {
                         crate::fhir::FhirParser,
                     )
                     .await?;
-                crate::fhir::refresh_views(&self.lake, &self.principal, &summary).await?;
+                crate::fhir::refresh_views(&self.lake, &self.principal).await?;
                 summary
             }
             ClinicalFormat::X12 => {

@@ -21,13 +21,14 @@ use carelake_common::{Principal, TableName, Zone};
 use carelake_fhir::ViewDefinition;
 use carelake_lake::{CatalogEvent, Lake, TimeTravel};
 use chrono::{DateTime, Utc};
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use serde_json::Value;
 
 use crate::clinical::{
-    ClinicalParser, ClinicalSummary, FileParse, RoundContext, SourceFile, TableSpec, clip,
-    table_index,
+    ClinicalParser, FileParse, RoundContext, SourceFile, TableSpec, clip, table_index,
 };
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
@@ -294,31 +295,53 @@ pub async fn add_view(
     Ok((table, rows))
 }
 
-/// Recomputes the views over the resource types a load touched, and any view whose table does
-/// not exist yet while its resources do.
-pub(crate) async fn refresh_views(
-    lake: &Lake,
-    principal: &Principal,
-    summary: &ClinicalSummary,
-) -> Result<()> {
-    let touched: Vec<String> = summary
-        .tables
-        .iter()
-        .filter(|t| t.rows_added > 0)
-        .map(|t| t.table.name.clone())
-        .collect();
+/// Recomputes every view that is behind: its table missing, not in the catalog or behind its
+/// catalog entry, or computed from another version of its raw table or another definition.
+/// A view table's commit records what it was computed from (see [`view_source_id`]), so a load
+/// stopped after its raw commit but before its views are written (a crash) is completed by the
+/// next load or refresh, whether or not that one brings anything new.
+pub(crate) async fn refresh_views(lake: &Lake, principal: &Principal) -> Result<()> {
     for view in views(lake).await? {
-        let raw = raw_table_of(view.resource());
+        let raw = TableName::new(Zone::Raw, raw_table_of(view.resource()))?;
+        let Some(raw_table) = lake
+            .load_delta(&lake.table_url(&raw)?, TimeTravel::Latest)
+            .await?
+        else {
+            continue;
+        };
         let target = view_table(&view)?;
-        let missing = lake
+        let current = match lake
             .load_delta(&lake.table_url(&target)?, TimeTravel::Latest)
             .await?
-            .is_none();
-        if touched.contains(&raw) || missing {
+        {
+            None => false,
+            Some(table) => {
+                let source = table
+                    .snapshot()?
+                    .transaction_version(table.log_store().as_ref(), view_source_id(&view))
+                    .await?;
+                let listed = lake
+                    .catalog()
+                    .get(&target)
+                    .await?
+                    .is_some_and(|e| e.table_version >= table.version().map(|v| v as i64));
+                listed && source == raw_table.version().map(|v| v as i64)
+            }
+        };
+        if !current {
             materialize(lake, principal, &view).await?;
         }
     }
     Ok(())
+}
+
+/// The application-transaction id a view table's commits carry: it names the view's definition
+/// (a hash of its JSON); its version is the version of the raw table the rows were computed from.
+fn view_source_id(view: &ViewDefinition) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(view.json().to_string().as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("carelake-view:{}:{hex}", view.name())
 }
 
 /// Recomputes every view from the raw tables; returns (view table, rows).
@@ -375,7 +398,11 @@ struct Current {
 }
 
 /// The newest version of each resource of a type, deletions left out.
-async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Vec<Current>>> {
+/// Returns them with the version of the raw table read.
+async fn current_resources(
+    lake: &Lake,
+    resource_type: &str,
+) -> Result<Option<(Vec<Current>, i64)>> {
     let name = TableName::new(Zone::Raw, raw_table_of(resource_type))?;
     let Some(table) = lake
         .load_delta(&lake.table_url(&name)?, TimeTravel::Latest)
@@ -383,6 +410,7 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
     else {
         return Ok(None);
     };
+    let version = table.version().map_or(-1, |v| v as i64);
     // Streamed, so that memory holds one batch and the newest text of each resource.
     let ctx = datafusion::prelude::SessionContext::new();
     table.update_datafusion_session(&ctx.state())?;
@@ -469,7 +497,7 @@ async fn current_resources(lake: &Lake, resource_type: &str) -> Result<Option<Ve
             });
         }
     }
-    Ok(Some(resources))
+    Ok(Some((resources, version)))
 }
 
 /// The Arrow type of a view column from its FHIR type.
@@ -535,7 +563,7 @@ impl ViewColumn {
 /// Evaluates a view over the current resources and replaces its curated table; returns the
 /// number of rows. A view whose resources have never been loaded is left alone.
 pub async fn materialize(lake: &Lake, principal: &Principal, view: &ViewDefinition) -> Result<u64> {
-    let Some(resources) = current_resources(lake, view.resource()).await? else {
+    let Some((resources, source_version)) = current_resources(lake, view.resource()).await? else {
         return Ok(0);
     };
     let columns = view.columns();
@@ -605,18 +633,23 @@ pub async fn materialize(lake: &Lake, principal: &Principal, view: &ViewDefiniti
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
     let name = view_table(view)?;
     let url = lake.table_url(&name)?;
-    let existing = lake.load_delta(&url, TimeTravel::Latest).await?;
-    let created = existing.is_none();
-    let table = match existing {
+    let table = match lake.load_delta(&url, TimeTravel::Latest).await? {
         Some(t) => t,
         None => lake.delta_handle(&url)?,
     };
-    let written = table
-        .write(vec![batch])
-        .with_save_mode(SaveMode::Overwrite)
-        .with_schema_mode(SchemaMode::Overwrite)
-        .with_table_name(name.name.clone())
-        .await?;
+    // Owner and description go with the first catalog entry (also when a crash left the table
+    // written but never listed).
+    let created = lake.catalog().get(&name).await?.is_none();
+    let written =
+        table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .with_table_name(name.name.clone())
+            .with_commit_properties(CommitProperties::default().with_application_transaction(
+                Transaction::new(view_source_id(view), source_version),
+            ))
+            .await?;
     let mut event = CatalogEvent::written(name.clone(), &written);
     event.upstream = Some(vec![TableName::new(
         Zone::Raw,

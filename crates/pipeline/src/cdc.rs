@@ -1,12 +1,21 @@
 //! Change data capture: a change feed (rows with an operation column, I/U/D, and a commit
 //! timestamp) applied to a curated table in commit order with MERGE. The feed itself is loaded
-//! first into a raw table like any file (exactly once, with lineage); only the rows of that load
-//! are applied. Per key the latest change wins, and a change older than what the table already
-//! holds for its key is ignored, so feeds may arrive out of order or twice.
+//! first into a raw table like any file (exactly once, with lineage); then every load of the
+//! feed not yet applied is. Per key the latest change wins, and a change older than what the
+//! table already holds for its key is ignored, so feeds may arrive out of order or twice.
+//!
+//! What has been applied is recorded on the target: an application transaction
+//! (`carelake-cdc:<feed table>`) whose version is the feed's version applied up to, committed
+//! after the MERGE. A process stopped between the two (a crash) leaves the watermark behind, and
+//! the next apply takes those loads again with the newer ones: applying the latest change per
+//! key a second time gives the same table, so this is safe.
 
 use carelake_common::TableName;
 use carelake_lake::TimeTravel;
 use carelake_sql::Session;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 
 use crate::error::{Error, Result};
 use crate::sql_text::{
@@ -32,7 +41,7 @@ pub struct CdcSpec {
 /// What applying did.
 #[derive(Debug, Clone, Default)]
 pub struct CdcSummary {
-    /// Changes in the load.
+    /// Changes applied (the rows of the feed's loads not applied before).
     pub changes: u64,
     /// Rows in the target afterwards.
     pub rows: u64,
@@ -40,12 +49,65 @@ pub struct CdcSummary {
     pub created: bool,
 }
 
-/// Applies the changes of load `load_id` in `spec.changes` to `spec.target`.
-pub async fn apply(session: &Session, spec: &CdcSpec, load_id: &str) -> Result<CdcSummary> {
-    let changes_sql = table(&spec.changes);
+/// The application-transaction id that records, on the target, the feed version applied.
+fn watermark_id(changes: &TableName) -> String {
+    format!("carelake-cdc:{changes}")
+}
+
+/// Applies every load of `spec.changes` not yet applied to `spec.target`.
+pub async fn apply(session: &Session, spec: &CdcSpec) -> Result<CdcSummary> {
+    let lake = session.lake();
+    let Some(feed) = lake
+        .load_delta(&lake.table_url(&spec.changes)?, TimeTravel::Latest)
+        .await?
+    else {
+        return Err(Error::Model {
+            model: spec.target.to_string(),
+            reason: format!("the change feed {} does not exist", spec.changes),
+        });
+    };
+    let feed_version = feed.version().map_or(0, |v| v as i64);
+    let target_url = lake.table_url(&spec.target)?;
+    let target = lake.load_delta(&target_url, TimeTravel::Latest).await?;
+    let applied_to = match &target {
+        Some(t) => t
+            .snapshot()
+            .map_err(carelake_lake::Error::from)?
+            .transaction_version(t.log_store().as_ref(), watermark_id(&spec.changes))
+            .await
+            .map_err(carelake_lake::Error::from)?,
+        None => None,
+    };
+    if applied_to == Some(feed_version) {
+        return Ok(CdcSummary {
+            changes: 0,
+            rows: count_of(
+                &session
+                    .sql(&format!("SELECT count(*) FROM {}", table(&spec.target)))
+                    .await?,
+            ),
+            created: false,
+        });
+    }
+    // The feed pinned at the version read, so that a load committed meanwhile waits for the
+    // next apply (the watermark says this version).
+    let pinned =
+        |version: i64| format!("{}.\"{}@v{version}\"", spec.changes.zone, spec.changes.name);
+    let changes_sql = match applied_to {
+        // The loads after the watermark.
+        Some(applied) => format!(
+            "(SELECT * FROM {} WHERE _load_id NOT IN (SELECT DISTINCT _load_id FROM {}))",
+            pinned(feed_version),
+            pinned(applied)
+        ),
+        // No watermark (a new target, or one made before watermarks or by a stopped apply):
+        // the whole feed, whose latest change per key is the table's state.
+        None => pinned(feed_version),
+    };
     let target_sql = table(&spec.target);
     let feed_columns =
-        crate::sql_text::query_columns(session, &format!("SELECT * FROM {changes_sql}")).await?;
+        crate::sql_text::query_columns(session, &format!("SELECT * FROM {changes_sql} AS f"))
+            .await?;
     let missing: Vec<&String> = spec
         .keys
         .iter()
@@ -69,26 +131,18 @@ pub async fn apply(session: &Session, spec: &CdcSpec, load_id: &str) -> Result<C
     let keys = columns(&spec.keys);
     let op = quote(&spec.op_column);
     let ts = quote(&spec.ts_column);
-    let load = load_id.replace('\'', "''");
-    // The latest change per key in this load, with its operation as one letter.
+    // The latest change per key among those applied, with its operation as one letter.
     let latest = format!(
         "SELECT {kept_list}, CASE upper(substr(CAST({op} AS VARCHAR), 1, 1)) WHEN 'D' THEN 'D' ELSE 'U' END AS _cdc_op FROM ( \
-             SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {ts} DESC, _source_line DESC) AS _cdc_rank \
-             FROM {changes_sql} WHERE _load_id = '{load}') AS ranked WHERE _cdc_rank = 1"
+             SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {ts} DESC, _loaded_at DESC, _source_line DESC) AS _cdc_rank \
+             FROM {changes_sql} AS f) AS ranked WHERE _cdc_rank = 1"
     );
     let changes = count_of(
         &session
-            .sql(&format!(
-                "SELECT count(*) FROM {changes_sql} WHERE _load_id = '{load}'"
-            ))
+            .sql(&format!("SELECT count(*) FROM {changes_sql} AS f"))
             .await?,
     );
-    let url = session.lake().table_url(&spec.target)?;
-    let exists = session
-        .lake()
-        .load_delta(&url, TimeTravel::Latest)
-        .await?
-        .is_some();
+    let exists = target.is_some();
     if !exists {
         session
             .sql(&format!(
@@ -108,6 +162,7 @@ pub async fn apply(session: &Session, spec: &CdcSpec, load_id: &str) -> Result<C
             ))
             .await?;
     }
+    record_watermark(session, spec, feed_version).await?;
     let rows = count_of(
         &session
             .sql(&format!("SELECT count(*) FROM {target_sql}"))
@@ -118,4 +173,37 @@ pub async fn apply(session: &Session, spec: &CdcSpec, load_id: &str) -> Result<C
         rows,
         created: !exists,
     })
+}
+
+/// Commits the watermark on the target: a commit with only the application transaction.
+async fn record_watermark(session: &Session, spec: &CdcSpec, feed_version: i64) -> Result<()> {
+    let lake = session.lake();
+    let target = lake
+        .load_delta(&lake.table_url(&spec.target)?, TimeTravel::Latest)
+        .await?
+        .ok_or_else(|| Error::Model {
+            model: spec.target.to_string(),
+            reason: "the target vanished while the changes were applied".into(),
+        })?;
+    CommitBuilder::from(
+        CommitProperties::default()
+            .with_application_transactions(vec![Transaction::new(
+                watermark_id(&spec.changes),
+                feed_version,
+            )])
+            .with_max_retries(15),
+    )
+    .with_actions(Vec::new())
+    .build(
+        Some(target.snapshot().map_err(carelake_lake::Error::from)?),
+        target.log_store(),
+        DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        },
+    )
+    .await
+    .map_err(carelake_lake::Error::from)?;
+    Ok(())
 }

@@ -80,3 +80,59 @@ fn change_feeds_insert_update_and_delete_in_commit_order() {
         "7"
     );
 }
+
+/// A feed loaded into its raw table by a run that stopped before applying it (as a crash
+/// between the two steps leaves it) is applied by the next `load --cdc`, with the loads after it
+/// and even when that one brings nothing new.
+#[test]
+fn a_feed_loaded_but_never_applied_is_applied_by_the_next_run() {
+    let ws = Workspace::new();
+    let cdc = |file: &str| {
+        ws.ok(&[
+            "load",
+            file,
+            "--cdc",
+            "--into",
+            "curated.members_cdc",
+            "--key",
+            "member_id",
+        ])
+    };
+    let first = ws.write(
+        "feed1.csv",
+        "op,commit_ts,member_id,plan\nI,1,M1,gold\nI,2,M2,silver\nI,3,M3,bronze\n",
+    );
+    cdc(&first);
+    // Loaded into the feed table, never applied (the first run stopped there).
+    let second = ws.write(
+        "feed2.csv",
+        "op,commit_ts,member_id,plan\nD,4,M3,bronze\nU,5,M1,platinum\n",
+    );
+    ws.ok(&["load", &second, "--into", "raw.members_cdc_changes"]);
+    assert_eq!(ws.scalar("SELECT count(*) FROM curated.members_cdc"), "3");
+    // Run again: the file is not loaded twice, yet its changes are applied.
+    let out = cdc(&second);
+    assert!(out.contains("Applied 2 change(s)"), "{out}");
+    assert_eq!(
+        ws.query("SELECT member_id, plan FROM curated.members_cdc ORDER BY member_id"),
+        ["M1,platinum", "M2,silver"]
+    );
+    // Another stopped run, then a new feed: both applied, latest change per key winning.
+    let third = ws.write(
+        "feed3.csv",
+        "op,commit_ts,member_id,plan\nU,6,M2,gold\nI,7,M4,gold\n",
+    );
+    ws.ok(&["load", &third, "--into", "raw.members_cdc_changes"]);
+    let fourth = ws.write(
+        "feed4.csv",
+        "op,commit_ts,member_id,plan\nD,8,M4,gold\nI,9,M5,silver\n",
+    );
+    let out = cdc(&fourth);
+    assert!(out.contains("Applied 4 change(s)"), "{out}");
+    assert_eq!(
+        ws.query("SELECT member_id, plan FROM curated.members_cdc ORDER BY member_id"),
+        ["M1,platinum", "M2,gold", "M5,silver"]
+    );
+    let again = cdc(&fourth);
+    assert!(again.contains("No new changes"), "{again}");
+}
