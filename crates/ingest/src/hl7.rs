@@ -820,6 +820,9 @@ impl Hl7Store {
                     .with_max_retries(15),
             )
             .await?;
+        // A commit per acknowledged group: the small files are compacted as they pile up, on a
+        // task of its own so that no acknowledgement waits for it.
+        carelake_lake::AutoCompact::STREAMED.spawn_when_due(&written);
         let mut event = CatalogEvent::written(name, &written);
         if created {
             event.description = Some(spec.description.clone());

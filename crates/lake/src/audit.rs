@@ -20,6 +20,7 @@ use deltalake::protocol::SaveMode;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::create_system_table;
+use crate::compact::AutoCompact;
 use crate::util::{read_table, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 
@@ -27,8 +28,13 @@ use crate::{Error, Lake, Result, TimeTravel};
 const AUDIT_APP: &str = "carelake-audit";
 /// The previous hash of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-/// Attempts at a commit that lost a race with another process.
-const MAX_ATTEMPTS: usize = 20;
+/// How long a commit that keeps losing races with other processes is tried for.
+const COMMIT_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+/// The least time between two audit commits of one process. A busy server commits a group of
+/// records after another; without a gap, a CLI command (which must read the chain's tail before
+/// it can append) would lose every race to it. Records arriving meanwhile join the next group,
+/// so a busy process makes fewer, larger commits; a lone append never waits.
+const COMMIT_SPACING: std::time::Duration = std::time::Duration::from_millis(100);
 
 static AUDIT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
@@ -171,6 +177,8 @@ pub struct AuditLog {
     pending: std::sync::Mutex<Vec<(Vec<AuditRecord>, Waiter)>>,
     /// The chain's end as this process last committed or read it; held while committing.
     tail: tokio::sync::Mutex<Option<Tail>>,
+    /// When this process last committed.
+    last_commit: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// The audit table as of this process's last commit, with the chain's last sequence number
@@ -202,6 +210,16 @@ impl AuditLog {
             .push((records, tx));
         {
             let mut tail = self.tail.lock().await;
+            let since = self
+                .last_commit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(|at| at.elapsed());
+            if let Some(since) = since
+                && since < COMMIT_SPACING
+            {
+                tokio::time::sleep(COMMIT_SPACING - since).await;
+            }
             let group =
                 std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
             if !group.is_empty() {
@@ -210,6 +228,8 @@ impl AuditLog {
                 let outcome = commit(lake, &mut tail, records)
                     .await
                     .map_err(|e| e.to_string());
+                *self.last_commit.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(std::time::Instant::now());
                 for (_, waiter) in group {
                     let _ = waiter.send(outcome.clone());
                 }
@@ -225,7 +245,11 @@ impl AuditLog {
 
 async fn commit(lake: &Lake, tail: &mut Option<Tail>, records: Vec<AuditRecord>) -> Result<()> {
     let mut last_error = None;
-    for _ in 0..MAX_ATTEMPTS {
+    let started = std::time::Instant::now();
+    let mut attempts = 0u32;
+    let mut other_failures = 0;
+    while attempts == 0 || started.elapsed() < COMMIT_BUDGET {
+        attempts += 1;
         let current = match tail.take() {
             Some(current) => current,
             None => read_current(lake).await?,
@@ -256,7 +280,7 @@ async fn commit(lake: &Lake, tail: &mut Option<Tail>, records: Vec<AuditRecord>)
             .await;
         match written {
             Ok(table) => {
-                let table = compact_when_due(table).await;
+                let table = COMPACTION.compact_when_due(table).await;
                 *tail = Some(Tail {
                     table,
                     seq,
@@ -266,65 +290,59 @@ async fn commit(lake: &Lake, tail: &mut Option<Tail>, records: Vec<AuditRecord>)
             }
             Err(e) => {
                 // Another process appended first: chain after its records (the tail stays
-                // unset, so the next attempt reads it again).
-                tracing::debug!(error = %e, "Audit commit lost a race; reading the tail again.");
+                // unset, so the next attempt reads it again). Any other failure (storage that
+                // is away) is tried twice more, then reported.
+                if !lost_race(&e) {
+                    other_failures += 1;
+                    if other_failures >= 3 {
+                        return Err(e.into());
+                    }
+                }
+                tracing::debug!(error = %e, "Audit commit failed; reading the tail again.");
                 last_error = Some(e);
-                // A little jitter, so that two writers that keep colliding drift apart.
+                // A random pause, growing with the attempts up to 200 ms, so that writers that
+                // keep colliding drift apart and this one meets a gap between another's commits.
                 let nanos = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.subsec_nanos())
                     .unwrap_or(0);
-                tokio::time::sleep(std::time::Duration::from_micros(u64::from(nanos % 5000))).await;
+                let ceiling_us = (5_000u64 << attempts.min(6)).min(200_000);
+                tokio::time::sleep(std::time::Duration::from_micros(
+                    u64::from(nanos) % ceiling_us,
+                ))
+                .await;
             }
         }
     }
     Err(Error::Audit(format!(
-        "could not commit after {MAX_ATTEMPTS} attempts: {}",
+        "could not commit after {attempts} attempts in {} s: {}",
+        started.elapsed().as_secs(),
         last_error.map(|e| e.to_string()).unwrap_or_default()
     )))
 }
 
-/// Each commit adds a small file; past this many files they are compacted, so that neither a
-/// commit (which reads every file's entry in the log) nor `system.audit` slows down as the
-/// log grows.
-const COMPACT_AT_FILES: usize = 128;
-
-/// The size compacted audit files grow to (about 25k records): a compaction rewrites at most
-/// one file short of it with the new small ones, however long the log.
-const COMPACTED_FILE_BYTES: std::num::NonZeroU64 = std::num::NonZeroU64::new(8 << 20).unwrap();
-
-/// The table compacted into fewer files when it has reached [`COMPACT_AT_FILES`]. Compaction
-/// rewrites whole records (each keeps its sequence number and hashes, so the chain verifies as
-/// before) and does not conflict with other writers' appends. A failed compaction leaves the
-/// table as it was and is tried again at the next commit.
-async fn compact_when_due(table: deltalake::DeltaTable) -> deltalake::DeltaTable {
-    let files = table
-        .snapshot()
-        .map(|s| s.log_data().num_files())
-        .unwrap_or(0);
-    if files < COMPACT_AT_FILES {
-        return table;
-    }
-    match table
-        .clone()
-        .optimize()
-        .with_target_size(COMPACTED_FILE_BYTES)
-        .await
-    {
-        Ok((compacted, metrics)) => {
-            tracing::debug!(
-                removed = metrics.num_files_removed,
-                added = metrics.num_files_added,
-                "Audit log compacted."
-            );
-            compacted
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "Audit log compaction failed; it is tried again at the next commit.");
-            table
-        }
-    }
+/// Whether a commit failed because another writer took its version.
+fn lost_race(e: &deltalake::DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        e,
+        deltalake::DeltaTableError::VersionAlreadyExists(_)
+            | deltalake::DeltaTableError::Transaction {
+                source: TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::CommitConflict(_)
+            }
+    )
 }
+
+/// Each commit adds a small file; past this many they are compacted, so that neither a commit
+/// (which reads every file's entry in the log) nor `system.audit` slows down as the log grows.
+/// Compaction rewrites whole records (each keeps its sequence number and hashes, so the chain
+/// verifies as before); compacted files grow to 8 MB (about 25k records).
+const COMPACTION: AutoCompact = AutoCompact {
+    min_small_files: 128,
+    target_size: std::num::NonZeroU64::new(8 << 20).unwrap(),
+};
 
 /// The audit table's newest version (made when missing) and the chain's end in it.
 async fn read_current(lake: &Lake) -> Result<Tail> {
@@ -703,7 +721,7 @@ mod tests {
         let lake = Lake::init(&location).await.unwrap();
         // Another handle is another process: its appends make this one's cached tail stale.
         let other = Lake::open(&location).await.unwrap();
-        let commits = COMPACT_AT_FILES * 2 + 10;
+        let commits = COMPACTION.min_small_files * 2 + 10;
         for i in 0..commits {
             let writer = if i % 3 == 0 { &other } else { &lake };
             let mut record = AuditRecord::new("u", "cli", "statement");
@@ -724,7 +742,7 @@ mod tests {
         let table = lake.audit_table().await.unwrap().unwrap();
         let files = table.snapshot().unwrap().log_data().num_files();
         assert!(
-            files <= COMPACT_AT_FILES,
+            files <= COMPACTION.min_small_files,
             "{files} files after {commits} commits"
         );
         std::fs::remove_dir_all(&dir).ok();

@@ -16,6 +16,7 @@ mod audit;
 mod backup;
 mod catalog;
 mod check;
+mod compact;
 pub mod crypt;
 mod error;
 pub mod faults;
@@ -43,6 +44,7 @@ pub use backup::{
 };
 pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
 pub use check::{CheckReport, Problem, TableCheck};
+pub use compact::AutoCompact;
 pub use crypt::{KeySource, MasterKey};
 pub use error::{Error, Result};
 pub use files::create_private_dir;

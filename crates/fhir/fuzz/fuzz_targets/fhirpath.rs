@@ -1,6 +1,7 @@
 #![no_main]
 //! Any text as a FHIRPath expression and any text as a ViewDefinition, evaluated over a
-//! small resource.
+//! small resource; a SQL-on-FHIR v2 test file (the seeds) has each of its views evaluated over
+//! its resources, so that mutations of real views reach the engine.
 
 use carelake_fhir::fhirpath::{Env, Item, evaluate, parse};
 use libfuzzer_sys::fuzz_target;
@@ -18,9 +19,18 @@ fuzz_target!(|data: &[u8]| {
         let env = Env { resource: Some(&resource), ..Env::default() };
         let _ = evaluate(&expr, &[Item::Node(&resource, None)], &env);
     }
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(data)
-        && let Ok(view) = carelake_fhir::ViewDefinition::from_json(&json)
-    {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    if let Ok(view) = carelake_fhir::ViewDefinition::from_json(&json) {
         let _ = view.evaluate(&resource);
+    }
+    let resources = json["resources"].as_array().cloned().unwrap_or_default();
+    for test in json["tests"].as_array().into_iter().flatten() {
+        if let Ok(view) = carelake_fhir::ViewDefinition::from_json(&test["view"]) {
+            for r in &resources {
+                let _ = view.evaluate(r);
+            }
+        }
     }
 });

@@ -895,6 +895,8 @@ async fn write_stream(
                 .with_max_retries(15),
         )
         .await?;
+    // A commit a second: the small files are compacted as they pile up (on a task of its own).
+    carelake_lake::AutoCompact::STREAMED.spawn_when_due(&written);
     let mut event = CatalogEvent::written(name.clone(), &written);
     if created {
         event.description = Some(format!("Events streamed to /api/v1/ingest/{stream}"));
