@@ -756,9 +756,7 @@ fn read_file(path: &Path, progress: Option<Arc<dyn Progress>>) -> Result<SourceF
 
 /// Whether `table` holds the load transaction of the file with this content hash.
 pub(crate) async fn has_transaction(table: &DeltaTable, sha256: &str) -> Result<bool> {
-    Ok(table
-        .snapshot()?
-        .transaction_version(table.log_store().as_ref(), app_id(sha256))
+    Ok(carelake_lake::app_version(table, &app_id(sha256))
         .await?
         .is_some())
 }

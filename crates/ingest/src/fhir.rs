@@ -316,10 +316,7 @@ pub(crate) async fn refresh_views(lake: &Lake, principal: &Principal) -> Result<
         {
             None => false,
             Some(table) => {
-                let source = table
-                    .snapshot()?
-                    .transaction_version(table.log_store().as_ref(), view_source_id(&view))
-                    .await?;
+                let source = carelake_lake::app_version(&table, &view_source_id(&view)).await?;
                 let listed = lake
                     .catalog()
                     .get(&target)
@@ -340,8 +337,11 @@ pub(crate) async fn refresh_views(lake: &Lake, principal: &Principal) -> Result<
 fn view_source_id(view: &ViewDefinition) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(view.json().to_string().as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("carelake-view:{}:{hex}", view.name())
+    format!(
+        "carelake-view:{}:{}",
+        view.name(),
+        hex::encode(&digest[..16])
+    )
 }
 
 /// Recomputes every view from the raw tables; returns (view table, rows).

@@ -175,10 +175,16 @@ type Waiter = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
 #[derive(Default)]
 pub struct AuditLog {
     pending: std::sync::Mutex<Vec<(Vec<AuditRecord>, Waiter)>>,
-    /// The chain's end as this process last committed or read it; held while committing.
-    tail: tokio::sync::Mutex<Option<Tail>>,
+    /// Held while committing.
+    writer: tokio::sync::Mutex<Writer>,
+}
+
+#[derive(Default)]
+struct Writer {
+    /// The chain's end as this process last committed or read it.
+    tail: Option<Tail>,
     /// When this process last committed.
-    last_commit: std::sync::Mutex<Option<std::time::Instant>>,
+    last_commit: Option<std::time::Instant>,
 }
 
 /// The audit table as of this process's last commit, with the chain's last sequence number
@@ -209,13 +215,8 @@ impl AuditLog {
             .unwrap_or_else(|e| e.into_inner())
             .push((records, tx));
         {
-            let mut tail = self.tail.lock().await;
-            let since = self
-                .last_commit
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .map(|at| at.elapsed());
-            if let Some(since) = since
+            let mut writer = self.writer.lock().await;
+            if let Some(since) = writer.last_commit.map(|at| at.elapsed())
                 && since < COMMIT_SPACING
             {
                 tokio::time::sleep(COMMIT_SPACING - since).await;
@@ -225,11 +226,10 @@ impl AuditLog {
             if !group.is_empty() {
                 let records: Vec<AuditRecord> =
                     group.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
-                let outcome = commit(lake, &mut tail, records)
+                let outcome = commit(lake, &mut writer.tail, records)
                     .await
                     .map_err(|e| e.to_string());
-                *self.last_commit.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(std::time::Instant::now());
+                writer.last_commit = Some(std::time::Instant::now());
                 for (_, waiter) in group {
                     let _ = waiter.send(outcome.clone());
                 }
@@ -579,10 +579,7 @@ impl Lake {
         let Some(table) = self.load_delta(&url, TimeTravel::Latest).await? else {
             return Ok(Verification::Intact { records: 0 });
         };
-        let anchor = table
-            .snapshot()?
-            .transaction_version(table.log_store().as_ref(), AUDIT_APP)
-            .await?;
+        let anchor = crate::util::app_version(&table, AUDIT_APP).await?;
         let mut records = read_records(&table).await?;
         records.sort_by_key(|r| r.seq);
         Ok(verify_chain(&records, anchor))

@@ -64,5 +64,5 @@ pub use users::{
     check_user_password, check_user_password_with, generate_password, hash_password,
     verify_bounded, verify_password,
 };
-pub use util::{append_batches, read_columns, read_table, row_count};
+pub use util::{app_version, append_batches, read_columns, read_table, row_count};
 pub use watch::{WatchStore, WatchedFile};

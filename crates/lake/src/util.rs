@@ -27,6 +27,15 @@ pub async fn read_columns(table: &DeltaTable, columns: &[&str]) -> Result<Vec<Re
         .await?)
 }
 
+/// The version of application `app_id`'s last transaction recorded in the table (Delta's
+/// `txn` action: a load's file hash, a stream's sequence number, a watermark), if any.
+pub async fn app_version(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
+    Ok(table
+        .snapshot()?
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await?)
+}
+
 /// Rows in the table's current version, from the Delta log's file statistics (no data is read).
 /// `None` when some file was written without statistics.
 pub fn row_count(table: &DeltaTable) -> Option<i64> {

@@ -70,12 +70,7 @@ pub async fn apply(session: &Session, spec: &CdcSpec) -> Result<CdcSummary> {
     let target_url = lake.table_url(&spec.target)?;
     let target = lake.load_delta(&target_url, TimeTravel::Latest).await?;
     let applied_to = match &target {
-        Some(t) => t
-            .snapshot()
-            .map_err(carelake_lake::Error::from)?
-            .transaction_version(t.log_store().as_ref(), watermark_id(&spec.changes))
-            .await
-            .map_err(carelake_lake::Error::from)?,
+        Some(t) => carelake_lake::app_version(t, &watermark_id(&spec.changes)).await?,
         None => None,
     };
     if applied_to == Some(feed_version) {
