@@ -26,6 +26,38 @@ done
 . scripts/fuzz-env.sh
 shared="$(cd .. && pwd)/shared/data"
 
+# Seeds made here: the heads of the shared CSV files, NDJSON lines from the FHIR samples, a
+# small write-ahead log segment, and the SQL of the test suite.
+seeds_dir="$(mktemp -d)"
+trap 'rm -rf "$seeds_dir"' EXIT
+mkdir -p "$seeds_dir/rows" "$seeds_dir/wal" "$seeds_dir/sql"
+if [ -d "$shared/febrl" ]; then
+    for f in "$shared"/febrl/*.csv; do
+        # The first byte picks the reader (even: CSV, odd: NDJSON).
+        { printf '\x00'; head -n 40 "$f"; } > "$seeds_dir/rows/$(basename "$f")"
+    done
+fi
+find crates -path '*/tests/*' -name '*.csv' -size -16k | head -n 50 | while read -r f; do
+    { printf '\x00'; cat "$f"; } > "$seeds_dir/rows/csv-$(sha256sum "$f" | cut -c1-16)"
+done
+if [ -d "$shared/fhir-r4-synthea" ]; then
+    for f in $(ls "$shared"/fhir-r4-synthea/*.json | head -n 5); do
+        { printf '\x01'; python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); [print(json.dumps(e["resource"])) for e in b.get("entry",[])[:8]]' "$f"; } \
+            > "$seeds_dir/rows/ndjson-$(basename "$f")" 2>/dev/null || true
+    done
+fi
+python3 -c '
+import struct, sys, zlib
+out = b""
+for seq, payload in enumerate([b"{\"event_id\":\"e1\",\"hr\":72}", b"", b"{\"spo2\":97.5}"], start=1):
+    body = struct.pack("<Q", seq) + payload
+    out += struct.pack("<II", len(payload), zlib.crc32(body)) + body
+open(sys.argv[1], "wb").write(out)
+' "$seeds_dir/wal/segment"
+find crates -name '*.slt' | while read -r f; do
+    grep -v '^\(statement\|query\|----\|#\)' "$f" | awk -v base="$seeds_dir/sql/$(basename "$f")" 'BEGIN { RS = "" } { print > (base "-" NR) }'
+done
+
 # Seeds: which shared samples feed which target.
 seeds_for() {
     case "$1" in
@@ -33,6 +65,9 @@ seeds_for() {
         read_fhir) echo "$shared/fhir-r4-synthea" ;;
         fhirpath) echo "$shared/sql-on-fhir-v2" ;;
         parse_837) echo "$shared/x12-837" ;;
+        read_rows) echo "$seeds_dir/rows" ;;
+        read_wal) echo "$seeds_dir/wal" ;;
+        parse_sql) echo "$seeds_dir/sql" ;;
         *) echo "" ;;
     esac
 }

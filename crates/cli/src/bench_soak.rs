@@ -590,6 +590,34 @@ pub(crate) async fn run(args: SoakArgs) -> Result<()> {
         count("SELECT count(*) FROM system.runs WHERE status <> 'success'".to_string())
             .await
             .unwrap_or_default();
+    // What compaction keeps the tables written every second at: their live files.
+    let lake = session.lake();
+    let mut tables = Vec::new();
+    for name in [
+        format!("raw.{STREAM_TABLE}"),
+        "raw.hl7_messages".to_string(),
+    ] {
+        let url = lake.table_url(&name.parse::<carelake_common::TableName>()?)?;
+        tables.push((
+            name,
+            lake.load_delta(&url, carelake_lake::TimeTravel::Latest)
+                .await?,
+        ));
+    }
+    for name in ["catalog", "audit"] {
+        tables.push((name.to_string(), lake.system_table(name).await?));
+    }
+    let mut files = Vec::new();
+    for (label, table) in tables {
+        if let Some(table) = table {
+            files.push(format!(
+                "{label} {} files at version {}",
+                table.snapshot()?.log_data().num_files(),
+                table.version().map_or(-1, |v| v as i64)
+            ));
+        }
+    }
+    println!("bench soak: live files: {}", files.join(", "));
     let errors: u64 = stats
         .minutes
         .lock()

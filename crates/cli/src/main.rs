@@ -12,6 +12,7 @@ mod bench_http;
 mod bench_soak;
 mod cert;
 mod cluster;
+mod config;
 mod demo;
 mod export;
 mod fhir;
@@ -32,7 +33,7 @@ use carelake_common::{Principal, TableName};
 use carelake_ingest::{ClinicalFormat, ClinicalRequest, Format, LoadRequest, Loader};
 use carelake_lake::{Lake, LoadStatus};
 use carelake_sql::Session;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::output::OutputFormat;
 
@@ -73,6 +74,11 @@ struct Cli {
         conflicts_with = "key_file"
     )]
     key_command: Option<String>,
+    /// A configuration file (TOML) with defaults for the global and the server's options, which
+    /// CARELAKE_* variables and flags override; without it ./carelake.toml when there is one
+    /// (docs/carelake.example.toml lists every setting).
+    #[arg(long, global = true, env = "CARELAKE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -245,7 +251,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config::matches(Cli::command(), std::env::args_os().collect()) {
+        Ok(matches) => Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(file) = &cli.key_file {
         carelake_lake::set_key_source(carelake_lake::KeySource::File(file.clone()));
     } else if let Some(command) = &cli.key_command {
@@ -262,6 +274,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+    if let Some(file) = &cli.config {
+        tracing::debug!(file = %file.display(), "Configuration file named.");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

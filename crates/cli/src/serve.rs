@@ -145,6 +145,10 @@ pub(crate) struct ServeArgs {
     /// Close a Postgres connection that has run no statement for this long (0: never).
     #[arg(long, env = "CARELAKE_PG_IDLE_MINUTES", default_value_t = 60.0)]
     pub(crate) pg_idle_minutes: f64,
+    /// Megabytes of query answers kept to answer a repeated query (per principal, and never
+    /// stale: keyed by the versions of the tables read); 0 switches the cache off.
+    #[arg(long, env = "CARELAKE_RESULT_CACHE_MB", default_value_t = 256)]
+    pub(crate) result_cache_mb: usize,
 }
 
 /// The machine's memory in bytes (Linux), for the default memory limits.
@@ -322,6 +326,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
     let memory = memory_budget(args.memory_mb);
     let query_memory = args.query_memory_mb.map_or(memory / 4, |mb| mb << 20);
     carelake_sql::limit_memory(memory as usize, query_memory as usize);
+    carelake_sql::set_result_cache_bytes(args.result_cache_mb << 20);
     let query_timeout = minutes(args.query_seconds / 60.0, "--query-seconds")?;
     // One sign-in state for every listener: back-off, lock-out and revocation hold across
     // interfaces.

@@ -108,3 +108,11 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<carelake_wal::Error> for Error {
+    fn from(e: carelake_wal::Error) -> Self {
+        match e {
+            carelake_wal::Error::Io { context, source } => Error::Io { context, source },
+        }
+    }
+}

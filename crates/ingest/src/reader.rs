@@ -2,7 +2,7 @@
 //! the content, counting bytes for progress, and spotting binary files.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -144,17 +144,4 @@ pub(crate) fn open_decompressed(
             Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(read_err)?)
         }
     })
-}
-
-/// Whether the start of the content looks binary (NUL bytes), i.e. is not text at all.
-pub(crate) fn looks_binary<R: BufRead>(reader: &mut R) -> io::Result<bool> {
-    let head = reader.fill_buf()?;
-    Ok(head.iter().take(8192).any(|b| *b == 0))
-}
-
-/// A printable preview of binary content for the rejects table.
-pub(crate) fn binary_preview<R: BufRead>(reader: &mut R) -> String {
-    let head = reader.fill_buf().unwrap_or(&[]);
-    let n = head.len().min(64);
-    format!("<binary: {}…>", hex::encode(&head[..n]))
 }

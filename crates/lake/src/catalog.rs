@@ -222,6 +222,7 @@ impl Catalog {
             .await?
             .ok_or_else(|| Error::LakeNotFound(self.lake.display_location().to_string()))?;
         let written = crate::util::append_batches(table, vec![batch.clone()]).await?;
+        COMPACTION.spawn_when_due(&written);
         if let Some(version) = written.version() {
             let mut cached = self.lake.catalog_cache().folded.lock().await;
             if let Some(state) = cached.as_mut()
@@ -377,6 +378,14 @@ impl Catalog {
         self.lake.put_system_file(SAVED_STATE, bytes).await
     }
 }
+
+/// Every stream flush and MLLP group records an event, each a small file: past this many they
+/// are compacted (the fold orders events by their time, whichever file holds them), so that
+/// neither a commit nor a full fold slows down with the number of events.
+const COMPACTION: crate::AutoCompact = crate::AutoCompact {
+    min_small_files: 128,
+    target_size: std::num::NonZeroU64::new(8 << 20).unwrap(),
+};
 
 /// The folded catalog is saved after this many new versions of the events table.
 const SAVE_EVERY: i64 = 100;

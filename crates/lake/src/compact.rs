@@ -8,11 +8,15 @@
 //! the target size. Rows keep their values and lineage; the commit removes only the files it
 //! rewrote, so it does not conflict with appends made meanwhile (Delta's own auto-compaction,
 //! `delta.autoOptimize.autoCompact`, works the same way). The rewritten files stay on storage
-//! for time travel until a VACUUM.
+//! for time travel until they are older than the table's retention
+//! (`delta.deletedFileRetentionDuration`, a week by default): after a compaction, at most once
+//! an hour per table and process, a VACUUM deletes those (so a table streamed into for months
+//! keeps about a week of small files on disk, not every one it ever had).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU64;
 use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use deltalake::DeltaTable;
 
@@ -58,7 +62,7 @@ impl AutoCompact {
                     added = metrics.num_files_added,
                     "Table compacted."
                 );
-                compacted
+                vacuum_when_due(compacted).await
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Compaction failed; it is tried again after the next commit.");
@@ -93,6 +97,43 @@ impl AutoCompact {
 
 /// The tables being compacted by [`AutoCompact::spawn_when_due`] in this process.
 static RUNNING: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+
+/// How often, at most, a compacted table is vacuumed by one process.
+const VACUUM_EVERY: Duration = Duration::from_secs(3600);
+
+/// When this process last vacuumed each compacted table.
+static LAST_VACUUM: LazyLock<Mutex<HashMap<String, Instant>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Deletes the files that compactions removed longer ago than the table's retention, when this
+/// process has not done so for the table within [`VACUUM_EVERY`].
+async fn vacuum_when_due(table: DeltaTable) -> DeltaTable {
+    let key = table.table_url().to_string();
+    let due = LAST_VACUUM.lock().is_ok_and(|mut last| {
+        let due = last.get(&key).is_none_or(|at| at.elapsed() >= VACUUM_EVERY);
+        if due {
+            last.insert(key, Instant::now());
+        }
+        due
+    });
+    if !due {
+        return table;
+    }
+    // The table's own retention, enforced: only files no snapshot within it needs.
+    match table.clone().vacuum().await {
+        Ok((vacuumed, metrics)) => {
+            tracing::debug!(
+                deleted = metrics.files_deleted.len(),
+                "Files removed by compaction vacuumed."
+            );
+            vacuumed
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Vacuum after compaction failed; it is tried again within the hour.");
+            table
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

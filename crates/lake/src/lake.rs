@@ -438,6 +438,13 @@ impl Lake {
         self.folder_url(&format!("{SYSTEM_FOLDER}/{name}"))
     }
 
+    /// The latest version of a carelake system table (`catalog`, `audit`, …), for maintenance
+    /// and benchmarks in the binary; `None` before its first write. Never reachable from SQL.
+    pub async fn system_table(&self, name: &str) -> Result<Option<DeltaTable>> {
+        let url = self.system_table_url(name)?;
+        self.load_delta(&url, TimeTravel::Latest).await
+    }
+
     /// URL of a table: `<lake>/<zone>/<table>`.
     pub fn table_url(&self, name: &TableName) -> Result<Url> {
         self.folder_url(&name.relative_path())

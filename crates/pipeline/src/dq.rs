@@ -80,7 +80,7 @@ pub(crate) async fn run(session: &Session, model: &Model, models: &[Model]) -> R
     let mut rows_in = 0u64;
     for table in inputs {
         // An input from an optional feed that was never loaded has nothing to check.
-        if !crate::runner::table_exists(session, table).await? {
+        if !crate::materialize::table_exists(session, table).await? {
             continue;
         }
         let table_sql = crate::sql_text::table(table);

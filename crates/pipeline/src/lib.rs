@@ -16,6 +16,7 @@ mod dag;
 mod dq;
 mod error;
 mod incremental;
+mod materialize;
 mod mpi;
 mod project;
 mod runner;

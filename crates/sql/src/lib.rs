@@ -40,5 +40,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use limits::limit_memory;
 pub use matview::{Refreshed, refresh_due as refresh_due_materialized_views};
 pub use session::{QueryResult, Session};
-pub use statement::split_statements;
+pub use statement::{check_script, split_statements};
 pub use surface::FileAccess;

@@ -18,16 +18,14 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use deltalake::delta_datafusion::DeltaSessionContext;
 
-use crate::govern::parse_governed;
 use crate::policy::functions::{Identity, register_identity, register_masks};
 use crate::policy::{ProtectedTable, Rules};
 use crate::schema::{Guard, ZoneSchema};
-use crate::statement::{parse_custom, split_statements};
+use crate::statement::{Parsed, parse_statement, split_statements};
 use crate::surface::{Allow, FileAccess, LakeRegistry, check_plan};
 use crate::system::SystemSchema;
 use crate::{Error, Result};
@@ -604,27 +602,14 @@ impl Session {
 
     async fn dispatch(&self, sql: &str, touched: &mut Touched) -> Result<QueryResult> {
         let sql = &crate::statement::normalize_identity_calls(sql);
-        if let Some(alert) = crate::alert::parse_alert(sql)? {
-            return self.alert_statement(alert, touched).await;
-        }
-        if let Some(view) = crate::matview::parse_matview(sql)? {
-            return self.matview_statement(view, touched).await;
-        }
-        if let Some(model) = crate::model::parse_model(sql)? {
-            return self.model_statement(model, touched).await;
-        }
-        if let Some(governed) = parse_governed(sql)? {
-            return self.governed(governed, touched).await;
-        }
-        if let Some(custom) = parse_custom(sql, DEFAULT_ZONE)? {
-            return self.execute_custom(custom, touched).await;
-        }
-        let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-            .map_err(|e| Error::Syntax(e.to_string()))?;
-        if statements.len() != 1 {
-            return Err(Error::Syntax("expected one statement".into()));
-        }
-        let statement = statements.pop_front().expect("one statement");
+        let statement = match parse_statement(sql)? {
+            Parsed::Alert(alert) => return self.alert_statement(alert, touched).await,
+            Parsed::MatView(view) => return self.matview_statement(view, touched).await,
+            Parsed::Model(model) => return self.model_statement(model, touched).await,
+            Parsed::Governed(governed) => return self.governed(governed, touched).await,
+            Parsed::Custom(custom) => return self.execute_custom(custom, touched).await,
+            Parsed::Sql(statement) => *statement,
+        };
         let mut view_query = None;
         match &statement {
             DFStatement::CopyTo(copy) => return self.copy_to(copy, touched).await,

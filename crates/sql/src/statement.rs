@@ -1,54 +1,136 @@
-//! Splitting scripts into statements, and the small parsers for statements DataFusion does not
-//! know: `COPY … FROM`, `VACUUM` and `OPTIMIZE`.
+//! Splitting scripts into statements, the order in which a statement meets carelake's own
+//! parsers and then DataFusion's ([`parse_statement`]), and the small parsers for `COPY … FROM`,
+//! `VACUUM` and `OPTIMIZE`.
 
 use carelake_common::TableName;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
+use crate::alert::AlertStatement;
+use crate::govern::Governed;
+use crate::matview::MatViewStatement;
+use crate::model::ModelStatement;
 use crate::{Error, Result};
 
-/// Splits a script into statements at semicolons outside quotes and comments. Empty statements
-/// are dropped.
+/// One statement as a session reads it: one of carelake's own, or SQL for DataFusion.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    Alert(AlertStatement),
+    MatView(MatViewStatement),
+    Model(ModelStatement),
+    Governed(Governed),
+    Custom(Custom),
+    Sql(Box<DFStatement>),
+}
+
+/// Parses one statement (identity calls already normalised): carelake's statements first
+/// (alerts, materialized views, models, governance, `COPY`/`VACUUM`/`OPTIMIZE`), then DataFusion.
+pub(crate) fn parse_statement(sql: &str) -> Result<Parsed> {
+    if let Some(alert) = crate::alert::parse_alert(sql)? {
+        return Ok(Parsed::Alert(alert));
+    }
+    if let Some(view) = crate::matview::parse_matview(sql)? {
+        return Ok(Parsed::MatView(view));
+    }
+    if let Some(model) = crate::model::parse_model(sql)? {
+        return Ok(Parsed::Model(model));
+    }
+    if let Some(governed) = crate::govern::parse_governed(sql)? {
+        return Ok(Parsed::Governed(governed));
+    }
+    if let Some(custom) = parse_custom(sql, crate::session::DEFAULT_ZONE)? {
+        return Ok(Parsed::Custom(custom));
+    }
+    let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+        .map_err(|e| Error::Syntax(e.to_string()))?;
+    match (statements.pop_front(), statements.is_empty()) {
+        (Some(statement), true) => Ok(Parsed::Sql(Box::new(statement))),
+        _ => Err(Error::Syntax("expected one statement".into())),
+    }
+}
+
+/// Parses every statement of a script as a session would before running it, running nothing;
+/// returns how many there are, or the first syntax error. For tools that check a script, and
+/// for the fuzz target of the statement parsers.
+pub fn check_script(script: &str) -> Result<usize> {
+    let statements = split_statements(script);
+    for sql in &statements {
+        parse_statement(&normalize_identity_calls(sql))?;
+    }
+    Ok(statements.len())
+}
+
+/// Splits a script into statements at the semicolons sqlparser's tokenizer finds outside
+/// strings (single, double and dollar quotes), identifiers and comments (`--` and nested
+/// `/* */`). Comments are dropped (a line comment leaves its line break), each statement keeps
+/// its text as written otherwise, and empty statements are dropped. A script the tokenizer
+/// cannot read (an unterminated string or comment) comes back whole, as one statement, so that
+/// its parse reports the error and no part of it runs.
 pub fn split_statements(script: &str) -> Vec<String> {
+    let dialect = GenericDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, script).tokenize_with_location() else {
+        let whole = script.trim();
+        return if whole.is_empty() {
+            Vec::new()
+        } else {
+            vec![whole.to_string()]
+        };
+    };
+    let offsets = LineOffsets::new(script);
+    // Tokens (whitespace and comments included) tile the script: each one's text runs from its
+    // start to the next one's.
+    let starts: Vec<usize> = tokens
+        .iter()
+        .map(|t| offsets.byte(script, t.span.start.line, t.span.start.column))
+        .chain(std::iter::once(script.len()))
+        .collect();
     let mut statements = Vec::new();
     let mut current = String::new();
-    let mut chars = script.chars().peekable();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match quote {
-            Some(q) => {
-                current.push(c);
-                if c == q {
-                    quote = None;
-                }
-            }
-            None => match c {
-                '\'' | '"' => {
-                    quote = Some(c);
-                    current.push(c);
-                }
-                '-' if chars.peek() == Some(&'-') => {
-                    for c in chars.by_ref() {
-                        if c == '\n' {
-                            current.push('\n');
-                            break;
-                        }
-                    }
-                }
-                ';' => {
-                    let s = current.trim();
-                    if !s.is_empty() {
-                        statements.push(s.to_string());
-                    }
-                    current.clear();
-                }
-                _ => current.push(c),
-            },
+    let mut finish = |current: &mut String| {
+        let statement = current.trim();
+        if !statement.is_empty() {
+            statements.push(statement.to_string());
+        }
+        current.clear();
+    };
+    for (i, TokenWithSpan { token, .. }) in tokens.iter().enumerate() {
+        match token {
+            Token::SemiColon => finish(&mut current),
+            Token::Whitespace(Whitespace::SingleLineComment { .. }) => current.push('\n'),
+            Token::Whitespace(Whitespace::MultiLineComment(_)) => current.push(' '),
+            Token::EOF => {}
+            _ => current.push_str(&script[starts[i]..starts[i + 1].max(starts[i])]),
         }
     }
-    let s = current.trim();
-    if !s.is_empty() {
-        statements.push(s.to_string());
-    }
+    finish(&mut current);
     statements
+}
+
+/// Byte offsets of line starts, to turn the tokenizer's 1-based line and column (in
+/// characters) into a byte offset.
+struct LineOffsets(Vec<usize>);
+
+impl LineOffsets {
+    fn new(text: &str) -> Self {
+        Self(
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        )
+    }
+
+    fn byte(&self, text: &str, line: u64, column: u64) -> usize {
+        let Some(&line_start) = self.0.get((line as usize).saturating_sub(1)) else {
+            return text.len();
+        };
+        text[line_start..]
+            .char_indices()
+            .map(|(i, _)| line_start + i)
+            .chain(std::iter::once(text.len()))
+            .nth((column as usize).saturating_sub(1))
+            .unwrap_or(text.len())
+    }
 }
 
 /// The characters of `text` outside single and double quotes (the quotes themselves
@@ -351,6 +433,70 @@ pub(crate) fn parse_custom(sql: &str, default_zone: &str) -> Result<Option<Custo
 mod tests {
     use super::*;
 
+    /// One of each statement form a session parses itself, and some SQL for DataFusion.
+    const SEEDS: &[&str] = &[
+        "CREATE ROLE analyst",
+        "GRANT SELECT (a, \"b c\") ON raw.t TO analyst",
+        "REVOKE ALL PRIVILEGES ON raw.* FROM analyst",
+        "grant analyst, auditor to alice",
+        "ALTER USER alice SET facility = 'F01'",
+        "CREATE ROW POLICY f01 ON curated.encounters FOR clinician USING (facility_id = current_user_attr('facility') AND (x IN (SELECT y FROM raw.m)))",
+        "CREATE MASKING POLICY ssn ON curated.patients (ssn) FOR analyst USING (mask_last4(ssn))",
+        "SHOW POLICIES ON curated.patients",
+        "CREATE ALERT s AS SELECT 1 EVERY '5 minutes' NOTIFY SLACK 'https://hooks.example/T1'",
+        "DROP ALERT IF EXISTS a",
+        "CREATE MATERIALIZED VIEW analytics.v AS SELECT 'x;y' AS r REFRESH EVERY '1 hour'",
+        "REFRESH MATERIALIZED VIEW analytics.daily",
+        "CREATE MODEL m FROM (SELECT a, b, y FROM raw.t) TARGET y",
+        "EVALUATE MODEL m ON (SELECT 1)",
+        "COPY raw.t FROM 'claims.csv' (FORMAT csv, MAX_REJECT_RATIO 0.01)",
+        "VACUUM raw.t RETAIN 168 HOURS DRY RUN",
+        "OPTIMIZE raw.t ZORDER BY (a, b)",
+        "SELECT current_user(), count(*) FROM raw.t WHERE a = 'it''s' GROUP BY 1",
+        "MERGE INTO raw.t USING raw.s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = s.a",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+        /// The statement parsers refuse what they cannot read with an error, never a panic,
+        /// whatever the text (CI's short version of the `parse_sql` fuzz target).
+        #[test]
+        fn statement_parsers_never_panic_on_any_text(script in "\\PC{0,120}") {
+            let _ = check_script(&script);
+        }
+
+        #[test]
+        fn statement_parsers_never_panic_on_damaged_statements(
+            seed in 0..SEEDS.len(),
+            at in 0usize..200,
+            cut in 0usize..12,
+            insert in "[ (),;'\"a-zA-Z0-9_.*=-]{0,6}",
+        ) {
+            let text = SEEDS[seed];
+            let chars: Vec<char> = text.chars().collect();
+            let at = at % (chars.len() + 1);
+            let end = (at + cut).min(chars.len());
+            let damaged: String = chars[..at]
+                .iter()
+                .copied()
+                .chain(insert.chars())
+                .chain(chars[end..].iter().copied())
+                .collect();
+            let _ = check_script(&damaged);
+        }
+    }
+
+    #[test]
+    fn every_seed_statement_parses() {
+        for seed in SEEDS {
+            assert_eq!(
+                check_script(seed).unwrap_or_else(|e| panic!("{seed}: {e}")),
+                1
+            );
+        }
+    }
+
     #[test]
     fn spells_identity_calls_as_sql_does() {
         assert_eq!(
@@ -367,6 +513,25 @@ mod tests {
     fn splits_scripts() {
         let parts = split_statements("select 1; select ';' -- a; comment\n; ; select 2");
         assert_eq!(parts, vec!["select 1", "select ';'", "select 2"]);
+        // Block comments (nested too), dollar quotes, quoted identifiers and text that is not
+        // ASCII: no split inside any of them, and the statements keep their text.
+        let parts = split_statements(
+            "/* a; /* b; */ c; */ SELECT 'é;ü' AS \"x;y\";\nSELECT $$ a; b $$, $t$;$t$ ; -- é;\nSELECT 3",
+        );
+        assert_eq!(
+            parts,
+            vec![
+                "SELECT 'é;ü' AS \"x;y\"",
+                "SELECT $$ a; b $$, $t$;$t$",
+                "SELECT 3"
+            ]
+        );
+        // Unreadable: one statement, so that its parse fails and nothing of it runs.
+        assert_eq!(
+            split_statements("SELECT 1; SELECT 'open"),
+            vec!["SELECT 1; SELECT 'open"]
+        );
+        assert!(split_statements(" ;; -- nothing\n").is_empty());
     }
 
     #[test]

@@ -13,15 +13,13 @@
 //!             pending again, so every acknowledged event lands once
 //! ```
 
-mod wal;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::StringArray;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::{Principal, TableName, Zone};
 use carelake_lake::{CatalogEvent, Lake, TimeTravel};
@@ -36,10 +34,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::infer::{ColumnStats, ColumnType};
 use crate::load::LINEAGE_COLUMNS;
-use crate::rows::Reject;
+use crate::rows::{BatchBuilder, Cell, Reject, classify_json, json_text, parse_cell};
 use crate::{Error, Result};
-use wal::{Wal, WalRecord};
+use carelake_wal::{Wal, WalRecord};
 
 /// Application id of the Delta transactions that record how far a table has taken the log.
 const STREAM_APP: &str = "carelake-stream";
@@ -219,9 +218,15 @@ impl StreamIngest {
     pub async fn open(lake: Lake, principal: Principal, config: StreamConfig) -> Result<Self> {
         let dir = config.wal_dir.clone();
         let segment_bytes = config.segment_bytes;
-        let (wal, records) = tokio::task::spawn_blocking(move || Wal::open(&dir, segment_bytes))
-            .await
-            .map_err(|e| Error::Worker(e.to_string()))??;
+        let (wal, records) = tokio::task::spawn_blocking(move || {
+            carelake_lake::create_private_dir(&dir).map_err(|source| Error::Io {
+                context: format!("creating {}", dir.display()),
+                source,
+            })?;
+            Wal::open(&dir, segment_bytes).map_err(Error::from)
+        })
+        .await
+        .map_err(|e| Error::Worker(e.to_string()))??;
         let shared = Arc::new(Shared::default());
         let window = config.dedupe_window;
         let mut known: Known = HashMap::new();
@@ -492,7 +497,7 @@ async fn writer(
             })
             .await
             .map_err(|e| Error::Worker(e.to_string()))
-            .and_then(|r| r)
+            .and_then(|r| r.map_err(Error::from))
         };
         match first_seq {
             Ok(first_seq) => {
@@ -638,104 +643,146 @@ async fn flush_once(ingest: &StreamIngest) -> Result<()> {
             })
             .await
             .map_err(|e| Error::Worker(e.to_string()))?
+            .map_err(Error::from)
         }
     }
 }
 
-/// The type a new column takes: nested values (and all-null ones) are kept as JSON text.
-fn column_type(inferred: &DataType) -> DataType {
-    match inferred {
-        DataType::Struct(_) | DataType::List(_) | DataType::Null => DataType::Utf8,
-        other => other.clone(),
-    }
+/// The columns of one flush: the table's own, in order, then the new keys of its events, each
+/// with the type a file load of the same NDJSON would give it (carelake-rows: the same
+/// classification of every value and the same inference, so the same events get the same
+/// columns however they arrive). Keys are normalised as a file load normalises them
+/// (`heartRate` → `heart_rate`), except a key that names an existing column as it is.
+struct StreamColumns {
+    names: Vec<String>,
+    /// `None`: an existing column of a type streamed events cannot fill (no value goes in).
+    types: Vec<Option<ColumnType>>,
+    existing: usize,
+    stats: Vec<ColumnStats>,
+    by_key: HashMap<String, usize>,
 }
 
-/// The fields of `values`, and the positions of values that cannot be typed at all (an array
-/// holding both objects and numbers, say). Fields whose values disagree in type across events
-/// become text. Inference runs once over all values, and event by event only when that fails.
-fn infer_fields(values: &[Value]) -> (Vec<Field>, Vec<usize>) {
-    if let Ok(schema) = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
-    {
-        let fields = schema
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), column_type(f.data_type()), true))
-            .collect();
-        return (fields, Vec::new());
-    }
-    let mut fields: Vec<Field> = Vec::new();
-    let mut untyped = Vec::new();
-    for (i, value) in values.iter().enumerate() {
-        let Ok(schema) =
-            arrow::json::reader::infer_json_schema_from_iterator(std::iter::once(Ok(value)))
-        else {
-            untyped.push(i);
-            continue;
+impl StreamColumns {
+    fn new(existing: Option<&Schema>) -> Self {
+        let mut columns = Self {
+            names: Vec::new(),
+            types: Vec::new(),
+            existing: 0,
+            stats: Vec::new(),
+            by_key: HashMap::new(),
         };
-        for f in schema.fields() {
-            let data_type = column_type(f.data_type());
-            match fields.iter_mut().find(|e| e.name() == f.name()) {
-                Some(e) if e.data_type() != &data_type => {
-                    *e = Field::new(f.name(), DataType::Utf8, true);
-                }
-                Some(_) => {}
-                None => fields.push(Field::new(f.name(), data_type, true)),
+        for field in existing.into_iter().flat_map(|s| s.fields().iter()) {
+            if LINEAGE_COLUMNS.contains(&field.name().as_str()) {
+                continue;
             }
+            columns.names.push(field.name().clone());
+            columns
+                .types
+                .push(ColumnType::from_arrow(field.data_type()));
+            columns.stats.push(ColumnStats::default());
+        }
+        columns.existing = columns.names.len();
+        columns
+    }
+
+    /// The column of `key`, added when new.
+    fn index(&mut self, key: &str) -> usize {
+        if let Some(i) = self.by_key.get(key) {
+            return *i;
+        }
+        let i = match self.names.iter().position(|n| n == key) {
+            Some(i) => i,
+            None => {
+                let mut name = carelake_common::normalize_identifier(key);
+                if name.is_empty() || LINEAGE_COLUMNS.contains(&name.as_str()) {
+                    name = format!("field_{name}").trim_end_matches('_').to_string();
+                }
+                match self.names.iter().position(|n| *n == name) {
+                    Some(i) => i,
+                    None => {
+                        self.names.push(name);
+                        self.types.push(None);
+                        self.stats.push(ColumnStats::default());
+                        self.names.len() - 1
+                    }
+                }
+            }
+        };
+        self.by_key.insert(key.to_string(), i);
+        i
+    }
+
+    fn observe(&mut self, object: &serde_json::Map<String, Value>) {
+        for (key, value) in object {
+            let i = self.index(key);
+            self.stats[i].observe(classify_json(value));
         }
     }
-    (fields, untyped)
-}
 
-/// The table's columns (text as plain strings) followed by the new fields.
-fn merged_schema(existing: Option<&Schema>, inferred: &[Field]) -> SchemaRef {
-    let mut fields: Vec<Field> = match existing {
-        Some(s) => s
-            .fields()
-            .iter()
-            .filter(|f| !LINEAGE_COLUMNS.contains(&f.name().as_str()))
-            .map(|f| {
-                // Decode into plain strings; Delta hands back views.
-                let data_type = match f.data_type() {
+    /// Fixes the new columns' types (all-null ones are text) once every event was observed.
+    fn infer(&mut self) {
+        for i in self.existing..self.names.len() {
+            self.types[i] = Some(match self.stats[i].infer() {
+                ColumnType::Null => ColumnType::Text,
+                other => other,
+            });
+        }
+    }
+
+    /// The columns written (those of a type streams fill), as indexes, and the batch schema:
+    /// each as nullable, text as plain strings, then the lineage columns.
+    fn written(&self, existing: Option<&Schema>) -> (Vec<usize>, SchemaRef, Vec<ColumnType>) {
+        let mut indexes = Vec::new();
+        let mut fields = Vec::new();
+        let mut types = Vec::new();
+        for (i, (name, column_type)) in self.names.iter().zip(&self.types).enumerate() {
+            let Some(column_type) = column_type else {
+                continue;
+            };
+            let data_type = match existing.and_then(|s| s.field_with_name(name).ok()) {
+                // Decode into the table's type (plain strings for the views Delta hands back).
+                Some(f) => match f.data_type() {
                     DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
                     other => other.clone(),
-                };
-                Field::new(f.name(), data_type, true)
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    for f in inferred {
-        if !fields.iter().any(|e| e.name() == f.name()) {
-            fields.push(f.clone());
+                },
+                None => column_type.arrow_type(),
+            };
+            indexes.push(i);
+            fields.push(Field::new(name, data_type, true));
+            types.push(*column_type);
         }
+        fields.push(Field::new("_source_file", DataType::Utf8, true));
+        fields.push(Field::new("_source_line", DataType::Int64, true));
+        fields.push(Field::new("_load_id", DataType::Utf8, true));
+        fields.push(Field::new(
+            "_loaded_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ));
+        (indexes, Arc::new(Schema::new(fields)), types)
     }
-    Arc::new(Schema::new(fields))
-}
 
-/// Values of text columns as text: nested objects and arrays as JSON, numbers as written.
-fn flatten_for(schema: &Schema, mut value: Value) -> Value {
-    if let Value::Object(map) = &mut value {
-        for (key, v) in map.iter_mut() {
-            let text_column = schema
-                .field_with_name(key)
-                .is_ok_and(|f| f.data_type() == &DataType::Utf8);
-            // Text columns take nested values as JSON and scalars as their text.
-            if text_column && !(v.is_string() || v.is_null()) {
-                *v = Value::String(v.to_string());
-            }
+    /// The cells of one event in the written columns' order, or the column its value does not
+    /// fit.
+    fn cells<'a>(
+        &mut self,
+        object: &'a serde_json::Map<String, Value>,
+        texts: &'a [Option<std::borrow::Cow<'a, str>>],
+        positions: &[Option<usize>],
+    ) -> std::result::Result<Vec<Cell<'a>>, usize> {
+        let mut cells = vec![Cell::Null; positions.iter().flatten().count()];
+        for ((key, value), text) in object.iter().zip(texts) {
+            let column = self.index(key);
+            let Some(text) = text else {
+                continue;
+            };
+            let (Some(position), Some(column_type)) = (positions[column], self.types[column])
+            else {
+                return Err(column);
+            };
+            cells[position] = parse_cell(text, classify_json(value), column_type).ok_or(column)?;
         }
-    }
-    value
-}
-
-fn decode(schema: &SchemaRef, values: &[Value]) -> std::result::Result<RecordBatch, String> {
-    let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(schema))
-        .build_decoder()
-        .map_err(|e| e.to_string())?;
-    decoder.serialize(values).map_err(|e| e.to_string())?;
-    match decoder.flush().map_err(|e| e.to_string())? {
-        Some(batch) => Ok(batch),
-        None => Ok(RecordBatch::new_empty(Arc::clone(schema))),
+        Ok(cells)
     }
 }
 
@@ -767,17 +814,15 @@ async fn write_stream(
         Some(t) => Some(t.snapshot()?.snapshot().arrow_schema().as_ref().clone()),
         None => None,
     };
-    let mut values = Vec::with_capacity(records.len());
+    let label = format!("http:{stream}");
     let mut rejects: Vec<(String, Reject)> = Vec::new();
-    let mut kept: Vec<&Pending> = Vec::with_capacity(records.len());
+    let mut events: Vec<(&Pending, serde_json::Map<String, Value>)> =
+        Vec::with_capacity(records.len());
     for p in &records {
         match serde_json::from_str::<Value>(&p.envelope.event) {
-            Ok(v @ Value::Object(_)) => {
-                values.push(v);
-                kept.push(p);
-            }
+            Ok(Value::Object(object)) => events.push((*p, object)),
             _ => rejects.push((
-                format!("http:{stream}"),
+                label.clone(),
                 Reject {
                     line: p.seq,
                     reason: "not a JSON object".into(),
@@ -786,62 +831,46 @@ async fn write_stream(
             )),
         }
     }
-    let (inferred, untyped) = infer_fields(&values);
-    if !untyped.is_empty() {
-        let mut typed_values = Vec::with_capacity(values.len());
-        let mut typed_records = Vec::with_capacity(kept.len());
-        for (i, (v, p)) in values.into_iter().zip(kept).enumerate() {
-            if untyped.contains(&i) {
-                rejects.push((
-                    format!("http:{stream}"),
-                    Reject {
-                        line: p.seq,
-                        reason: "an array holds values of different kinds".into(),
-                        raw: p.envelope.event.clone(),
-                    },
-                ));
-            } else {
-                typed_values.push(v);
-                typed_records.push(p);
-            }
-        }
-        values = typed_values;
-        kept = typed_records;
+    let mut columns = StreamColumns::new(existing_schema.as_ref());
+    for (_, object) in &events {
+        columns.observe(object);
     }
-    let schema = merged_schema(existing_schema.as_ref(), &inferred);
-    let values: Vec<Value> = values
-        .into_iter()
-        .map(|v| flatten_for(&schema, v))
-        .collect();
-    let (batch, kept) = match decode(&schema, &values) {
-        Ok(batch) => (batch, kept),
-        Err(_) => {
-            // One by one: the events that fit go in, the others are quarantined.
-            let mut good = Vec::new();
-            let mut good_records = Vec::new();
-            for (v, p) in values.iter().zip(kept) {
-                match decode(&schema, std::slice::from_ref(v)) {
-                    Ok(_) => {
-                        good.push(v.clone());
-                        good_records.push(p);
-                    }
-                    Err(reason) => rejects.push((
-                        format!("http:{stream}"),
-                        Reject {
-                            line: p.seq,
-                            reason: format!(
-                                "does not fit the columns of {name}: {}",
-                                carelake_common::redact_literals(&reason)
-                            ),
-                            raw: p.envelope.event.clone(),
-                        },
-                    )),
-                }
-            }
-            (decode(&schema, &good).map_err(Error::Event)?, good_records)
-        }
-    };
+    columns.infer();
+    let (written_columns, schema, types) = columns.written(existing_schema.as_ref());
+    let mut positions = vec![None; columns.names.len()];
+    for (position, column) in written_columns.iter().enumerate() {
+        positions[*column] = Some(position);
+    }
     let load_id = uuid::Uuid::new_v4().to_string();
+    let loaded_at = Utc::now().timestamp_micros();
+    let mut builder = BatchBuilder::new(Arc::clone(&schema), types, load_id.clone(), loaded_at);
+    builder.file_label = label.clone();
+    for (p, object) in &events {
+        let texts: Vec<Option<std::borrow::Cow<'_, str>>> =
+            object.values().map(json_text).collect();
+        match columns.cells(object, &texts, &positions) {
+            Ok(cells) => builder.append_row(p.seq, &cells),
+            Err(column) => rejects.push((
+                label.clone(),
+                Reject {
+                    line: p.seq,
+                    reason: match columns.types[column] {
+                        Some(t) => format!(
+                            "a value does not fit the {t} column {} of {name}",
+                            columns.names[column]
+                        ),
+                        None => format!(
+                            "the column {} of {name} has a type streamed events cannot fill",
+                            columns.names[column]
+                        ),
+                    },
+                    raw: p.envelope.event.clone(),
+                },
+            )),
+        }
+    }
+    let batch = builder.finish()?;
+    let n = batch.num_rows();
     let rejected = rejects.len() as u64;
     if !rejects.is_empty() {
         crate::load::quarantine(
@@ -854,31 +883,6 @@ async fn write_stream(
         )
         .await?;
     }
-    // Lineage: where each row came from (the stream and its log sequence number).
-    let n = batch.num_rows();
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    let loaded_at = Utc::now().timestamp_micros();
-    columns.push(Arc::new(StringArray::from(vec![
-        format!("http:{stream}");
-        n
-    ])));
-    columns.push(Arc::new(Int64Array::from_iter_values(
-        kept.iter().map(|p| p.seq as i64),
-    )));
-    columns.push(Arc::new(StringArray::from(vec![load_id.clone(); n])));
-    columns.push(Arc::new(
-        TimestampMicrosecondArray::from(vec![loaded_at; n]).with_timezone("UTC"),
-    ));
-    fields.push(Field::new("_source_file", DataType::Utf8, true));
-    fields.push(Field::new("_source_line", DataType::Int64, true));
-    fields.push(Field::new("_load_id", DataType::Utf8, true));
-    fields.push(Field::new(
-        "_loaded_at",
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        true,
-    ));
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
     let created = existing.is_none();
     let table = match existing {
         Some(t) => t,
@@ -924,51 +928,70 @@ mod tests {
     }
 
     #[test]
-    fn schemas_keep_the_table_and_add_new_fields() {
+    fn columns_keep_the_table_and_type_new_keys_as_a_file_load_does() {
         let existing = Schema::new(vec![
             Field::new("event_id", DataType::Utf8View, true),
             Field::new("value", DataType::Float64, true),
             Field::new("_load_id", DataType::Utf8, true),
         ]);
-        let values = vec![serde_json::json!({"event_id": "a", "value": 1, "note": {"x": 1}})];
-        let schema = merged_schema(Some(&existing), &infer_fields(&values).0);
+        let events: Vec<serde_json::Map<String, Value>> = [
+            serde_json::json!({"event_id": "a", "value": 1, "note": {"x": 1}, "takenAt": "2024-01-31T10:00:00Z", "site": "arm"}),
+            serde_json::json!({"event_id": "b", "value": 2.5, "takenAt": "2024-02-01T10:00:00Z", "site": 3, "reading": [1, {"a": 1}]}),
+        ]
+        .into_iter()
+        .map(|v| match v {
+            Value::Object(o) => o,
+            _ => unreachable!(),
+        })
+        .collect();
+        let mut columns = StreamColumns::new(Some(&existing));
+        for e in &events {
+            columns.observe(e);
+        }
+        columns.infer();
+        let (written, schema, types) = columns.written(Some(&existing));
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(names, ["event_id", "value", "note"]);
-        assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
-        assert_eq!(schema.field(2).data_type(), &DataType::Utf8);
-        let values: Vec<Value> = values
-            .into_iter()
-            .map(|v| flatten_for(&schema, v))
-            .collect();
-        let batch = decode(&schema, &values).unwrap();
-        assert_eq!(batch.num_rows(), 1);
-        assert!(decode(&schema, &[serde_json::json!({"value": "high"})]).is_err());
-    }
-
-    #[test]
-    fn events_that_disagree_in_shape_become_text_and_untypable_ones_are_set_aside() {
-        let values = vec![
-            serde_json::json!({"reading": [1, 2], "site": "arm"}),
-            serde_json::json!({"reading": [{"sys": 120}], "site": 3}),
-            serde_json::json!({"reading": 7}),
-            serde_json::json!({"mixed": [1, {"a": 1}]}),
-        ];
-        let (fields, untyped) = infer_fields(&values);
-        assert_eq!(untyped, [3]);
-        let types: Vec<(&str, &DataType)> = fields
-            .iter()
-            .map(|f| (f.name().as_str(), f.data_type()))
-            .collect();
         assert_eq!(
-            types,
-            [("reading", &DataType::Utf8), ("site", &DataType::Utf8)]
+            names,
+            [
+                "event_id",
+                "value",
+                "note",
+                "site",
+                "taken_at",
+                "reading",
+                "_source_file",
+                "_source_line",
+                "_load_id",
+                "_loaded_at"
+            ]
         );
-        let schema = merged_schema(None, &fields);
-        let typed: Vec<Value> = values[..3]
-            .iter()
-            .cloned()
-            .map(|v| flatten_for(&schema, v))
-            .collect();
-        assert_eq!(decode(&schema, &typed).unwrap().num_rows(), 3);
+        assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(types[1], ColumnType::Double);
+        assert_eq!(types[2], ColumnType::Text, "nested values are JSON text");
+        assert!(
+            matches!(types[4], ColumnType::Timestamp(_)),
+            "{:?}",
+            types[4]
+        );
+        assert_eq!(types[3], ColumnType::Text, "values that disagree are text");
+        let mut positions = vec![None; columns.names.len()];
+        for (p, c) in written.iter().enumerate() {
+            positions[*c] = Some(p);
+        }
+        let mut builder = BatchBuilder::new(Arc::clone(&schema), types, "load".into(), 0);
+        for (line, e) in events.iter().enumerate() {
+            let texts: Vec<_> = e.values().map(json_text).collect();
+            let cells = columns.cells(e, &texts, &positions).unwrap();
+            builder.append_row(line as u64, &cells);
+        }
+        assert_eq!(builder.finish().unwrap().num_rows(), 2);
+        // A value that does not fit an existing column's type is the event's reject.
+        let bad = match serde_json::json!({"value": "high"}) {
+            Value::Object(o) => o,
+            _ => unreachable!(),
+        };
+        let texts: Vec<_> = bad.values().map(json_text).collect();
+        assert_eq!(columns.cells(&bad, &texts, &positions).unwrap_err(), 1);
     }
 }

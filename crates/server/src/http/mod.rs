@@ -4,8 +4,11 @@
 //! [`Session`], so that what the session enforces for its principal applies here as on the
 //! command line.
 
+mod api;
 mod auth;
+mod encode;
 mod listen;
+mod metrics;
 mod routes;
 mod ui;
 

@@ -814,7 +814,7 @@ async fn sql_csv(
         Err(e) => return failure("SQL", "/sql", &user, &e),
     };
     // The API's CSV writer, with the API's row limit.
-    let mut response = match super::routes::respond(&result, "text/csv", state.config.max_rows, 0.0)
+    let mut response = match super::encode::respond(&result, "text/csv", state.config.max_rows, 0.0)
     {
         Ok(response) => response,
         Err(e) => return failure("SQL", "/sql", &user, e.message()),

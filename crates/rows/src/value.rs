@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 
 /// How a date is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DateForm {
+pub enum DateForm {
     /// One reading whatever the column: year first (`2024-01-31`, `2024/1/31`) or a month
     /// name (`Jan 31 2024`, `31-JAN-24`).
     Fixed,
@@ -37,7 +37,7 @@ pub enum DateOrder {
 
 impl DateForm {
     /// Whether a value of this form reads as a date under the column's order.
-    pub(crate) fn fits(self, order: Option<DateOrder>) -> bool {
+    pub fn fits(self, order: Option<DateOrder>) -> bool {
         match self {
             DateForm::Fixed | DateForm::Dot => true,
             DateForm::MonthFirst => order == Some(DateOrder::MonthFirst),
@@ -49,23 +49,31 @@ impl DateForm {
 
 /// The narrowest kind a text value belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Class {
+pub enum Class {
+    /// Empty or a null token (`NULL`, `\N`, `NA`, …).
     Null,
+    /// `true`/`false`, `yes`/`no`.
     Bool,
+    /// An integer that fits 32 bits.
     Int32,
+    /// An integer that fits 64 bits.
     Int64,
+    /// Any other number.
     Float,
+    /// A date, written in the given form.
     Date(DateForm),
+    /// A date and time, the date written in the given form.
     Timestamp(DateForm),
+    /// Anything else.
     Text,
 }
 
 /// Values that mean "no value".
-pub(crate) fn is_null_token(s: &str) -> bool {
+pub fn is_null_token(s: &str) -> bool {
     s.is_empty() || matches!(s, "NULL" | "null" | "\\N" | "NA" | "N/A" | "n/a")
 }
 
-pub(crate) fn classify(raw: &str) -> Class {
+pub fn classify(raw: &str) -> Class {
     let s = raw.trim();
     if is_null_token(s) {
         return Class::Null;
@@ -168,7 +176,7 @@ fn is_decimal_literal(b: &[u8]) -> bool {
     i == b.len()
 }
 
-pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+pub fn parse_bool(s: &str) -> Option<bool> {
     match s.len() {
         2..=5 => {}
         _ => return None,
@@ -378,7 +386,7 @@ fn parse_date_prefix(s: &str, order: Option<DateOrder>) -> Option<(NaiveDate, &s
 }
 
 /// Days since 1970-01-01 for a date in one of the known forms.
-pub(crate) fn parse_date(s: &str, order: Option<DateOrder>) -> Option<i32> {
+pub fn parse_date(s: &str, order: Option<DateOrder>) -> Option<i32> {
     let (date, rest) = parse_date_prefix(s.trim(), order)?;
     if !rest.is_empty() {
         return None;
@@ -393,7 +401,7 @@ fn date_to_days(date: NaiveDate) -> i32 {
 
 /// Microseconds since the epoch (UTC) for a date-time; a value without a zone is read as UTC.
 /// A plain date reads as midnight.
-pub(crate) fn parse_timestamp(s: &str, order: Option<DateOrder>) -> Option<i64> {
+pub fn parse_timestamp(s: &str, order: Option<DateOrder>) -> Option<i64> {
     let s = s.trim();
     let (date, rest) = parse_date_prefix(s, order)?;
     let days = i64::from(date_to_days(date));

@@ -10,8 +10,8 @@ use crate::value::{Class, DateForm, DateOrder};
 /// Share of a column's non-empty values that may fail to parse as the inferred type; those rows
 /// are rejected rather than the column falling back to text. Below [`MIN_VALUES_FOR_TOLERANCE`]
 /// values the column must be clean.
-pub(crate) const TYPE_TOLERANCE: f64 = 0.01;
-pub(crate) const MIN_VALUES_FOR_TOLERANCE: u64 = 50;
+pub const TYPE_TOLERANCE: f64 = 0.01;
+pub const MIN_VALUES_FOR_TOLERANCE: u64 = 50;
 
 /// A column type as the crawler sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl ColumnType {
     }
 
     /// The crawler's view of an Arrow type already in a table, if it is one it produces.
-    pub(crate) fn from_arrow(data_type: &DataType) -> Option<Self> {
+    pub fn from_arrow(data_type: &DataType) -> Option<Self> {
         Some(match data_type {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::Text,
             DataType::Boolean => ColumnType::Boolean,
@@ -64,7 +64,7 @@ impl ColumnType {
     }
 
     /// The narrowest type holding values of both (the widening lattice).
-    pub(crate) fn widen(self, other: ColumnType) -> ColumnType {
+    pub fn widen(self, other: ColumnType) -> ColumnType {
         use ColumnType::*;
         match (self, other) {
             (a, b) if a == b => a,
@@ -96,7 +96,7 @@ impl fmt::Display for ColumnType {
 }
 
 /// Timestamps are stored as microseconds in UTC, as Delta's `timestamp` type requires.
-pub(crate) fn timestamp_type() -> DataType {
+pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
@@ -111,8 +111,8 @@ pub struct InferredColumn {
 
 /// Counts of value classes seen in one column.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ColumnStats {
-    pub(crate) non_null: u64,
+pub struct ColumnStats {
+    pub non_null: u64,
     bools: u64,
     int32: u64,
     int64: u64,
@@ -132,7 +132,7 @@ fn form_index(form: DateForm) -> usize {
 }
 
 impl ColumnStats {
-    pub(crate) fn observe(&mut self, class: Class) {
+    pub fn observe(&mut self, class: Class) {
         match class {
             Class::Null => return,
             Class::Bool => self.bools += 1,
@@ -146,7 +146,7 @@ impl ColumnStats {
         self.non_null += 1;
     }
 
-    pub(crate) fn merge(&mut self, other: &ColumnStats) {
+    pub fn merge(&mut self, other: &ColumnStats) {
         self.non_null += other.non_null;
         self.bools += other.bools;
         self.int32 += other.int32;
@@ -159,7 +159,7 @@ impl ColumnStats {
     }
 
     /// The most specific type that all but a tolerated few values fit.
-    pub(crate) fn infer(&self) -> ColumnType {
+    pub fn infer(&self) -> ColumnType {
         if self.non_null == 0 {
             return ColumnType::Null;
         }
