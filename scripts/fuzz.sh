@@ -103,7 +103,8 @@ for dir in crates/*/fuzz; do
             failed+=("$target")
         fi
         total_seconds=$((total_seconds + $(date +%s) - started))
-        execs="$(grep -h 'stat::number_of_executed_units' "$log" fuzz-*.log 2>/dev/null | awk '{s+=$2} END {print s+0}')"
+        # fuzz-*.log exist only with --jobs above 1.
+        execs="$( (grep -h 'stat::number_of_executed_units' "$log" fuzz-*.log 2>/dev/null || true) | awk '{s+=$2} END {print s+0}')"
         rm -f fuzz-*.log
         echo "   $outcome; $execs executions; corpus now $(ls "$corpus" | wc -l) inputs"
         grep -E 'panicked|ERROR: |SUMMARY' "$log" | head -n 5 || true
