@@ -6,7 +6,7 @@ use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder,
     Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, SchemaRef};
 
 use crate::infer::ColumnType;
 use crate::value::{Class, parse_bool, parse_date, parse_timestamp};
@@ -152,6 +152,20 @@ impl ColumnBuilder {
             ColumnBuilder::Text(b) => b.len(),
         }
     }
+}
+
+/// The lineage columns every loaded row carries after its data columns: the file (or stream) it
+/// came from, its line (or log sequence number), the load's id and when it was loaded.
+pub const LINEAGE_COLUMNS: [&str; 4] = ["_source_file", "_source_line", "_load_id", "_loaded_at"];
+
+/// The fields of [`LINEAGE_COLUMNS`], in order, as [`BatchBuilder`] fills them.
+pub fn lineage_fields() -> [Field; 4] {
+    [
+        Field::new(LINEAGE_COLUMNS[0], DataType::Utf8, true),
+        Field::new(LINEAGE_COLUMNS[1], DataType::Int64, true),
+        Field::new(LINEAGE_COLUMNS[2], DataType::Utf8, true),
+        Field::new(LINEAGE_COLUMNS[3], crate::infer::timestamp_type(), true),
+    ]
 }
 
 /// Rows per batch, and the text bytes after which a batch is cut early (huge fields).

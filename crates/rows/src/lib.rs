@@ -22,7 +22,9 @@ pub mod infer;
 mod read;
 pub mod value;
 
-pub use batch::{BATCH_ROWS, BatchBuilder, Cell, fits, parse_cell};
+pub use batch::{
+    BATCH_ROWS, BatchBuilder, Cell, LINEAGE_COLUMNS, fits, lineage_fields, parse_cell,
+};
 pub use infer::{ColumnStats, ColumnType, InferredColumn};
 pub use read::{
     MAX_FIELD_BYTES, MAX_LINE_BYTES, Reject, RowSink, binary_preview, classify_json, json_text,

@@ -54,8 +54,7 @@ pub use crate::reader::expand_inputs;
 /// The quarantine table in the raw zone.
 pub const REJECTS_TABLE: &str = "_rejects";
 
-/// Lineage columns added to every raw row.
-pub const LINEAGE_COLUMNS: [&str; 4] = ["_source_file", "_source_line", "_load_id", "_loaded_at"];
+pub use crate::rows::LINEAGE_COLUMNS;
 
 /// How many times a load is retried when another writer commits the same files concurrently.
 const MAX_CONFLICT_RETRIES: usize = 3;

@@ -34,10 +34,7 @@ pub(super) fn with_lineage(columns: &[TargetColumn]) -> Schema {
         .iter()
         .map(|c| Field::new(&c.name, c.data_type.clone(), true))
         .collect();
-    fields.push(Field::new(LINEAGE_COLUMNS[0], DataType::Utf8, true));
-    fields.push(Field::new(LINEAGE_COLUMNS[1], DataType::Int64, true));
-    fields.push(Field::new(LINEAGE_COLUMNS[2], DataType::Utf8, true));
-    fields.push(Field::new(LINEAGE_COLUMNS[3], timestamp_type(), true));
+    fields.extend(crate::rows::lineage_fields());
     Schema::new(fields)
 }
 

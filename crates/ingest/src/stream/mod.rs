@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::StringArray;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use carelake_common::{Principal, TableName, Zone};
 use carelake_lake::{CatalogEvent, Lake, TimeTravel};
 
@@ -751,14 +751,7 @@ impl StreamColumns {
             fields.push(Field::new(name, data_type, true));
             types.push(*column_type);
         }
-        fields.push(Field::new("_source_file", DataType::Utf8, true));
-        fields.push(Field::new("_source_line", DataType::Int64, true));
-        fields.push(Field::new("_load_id", DataType::Utf8, true));
-        fields.push(Field::new(
-            "_loaded_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ));
+        fields.extend(crate::rows::lineage_fields());
         (indexes, Arc::new(Schema::new(fields)), types)
     }
 

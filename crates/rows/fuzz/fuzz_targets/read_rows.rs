@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{Field, Schema};
 use carelake_rows::value::classify;
 use carelake_rows::{
     BatchBuilder, Cell, ColumnStats, ColumnType, Reject, RowSink, classify_json, fits, json_text,
@@ -123,14 +123,7 @@ fuzz_target!(|data: &[u8]| {
         .zip(&types)
         .map(|(name, t)| Field::new(name, t.arrow_type(), true))
         .collect();
-    fields.push(Field::new("_source_file", DataType::Utf8, true));
-    fields.push(Field::new("_source_line", DataType::Int64, true));
-    fields.push(Field::new("_load_id", DataType::Utf8, true));
-    fields.push(Field::new(
-        "_loaded_at",
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        true,
-    ));
+    fields.extend(carelake_rows::lineage_fields());
     let mut batch = BatchBuilder::new(Arc::new(Schema::new(fields)), types.clone(), "fuzz".into(), 0);
     let mut rows = 0usize;
     for (line, cells) in &crawl.csv_rows {
