@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use carelake_common::Principal;
-use carelake_ingest::{StreamConfig, StreamIngest};
 use carelake_lake::Lake;
 use carelake_server::{HttpConfig, HttpServer};
 use carelake_sql::Session;
+use carelake_stream::{StreamConfig, StreamIngest};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 

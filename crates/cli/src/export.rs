@@ -147,7 +147,7 @@ pub(crate) async fn tags(lake: &str, args: TagsArgs) -> Result<()> {
     let lake = Lake::open(lake).await?;
     let only: Option<TableName> = args.table.as_deref().map(str::parse).transpose()?;
     let explicit = TagStore::new(lake.clone()).explicit().await?;
-    println!("{:<36} {:<32} {:<17} source", "table", "column", "role");
+    let mut rows = Vec::new();
     for entry in lake.catalog().list().await? {
         if entry.kind != EntryKind::Table || only.as_ref().is_some_and(|t| *t != entry.name) {
             continue;
@@ -160,14 +160,14 @@ pub(crate) async fn tags(lake: &str, args: TagsArgs) -> Result<()> {
         };
         let schema = delta.snapshot()?.snapshot().arrow_schema();
         for role in TagStore::effective(&entry.name, &schema, &explicit) {
-            println!(
-                "{:<36} {:<32} {:<17} {}",
+            rows.push(vec![
                 entry.name.to_string(),
                 role.column,
-                role.role.as_str(),
-                if role.explicit { "explicit" } else { "default" }
-            );
+                role.role.as_str().to_string(),
+                if role.explicit { "explicit" } else { "default" }.to_string(),
+            ]);
         }
     }
+    crate::list::print(&["table", "column", "role", "source"], rows);
     Ok(())
 }

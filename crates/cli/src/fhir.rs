@@ -34,15 +34,16 @@ pub(crate) async fn run(lake: &str, principal: Principal, which: FhirCommand) ->
     match which {
         FhirCommand::Views => {
             let lake = Lake::open(lake).await?;
+            let mut rows = Vec::new();
             for view in carelake_ingest::fhir_views(&lake).await? {
                 let columns: Vec<String> = view.columns().into_iter().map(|c| c.name).collect();
-                println!(
-                    "curated.{:<32} {:<22} {}",
-                    view.name(),
-                    view.resource(),
-                    columns.join(", ")
-                );
+                rows.push(vec![
+                    format!("curated.{}", view.name()),
+                    view.resource().to_string(),
+                    columns.join(", "),
+                ]);
             }
+            crate::list::print(&["table", "resource", "columns"], rows);
             Ok(())
         }
         FhirCommand::AddView { files } => {

@@ -18,6 +18,7 @@ mod export;
 mod fhir;
 mod key;
 mod link;
+mod list;
 mod output;
 mod pipeline;
 mod progress;

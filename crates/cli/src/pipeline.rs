@@ -142,21 +142,19 @@ pub(crate) fn project(which: ProjectCommand) -> Result<()> {
                 project.origin,
                 project.models.len()
             );
+            let mut rows = Vec::new();
             for i in &dag.order {
                 let m = &project.models[*i];
                 let reads: Vec<String> = dag.inputs[*i].iter().map(ToString::to_string).collect();
-                println!(
-                    "  {:<22} {:<12} -> {:<40} reads {}",
-                    m.name,
-                    m.materialization.as_str(),
-                    m.outputs()
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    reads.join(", ")
-                );
+                let outputs: Vec<String> = m.outputs().iter().map(ToString::to_string).collect();
+                rows.push(vec![
+                    m.name.clone(),
+                    m.materialization.as_str().to_string(),
+                    outputs.join(", "),
+                    reads.join(", "),
+                ]);
             }
+            crate::list::print(&["model", "materialization", "writes", "reads"], rows);
             Ok(())
         }
     }

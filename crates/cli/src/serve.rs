@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use carelake_common::Principal;
-use carelake_ingest::{StreamConfig, StreamIngest};
 use carelake_lake::Lake;
 use carelake_server::{
     DEFAULT_HTTP_ADDR, DEFAULT_PG_ADDR, HttpConfig, HttpServer, MllpConfig, MllpServer, PgConfig,
     PgServer, TlsConfig,
 };
 use carelake_sql::Session;
+use carelake_stream::{StreamConfig, StreamIngest};
 use clap::Args;
 
 /// `carelake serve` options.
@@ -454,7 +454,7 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
 
     if let Some(mllp) = &args.mllp {
         let addr = crate::parse_listen_addr(mllp)?;
-        let store = carelake_ingest::Hl7Store::open_with(
+        let store = carelake_stream::Hl7Store::open_with(
             lake.clone(),
             principal.clone(),
             args.hl7_dedupe_window.max(1),

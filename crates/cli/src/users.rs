@@ -112,10 +112,7 @@ pub(crate) async fn tokens(
     let all = lake.tokens().list().await?;
     match which {
         TokenCommand::List { user, all: every } => {
-            println!(
-                "{:<16}  {:<20} {:<4} {:<20} {:<20} state",
-                "id", "user", "kind", "issued", "expires"
-            );
+            let mut rows = Vec::new();
             for t in all
                 .iter()
                 .filter(|t| user.as_deref().is_none_or(|u| t.user == u))
@@ -124,15 +121,16 @@ pub(crate) async fn tokens(
                 if !every && state != "active" {
                     continue;
                 }
-                println!(
-                    "{:<16}  {:<20} {:<4} {:<20} {:<20} {state}",
-                    t.id,
-                    t.user,
-                    t.kind.as_str(),
-                    t.issued_at.format("%Y-%m-%d %H:%M:%S"),
-                    t.expires_at.format("%Y-%m-%d %H:%M:%S"),
-                );
+                rows.push(vec![
+                    t.id.clone(),
+                    t.user.clone(),
+                    t.kind.as_str().to_string(),
+                    t.issued_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    t.expires_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    state.to_string(),
+                ]);
             }
+            crate::list::print(&["id", "user", "kind", "issued", "expires", "state"], rows);
         }
         TokenCommand::Revoke { ids, user } => {
             let ids: Vec<String> = match &user {
@@ -203,6 +201,7 @@ pub(crate) async fn run(
     let users = lake.users();
     match which {
         UserCommand::List => {
+            let mut rows = Vec::new();
             for user in users.list().await? {
                 let state = if user.disabled {
                     "disabled".to_string()
@@ -211,8 +210,9 @@ pub(crate) async fn run(
                 } else {
                     "active".to_string()
                 };
-                println!("{:<24} {:<24} {state}", user.name, user.roles.join(","));
+                rows.push(vec![user.name, user.roles.join(","), state]);
             }
+            crate::list::print(&["user", "roles", "state"], rows);
         }
         UserCommand::Add { name, roles, attrs } => {
             let (password, generated) = password_from_env();

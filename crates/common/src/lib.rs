@@ -9,6 +9,7 @@
 //! ```
 
 mod error;
+pub mod metrics;
 mod name;
 mod principal;
 mod redact;

@@ -700,6 +700,10 @@ async fn append(
         .write(batches)
         .with_save_mode(SaveMode::Append)
         .with_writer_properties(properties.clone())
+        .with_commit_properties(carelake_lake::commit_properties(
+            Vec::new(),
+            vec![("carelake.operation".to_string(), "export".into())],
+        ))
         .await?)
 }
 

@@ -19,9 +19,12 @@
 
 mod clinical;
 mod error;
+mod identity;
+mod network;
+mod outputs;
+mod person;
 mod reference;
-mod writer;
 
 pub use clinical::ClinicalCounts;
 pub use error::{Error, Result};
-pub use writer::{GenerateSummary, GeneratorConfig, generate, generate_people};
+pub use network::{GenerateSummary, GeneratorConfig, generate, generate_people};

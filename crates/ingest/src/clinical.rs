@@ -21,14 +21,11 @@ use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use carelake_common::{TableName, Zone};
-use carelake_lake::{CatalogEvent, Lake, LoadRecord, LoadStatus, TimeTravel};
+use carelake_lake::{Lake, LoadRecord, LoadStatus, Provenance, TableWrite, TimeTravel, WriteMode};
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, MetadataExt as _, StructType, Transaction};
-use deltalake::protocol::{DeltaOperation, SaveMode};
-use serde_json::Value;
 
 use crate::columns::TableRows;
 use crate::load::{Progress, ProgressEvent, quarantine};
@@ -425,6 +422,8 @@ impl crate::Loader {
         }
         result?;
         summary.elapsed = started.elapsed();
+        let rows: u64 = summary.tables.iter().map(|t| t.rows_added).sum();
+        crate::load::record_load(format.as_str(), summary.elapsed, rows);
         tracing::info!(
             format = format.as_str(),
             records = summary.records,
@@ -462,14 +461,17 @@ impl crate::Loader {
             staged.delete(&dropped).await;
             let name = staged.name.clone();
             let created = staged.created;
-            // Whether the catalog lacks the table altogether.
-            let mut unlisted = false;
+            let provenance = Provenance::new(
+                format!("{} load", format.as_str()),
+                self.principal.name.clone(),
+            )
+            .described(spec.description.clone());
+            let write = TableWrite::new(name.clone(), WriteMode::Append, provenance);
             let written = if txns.is_empty() {
                 // A load stopped between a commit and its catalog event (a crash) leaves the
                 // table ahead of the catalog: run again, it takes nothing new and completes it.
                 if !created {
                     let entry = self.lake.catalog().get(&name).await?;
-                    unlisted = entry.is_none();
                     let behind = entry
                         .is_none_or(|e| e.table_version < staged.table.version().map(|v| v as i64));
                     if !behind {
@@ -477,6 +479,7 @@ impl crate::Loader {
                     }
                 }
                 // Made by this round and given nothing: recorded in the catalog all the same.
+                write.record(&self.lake, &staged.table, created).await?;
                 staged.table.clone()
             } else {
                 let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
@@ -489,46 +492,14 @@ impl crate::Loader {
                             .map_err(deltalake::DeltaTableError::from)?,
                     ));
                 }
-                let commit = CommitProperties::default()
-                    .with_application_transactions(txns)
-                    .with_metadata([
-                        ("carelake.operation".to_string(), Value::from("load")),
-                        (
-                            "carelake.load_id".to_string(),
-                            Value::from(context.load_id.clone()),
-                        ),
-                        ("carelake.format".to_string(), Value::from(format.as_str())),
-                    ])
-                    .with_max_retries(15);
-                let finalized = CommitBuilder::from(commit)
-                    .with_actions(actions)
-                    .build(
-                        Some(staged.table.snapshot()?),
-                        staged.table.log_store(),
-                        DeltaOperation::Write {
-                            mode: SaveMode::Append,
-                            partition_by: None,
-                            predicate: None,
-                        },
-                    )
-                    .await?;
-                let version = finalized.version();
-                self.lake
-                    .load_delta(
-                        &self.lake.table_url(&name)?,
-                        TimeTravel::Version(version as u64),
-                    )
+                write
+                    .transactions(txns)
+                    .metadata("operation", "load")
+                    .metadata("load_id", context.load_id.clone())
+                    .metadata("format", format.as_str())
+                    .actions(&self.lake, &staged.table, actions, created)
                     .await?
-                    .ok_or_else(|| Error::Worker(format!("{name} vanished after its commit")))?
             };
-            let mut event = CatalogEvent::written(name.clone(), &written);
-            if created || unlisted {
-                event.description = Some(spec.description.clone());
-                event.owner = Some(self.principal.name.clone());
-                event.upstream = Some(Vec::new());
-            }
-            event.source = Some(format!("{} load", format.as_str()));
-            self.lake.catalog().record(&[event]).await?;
             match summary.tables.iter_mut().find(|t| t.table == name) {
                 Some(outcome) => {
                     outcome.rows_added += rows;
@@ -766,7 +737,7 @@ pub(crate) fn app_id(sha256: &str) -> String {
 }
 
 /// At most 64 KB of a rejected input, for the quarantine table.
-pub(crate) fn clip(text: &str) -> String {
+pub fn clip(text: &str) -> String {
     const MAX: usize = 64 * 1024;
     if text.len() <= MAX {
         return text.to_string();

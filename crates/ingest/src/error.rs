@@ -106,6 +106,18 @@ pub enum Error {
     Backlog(u64, u64),
 }
 
+impl Error {
+    /// Whether a commit lost a race to a conflicting writer (see
+    /// [`carelake_lake::Error::is_commit_conflict`]).
+    pub fn is_commit_conflict(&self) -> bool {
+        match self {
+            Error::Lake(e) => e.is_commit_conflict(),
+            Error::Delta(deltalake::DeltaTableError::Transaction { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -19,12 +19,8 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::{Principal, TableName, Zone};
 use carelake_fhir::ViewDefinition;
-use carelake_lake::{CatalogEvent, Lake, TimeTravel};
+use carelake_lake::{Lake, Provenance, TableWrite, TimeTravel, WriteMode};
 use chrono::{DateTime, Utc};
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::write::SchemaMode;
-use deltalake::protocol::SaveMode;
 use serde_json::Value;
 
 use crate::clinical::{
@@ -632,40 +628,25 @@ pub async fn materialize(lake: &Lake, principal: &Principal, view: &ViewDefiniti
     arrays.push(Arc::new(loaded_at.finish()));
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
     let name = view_table(view)?;
-    let url = lake.table_url(&name)?;
-    let table = match lake.load_delta(&url, TimeTravel::Latest).await? {
-        Some(t) => t,
-        None => lake.delta_handle(&url)?,
-    };
-    // Owner and description go with the first catalog entry (also when a crash left the table
-    // written but never listed).
-    let created = lake.catalog().get(&name).await?.is_none();
-    let written =
-        table
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(SchemaMode::Overwrite)
-            .with_table_name(name.name.clone())
-            .with_commit_properties(CommitProperties::default().with_application_transaction(
-                Transaction::new(view_source_id(view), source_version),
-            ))
-            .await?;
-    let mut event = CatalogEvent::written(name.clone(), &written);
-    event.upstream = Some(vec![TableName::new(
+    let description = view.description().map(str::to_string).unwrap_or_else(|| {
+        format!(
+            "{} resources flattened by a SQL-on-FHIR view",
+            view.resource()
+        )
+    });
+    let provenance = Provenance::new(
+        format!("SQL-on-FHIR view {}", view.name()),
+        principal.name.clone(),
+    )
+    .described(description)
+    .upstream(vec![TableName::new(
         Zone::Raw,
         raw_table_of(view.resource()),
     )?]);
-    event.source = Some(format!("SQL-on-FHIR view {}", view.name()));
-    if created {
-        event.owner = Some(principal.name.clone());
-        event.description = Some(view.description().map(str::to_string).unwrap_or_else(|| {
-            format!(
-                "{} resources flattened by a SQL-on-FHIR view",
-                view.resource()
-            )
-        }));
-    }
-    lake.catalog().record(&[event]).await?;
+    TableWrite::new(name, WriteMode::Replace, provenance)
+        .transaction(view_source_id(view), source_version)
+        .batches(lake, None, vec![batch])
+        .await?;
     tracing::info!(view = view.name(), rows, "FHIR view materialised.");
     Ok(rows)
 }

@@ -10,25 +10,18 @@
 //! nor the other way round), and never stored beside the first. Files are committed typed tables first and the message store last, so a
 //! load cut off half-way is completed by loading again (see [`crate::clinical`]).
 //!
-//! Messages received over MLLP ([`Hl7Store`]) are committed to the message store first — that
-//! commit is what the ACK promises — and then to the typed tables. Each group of messages has
-//! a sequence number recorded as a Delta application transaction (`carelake-mllp`) in every
-//! table it reaches, so a typed table that missed a group (the process stopped between the two
-//! commits) is caught up from the message store when the store opens again.
+//! Messages received over MLLP go through the MLLP store in `carelake-stream`, which derives
+//! the same rows with [`Hl7Group`] and commits the message store first (that commit is what
+//! the ACK promises), then the typed tables.
 
 use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use carelake_common::{Principal, TableName, Zone};
+use carelake_common::{TableName, Zone};
 use carelake_hl7::Message;
-use carelake_lake::{CatalogEvent, Lake, TimeTravel};
+use carelake_lake::{Lake, TimeTravel};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use datafusion::prelude::{SessionContext, col, lit};
 use deltalake::DeltaTable;
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::write::SchemaMode;
-use deltalake::protocol::SaveMode;
 use sha2::{Digest, Sha256};
 
 use arrow::datatypes::SchemaRef;
@@ -40,7 +33,6 @@ use crate::clinical::{
 use crate::columns::{ColumnSpec, Kind, Lineage, TableRows, col as column};
 use crate::rows::Reject;
 use crate::staged::RowSink;
-use crate::window::{WindowMap, WindowSet};
 
 /// The message store.
 pub(crate) const MESSAGES: &str = "hl7_messages";
@@ -49,9 +41,6 @@ const OBSERVATIONS: &str = "hl7_observations";
 const DIAGNOSES: &str = "hl7_diagnoses";
 const ALLERGIES: &str = "hl7_allergies";
 const INSURANCE: &str = "hl7_insurance";
-
-/// Application id of the MLLP listener's group transactions.
-const MLLP_APP: &str = "carelake-mllp";
 
 const MESSAGE_COLUMNS: &[ColumnSpec] = &[
     column("control_id", Kind::Text),
@@ -214,7 +203,7 @@ fn table_specs() -> [(&'static str, &'static str, &'static [ColumnSpec]); 6] {
 /// The 128-bit key of a message: sender, control id, message type and the content after MSH.
 /// A resend (same MSH-10 from the same sender, whatever its MSH-7) has the same key; a control
 /// id a sender reused for a different message does not (a file load keeps that message; over MLLP it is
-/// a conflict, see [`Hl7Store::store`]).
+/// a conflict in the MLLP store).
 type MessageKey = [u8; 16];
 
 fn message_key(message: &Message<'_>) -> MessageKey {
@@ -576,357 +565,96 @@ impl ClinicalParser for Hl7Parser {
     }
 }
 
-/// A message received over the network.
-#[derive(Debug, Clone)]
-pub struct InboundMessage {
-    /// The message text.
-    pub text: String,
-    /// Who sent it (address), for lineage.
-    pub peer: String,
+/// The raw table that holds every HL7 message whole, and the names of the typed HL7 tables
+/// (for the MLLP store, which commits the message store first and catches the others up).
+pub const MESSAGES_TABLE: &str = MESSAGES;
+
+/// The names of the typed HL7 tables (every HL7 table but the message store).
+pub fn typed_tables() -> impl Iterator<Item = &'static str> {
+    table_specs()
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .filter(|name| *name != MESSAGES)
 }
 
-/// What became of a received message; the text comes back for the acknowledgement.
-#[derive(Debug, Clone)]
-pub enum StoreOutcome {
-    /// Stored durably now.
-    Stored {
-        /// The message text.
-        text: String,
-    },
-    /// Already in the lake (a resend): not stored again.
-    Duplicate {
-        /// The message text.
-        text: String,
-    },
-    /// Could not be parsed: quarantined in `raw._rejects`.
-    Rejected {
-        /// The message text.
-        text: String,
-        /// Why, without patient data.
-        reason: String,
-    },
-    /// Its sender and control id belong to a different message already stored (or earlier in
-    /// the same group): quarantined in `raw._rejects`, answered AE.
-    Conflict {
-        /// The message text.
-        text: String,
-        /// Why, without patient data.
-        reason: String,
-    },
+/// A stored message's content key or identity key (see [`hl7_message_key`] and [`hl7_id_key`]).
+pub type Hl7Key = [u8; 16];
+
+/// The content key of a message: equal for a resend, different for a reused control id.
+pub fn hl7_message_key(message: &Message<'_>) -> Hl7Key {
+    message_key(message)
 }
 
-/// The HL7 message store as the MLLP listener uses it: knows every stored message's key,
-/// commits groups of messages and catches the typed tables up after a restart.
-#[derive(Debug)]
-pub struct Hl7Store {
-    lake: Lake,
-    principal: Principal,
-    /// The newest messages' keys (see [`Hl7Store::open_with`]).
-    keys: WindowSet<MessageKey>,
-    /// The content key stored under each sender and control id, for the same messages.
-    ids: WindowMap<IdKey, MessageKey>,
-    /// Sequence number of the last group committed to the message store.
-    sequence: i64,
+/// The identity key of a message: sender, control id, message type and trigger event.
+pub fn hl7_id_key(message: &Message<'_>) -> Hl7Key {
+    id_key(message)
 }
 
-impl Hl7Store {
-    /// Opens the store remembering the last [`Hl7Store::DEFAULT_WINDOW`] messages.
-    pub async fn open(lake: Lake, principal: Principal) -> Result<Self> {
-        Self::open_with(lake, principal, Self::DEFAULT_WINDOW).await
-    }
+/// The content keys of every stored message, and the content key first stored under each
+/// identity.
+pub async fn stored_hl7_keys(lake: &Lake) -> Result<(HashSet<Hl7Key>, HashMap<Hl7Key, Hl7Key>)> {
+    load_keys_and_ids(lake).await
+}
 
-    /// Messages remembered by default (about 80 bytes of memory each).
-    pub const DEFAULT_WINDOW: usize = 2_000_000;
+/// Where a group of received messages came from, for the lineage columns.
+#[derive(Debug, Clone, Copy)]
+pub struct Hl7Source<'a> {
+    /// The source (`mllp://<peer>`).
+    pub file: &'a str,
+    /// The load id of the group.
+    pub load_id: &'a str,
+    /// When the group was received, in microseconds since the epoch.
+    pub loaded_at: i64,
+}
 
-    /// Opens the store: reads the keys of the stored messages, keeping the newest `window`
-    /// (a resend, or a reused control id, is recognised within the last `window` messages),
-    /// and brings the typed tables up to date with the message store.
-    pub async fn open_with(lake: Lake, principal: Principal, window: usize) -> Result<Self> {
-        let (stored_keys, stored_ids) = load_keys_and_ids(&lake).await?;
-        let mut keys = WindowSet::new(window);
-        keys.extend(stored_keys);
-        let mut ids = WindowMap::new(window);
-        for (id, key) in stored_ids {
-            ids.insert(id, key);
-        }
-        let sequence = match open_table(&lake, MESSAGES).await? {
-            Some(t) => mllp_version(&t).await?.unwrap_or(0),
-            None => 0,
-        };
-        let store = Self {
-            lake,
-            principal,
-            keys,
-            ids,
-            sequence,
-        };
-        store.catch_up().await?;
-        tracing::info!(messages = store.keys.len(), sequence, "HL7 store open.");
-        Ok(store)
-    }
+/// The rows of every HL7 table derived from a group of messages (the unit the MLLP store
+/// commits), typed as a file load types them.
+#[derive(Default)]
+pub struct Hl7Group {
+    tables: Vec<(TableSpec, TableRows)>,
+}
 
-    /// The lake the store writes to.
-    pub fn lake(&self) -> &Lake {
-        &self.lake
-    }
-
-    /// The principal the store writes as.
-    pub fn principal(&self) -> &Principal {
-        &self.principal
-    }
-
-    /// The raw table that holds every stored message, `zone.table`.
-    pub fn messages_table() -> String {
-        format!("{}.{MESSAGES}", Zone::Raw)
-    }
-
-    /// Messages known to the store.
-    pub fn message_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Stores a group of messages: new ones in one commit to the message store (durable when
-    /// this returns), then in the typed tables. Outcomes are in the order of `messages`.
-    pub async fn store(&mut self, messages: Vec<InboundMessage>) -> Result<Vec<StoreOutcome>> {
-        let sequence = self.sequence + 1;
-        let load_id = mllp_load_id(sequence);
-        let loaded_at = Utc::now().timestamp_micros();
-        let mut tables = Vec::new();
-        let mut rows = Hl7Rows::new(&mut tables);
-        let mut outcomes = Vec::with_capacity(messages.len());
-        let mut rejects = Vec::new();
-        let mut new_keys: HashSet<MessageKey> = HashSet::new();
-        let mut new_ids: HashMap<IdKey, MessageKey> = HashMap::new();
-        // A message that is not stored is quarantined with its reason.
-        let mut quarantine = |inbound: &InboundMessage, reason: &str| {
-            rejects.push((
-                format!("mllp://{}", inbound.peer),
-                Reject {
-                    line: 1,
-                    reason: reason.to_string(),
-                    raw: clip(&inbound.text),
-                },
-            ));
-        };
-        for inbound in messages {
-            let parsed = Message::parse(&inbound.text);
-            let message = match parsed {
-                Ok(m) => m,
-                Err(e) => {
-                    let reason = format!("HL7 message rejected: {e}");
-                    quarantine(&inbound, &reason);
-                    outcomes.push(StoreOutcome::Rejected {
-                        text: inbound.text,
-                        reason,
-                    });
-                    continue;
-                }
-            };
-            let key = key_of(&message);
-            if self.keys.contains(&key) || new_keys.contains(&key) {
-                drop(message);
-                outcomes.push(StoreOutcome::Duplicate { text: inbound.text });
-                continue;
-            }
-            let id = id_key(&message);
-            let taken = self
-                .ids
-                .get(&id)
-                .or_else(|| new_ids.get(&id))
-                .is_some_and(|k| *k != key);
-            if taken {
-                drop(message);
-                let reason = "conflict: a different message with this sender and control id (MSH-3, MSH-4, MSH-10) is stored already; not stored".to_string();
-                quarantine(&inbound, &reason);
-                outcomes.push(StoreOutcome::Conflict {
-                    text: inbound.text,
-                    reason,
-                });
-                continue;
-            }
-            new_keys.insert(key);
-            new_ids.entry(id).or_insert(key);
-            let source = format!("mllp://{}", inbound.peer);
-            rows.add(
-                &message,
-                &inbound.text,
-                "mllp",
-                &Lineage {
-                    file: &source,
-                    line: 1,
-                    load_id: &load_id,
-                    loaded_at,
-                },
-            );
-            drop(message);
-            outcomes.push(StoreOutcome::Stored { text: inbound.text });
-        }
-        if !rejects.is_empty() {
-            crate::load::quarantine(
-                &self.lake,
-                &self.principal,
-                "raw.hl7_messages",
-                &load_id,
-                rejects,
-                Vec::new(),
-            )
-            .await?;
-        }
-        if new_keys.is_empty() {
-            return Ok(outcomes);
-        }
-        // The message store first: this commit is the durable promise behind the ACK.
-        let mut batches: Vec<(TableSpec, RecordBatch)> = Vec::new();
-        for (spec, table) in tables.iter_mut() {
-            batches.push((spec.clone(), table.finish()?));
-        }
-        batches.sort_by_key(|(spec, _)| spec.name != MESSAGES);
-        let mut first = true;
-        for (spec, batch) in batches {
-            let result = self.commit(&spec, batch, sequence).await;
-            if first {
-                result?;
-                self.sequence = sequence;
-                self.keys.extend(new_keys.iter().copied());
-                for (id, key) in &new_ids {
-                    self.ids.insert(*id, *key);
-                }
-                first = false;
-            } else if let Err(e) = result {
-                // Stored and acknowledged; the typed table catches up at the next open.
-                tracing::warn!(table = %spec.name, error = %e, "A typed HL7 table missed a group; it will be caught up.");
-            }
-        }
-        Ok(outcomes)
-    }
-
-    async fn commit(&self, spec: &TableSpec, batch: RecordBatch, sequence: i64) -> Result<()> {
-        let name = TableName::new(Zone::Raw, &spec.name)?;
-        let url = self.lake.table_url(&name)?;
-        let existing = self.lake.load_delta(&url, TimeTravel::Latest).await?;
-        let created = existing.is_none();
-        let table = match existing {
-            Some(t) => t,
-            None => self.lake.delta_handle(&url)?,
-        };
-        let written = table
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Append)
-            .with_schema_mode(SchemaMode::Merge)
-            .with_table_name(name.name.clone())
-            .with_commit_properties(
-                CommitProperties::default()
-                    .with_application_transactions(vec![Transaction::new(MLLP_APP, sequence)])
-                    .with_max_retries(15),
-            )
-            .await?;
-        // A commit per acknowledged group: the small files are compacted as they pile up, on a
-        // task of its own so that no acknowledgement waits for it.
-        carelake_lake::AutoCompact::STREAMED.spawn_when_due(&written);
-        let mut event = CatalogEvent::written(name, &written);
-        if created {
-            event.description = Some(spec.description.clone());
-            event.owner = Some(self.principal.name.clone());
-            event.upstream = Some(Vec::new());
-        }
-        event.source = Some("MLLP listener".into());
-        self.lake.catalog().record(&[event]).await?;
-        Ok(())
-    }
-
-    /// Re-derives the typed rows of MLLP groups that reached the message store but not a
-    /// typed table.
-    async fn catch_up(&self) -> Result<()> {
-        if self.sequence == 0 {
-            return Ok(());
-        }
-        let Some(messages) = open_table(&self.lake, MESSAGES).await? else {
-            return Ok(());
-        };
-        for (name, _, _) in table_specs() {
-            if name == MESSAGES {
-                continue;
-            }
-            let behind = match open_table(&self.lake, name).await? {
-                Some(t) => mllp_version(&t).await?.unwrap_or(0),
-                None => 0,
-            };
-            if behind >= self.sequence {
-                continue;
-            }
-            tracing::warn!(
-                table = name,
-                from = behind + 1,
-                to = self.sequence,
-                "Catching up a typed HL7 table from the message store."
-            );
-            let ctx = SessionContext::new();
-            messages.update_datafusion_session(&ctx.state())?;
-            let batches = ctx
-                .read_table(messages.table_provider().await?)?
-                .filter(
-                    col("_source_file")
-                        .like(lit("mllp://%"))
-                        .and(col("_load_id").gt(lit(mllp_load_id(behind))))
-                        .and(col("_load_id").lt_eq(lit(mllp_load_id(self.sequence)))),
-                )?
-                .select_columns(&["raw_text", "_source_file", "_load_id"])?
-                .collect()
-                .await?;
-            let mut tables = Vec::new();
-            let loaded_at = Utc::now().timestamp_micros();
-            {
-                let mut rows = Hl7Rows::new(&mut tables);
-                for batch in &batches {
-                    let text =
-                        arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
-                    let source =
-                        arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Utf8)?;
-                    let load =
-                        arrow::compute::cast(batch.column(2), &arrow::datatypes::DataType::Utf8)?;
-                    let (text, source, load) = (
-                        text.as_string::<i32>(),
-                        source.as_string::<i32>(),
-                        load.as_string::<i32>(),
-                    );
-                    for row in 0..batch.num_rows() {
-                        if text.is_null(row) {
-                            continue;
-                        }
-                        let Ok(message) = Message::parse(text.value(row)) else {
-                            continue;
-                        };
-                        rows.add(
-                            &message,
-                            text.value(row),
-                            "mllp",
-                            &Lineage {
-                                file: source.value(row),
-                                line: 1,
-                                load_id: load.value(row),
-                                loaded_at,
-                            },
-                        );
-                    }
-                }
-            }
-            let Some((spec, table)) = tables.iter_mut().find(|(s, _)| s.name == name) else {
-                continue;
-            };
-            let batch = table.finish()?;
-            self.commit(spec, batch, self.sequence).await?;
-        }
-        Ok(())
+impl std::fmt::Debug for Hl7Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hl7Group")
+            .field("tables", &self.tables.len())
+            .finish()
     }
 }
 
-fn mllp_load_id(sequence: i64) -> String {
-    format!("mllp-{sequence:012}")
-}
+impl Hl7Group {
+    pub fn new() -> Self {
+        Self::default()
+    }
 
-async fn mllp_version(table: &DeltaTable) -> Result<Option<i64>> {
-    Ok(table
-        .snapshot()?
-        .transaction_version(table.log_store().as_ref(), MLLP_APP)
-        .await?)
+    /// Adds one message, received over `transport` ("mllp"), to every table it has rows for.
+    pub fn add(
+        &mut self,
+        message: &Message<'_>,
+        text: &str,
+        transport: &str,
+        source: Hl7Source<'_>,
+    ) {
+        Hl7Rows::new(&mut self.tables).add(
+            message,
+            text,
+            transport,
+            &Lineage {
+                file: source.file,
+                line: 1,
+                load_id: source.load_id,
+                loaded_at: source.loaded_at,
+            },
+        );
+    }
+
+    /// Each table's rows (name, description, batch), the message store first.
+    pub fn finish(mut self) -> Result<Vec<(String, String, RecordBatch)>> {
+        let mut batches = Vec::with_capacity(self.tables.len());
+        for (spec, rows) in self.tables.iter_mut() {
+            batches.push((spec.name.clone(), spec.description.clone(), rows.finish()?));
+        }
+        batches.sort_by_key(|(name, _, _)| name != MESSAGES);
+        Ok(batches)
+    }
 }

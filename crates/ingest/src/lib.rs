@@ -24,9 +24,7 @@ mod hl7;
 mod load;
 mod reader;
 mod staged;
-mod stream;
 mod watch;
-mod window;
 mod x12;
 
 pub use clinical::{
@@ -37,16 +35,19 @@ pub use error::{Error, Result};
 // names keep the paths the loader has always used.
 use carelake_rows as rows;
 use carelake_rows::{infer, value};
+pub use clinical::clip;
 pub use fhir::{
     add_view as add_fhir_view, materialize as materialize_fhir_view,
     refresh_all_views as refresh_fhir_views, views as fhir_views,
 };
 pub use format::Format;
-pub use hl7::{Hl7Store, InboundMessage, StoreOutcome};
+pub use hl7::{
+    Hl7Group, Hl7Key, Hl7Source, MESSAGES_TABLE as HL7_MESSAGES_TABLE, hl7_id_key, hl7_message_key,
+    stored_hl7_keys, typed_tables as hl7_typed_tables,
+};
 pub use infer::{ColumnType, InferredColumn};
 pub use load::{
     FileOutcome, LINEAGE_COLUMNS, LoadRequest, LoadSummary, Loader, Progress, ProgressEvent,
-    REJECTS_TABLE, expand_inputs,
+    REJECTS_TABLE, expand_inputs, quarantine,
 };
-pub use stream::{Accepted, StreamConfig, StreamEvent, StreamIngest, StreamStats, stream_table};
 pub use watch::{WatchSpec, WatchTarget, Watcher};

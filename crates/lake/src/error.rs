@@ -80,5 +80,17 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether a commit lost a race to another writer whose actions conflict with it (Delta
+    /// tried [`crate::COMMIT_RETRIES`] times): running the whole operation again, after
+    /// checking what the winner wrote, is safe.
+    pub fn is_commit_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::Delta(deltalake::DeltaTableError::Transaction { .. })
+        )
+    }
+}
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -16,6 +16,7 @@ mod audit;
 mod backup;
 mod catalog;
 mod check;
+mod commit;
 mod compact;
 pub mod crypt;
 mod error;
@@ -44,6 +45,9 @@ pub use backup::{
 };
 pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
 pub use check::{CheckReport, Problem, TableCheck};
+pub use commit::{
+    COMMIT_RETRIES, Provenance, TableWrite, WriteInput, WriteMode, commit_properties,
+};
 pub use compact::AutoCompact;
 pub use crypt::{KeySource, MasterKey};
 pub use error::{Error, Result};

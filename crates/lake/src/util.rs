@@ -53,6 +53,7 @@ pub async fn append_batches(table: DeltaTable, batches: Vec<RecordBatch>) -> Res
     Ok(table
         .write(batches)
         .with_save_mode(SaveMode::Append)
+        .with_commit_properties(crate::commit_properties(Vec::new(), Vec::new()))
         .await?)
 }
 

@@ -11,11 +11,8 @@
 //! key a second time gives the same table, so this is safe.
 
 use carelake_common::TableName;
-use carelake_lake::TimeTravel;
+use carelake_lake::{Provenance, TableWrite, TimeTravel, WriteMode};
 use carelake_sql::Session;
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::protocol::{DeltaOperation, SaveMode};
 
 use crate::error::{Error, Result};
 use crate::sql_text::{
@@ -180,25 +177,14 @@ async fn record_watermark(session: &Session, spec: &CdcSpec, feed_version: i64) 
             model: spec.target.to_string(),
             reason: "the target vanished while the changes were applied".into(),
         })?;
-    CommitBuilder::from(
-        CommitProperties::default()
-            .with_application_transactions(vec![Transaction::new(
-                watermark_id(&spec.changes),
-                feed_version,
-            )])
-            .with_max_retries(15),
-    )
-    .with_actions(Vec::new())
-    .build(
-        Some(target.snapshot().map_err(carelake_lake::Error::from)?),
-        target.log_store(),
-        DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: None,
-            predicate: None,
-        },
-    )
-    .await
-    .map_err(carelake_lake::Error::from)?;
+    // The table's version moves: the catalog follows, as after any other write.
+    let provenance = Provenance::new(
+        format!("CDC apply of {}", spec.changes),
+        session.principal().name.clone(),
+    );
+    TableWrite::new(spec.target.clone(), WriteMode::Append, provenance)
+        .transaction(watermark_id(&spec.changes), feed_version)
+        .actions(lake, &target, Vec::new(), false)
+        .await?;
     Ok(())
 }

@@ -319,6 +319,16 @@ fn is_permanent(error: &Error) -> bool {
     .any(|m| text.contains(m))
 }
 
+/// A model's time, for `/metrics` (model names are the project's, never data).
+fn metrics_of(model: &str, status: ModelStatus, elapsed: Duration) {
+    metrics::histogram!(
+        carelake_common::metrics::MODEL_SECONDS,
+        "model" => model.to_string(),
+        "status" => status.as_str()
+    )
+    .record(elapsed.as_secs_f64());
+}
+
 /// Runs one model with its retries.
 async fn run_model(
     session: &Session,
@@ -364,6 +374,7 @@ async fn run_model(
             "{}".into(),
         ),
     };
+    metrics_of(&model.name, status, started.elapsed());
     let outcome = ModelOutcome {
         model: model.name.clone(),
         target: targets(model),

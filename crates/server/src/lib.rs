@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn run() -> carelake_server::Result<()> {
 //! use carelake_common::Principal;
-//! use carelake_ingest::Hl7Store;
+//! use carelake_stream::Hl7Store;
 //! use carelake_lake::Lake;
 //! use carelake_server::{MllpConfig, MllpServer};
 //!

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use carelake_hl7::mllp::FrameDecoder;
 use carelake_hl7::{AckCode, Message};
-use carelake_ingest::{Hl7Store, InboundMessage, StoreOutcome};
+use carelake_stream::{Hl7Store, InboundMessage, StoreOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};

@@ -7,7 +7,9 @@
 //! constant, so it keys by the instant). The cache is shared by the sessions of a process
 //! and bounded in bytes (`CARELAKE_RESULT_CACHE_MB`, default 256; 0 switches it off); the
 //! least recently used answers go first, and an answer above a sixteenth of the bound is
-//! not kept.
+//! not kept. A query keeps one answer: the one for the newest versions it was run on (an
+//! answer for older versions can never be asked for again once a table moved on, so it is
+//! dropped then rather than left to fill the cache; streamed tables move every second).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +42,16 @@ pub fn set_result_cache_bytes(bytes: usize) {
     }
 }
 
+/// What identifies a cached answer: the query (lake, principal, planner, optimised plan) and
+/// the versions of what it read (with the policies in force).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Key {
+    query: [u8; 32],
+    versions: [u8; 32],
+}
+
 struct Entry {
+    versions: [u8; 32],
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
     bytes: usize,
@@ -70,12 +81,7 @@ static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| {
 /// The cache key of an optimised plan run by `principal` on the lake at `lake` with a
 /// query planner described by `planner` (a session attached to a cluster keeps its own
 /// answers), or `None` when its answer must not be cached.
-pub(crate) fn key(
-    lake: &str,
-    principal: &str,
-    planner: &str,
-    plan: &LogicalPlan,
-) -> Option<[u8; 32]> {
+pub(crate) fn key(lake: &str, principal: &str, planner: &str, plan: &LogicalPlan) -> Option<Key> {
     if CACHE.lock().map(|c| c.limit == 0).unwrap_or(true) {
         return None;
     }
@@ -95,10 +101,14 @@ pub(crate) fn key(
     }
     let text = plan.display_indent_schema().to_string();
     hasher.update(text.as_bytes());
-    if !versions_into(plan, &mut hasher) {
+    let mut versions = Sha256::new();
+    if !versions_into(plan, &mut versions) {
         return None;
     }
-    Some(hasher.finalize().into())
+    Some(Key {
+        query: hasher.finalize().into(),
+        versions: versions.finalize().into(),
+    })
 }
 
 /// Hashes the version of every scan of `plan`; `false` when a scan is not a versioned lake
@@ -146,18 +156,22 @@ fn versions_into(plan: &LogicalPlan, hasher: &mut Sha256) -> bool {
 }
 
 /// The cached answer for `key`.
-pub(crate) fn get(key: &[u8; 32]) -> Option<(SchemaRef, Vec<RecordBatch>)> {
+pub(crate) fn get(key: &Key) -> Option<(SchemaRef, Vec<RecordBatch>)> {
     let mut cache = CACHE.lock().ok()?;
     cache.clock += 1;
     let clock = cache.clock;
-    let entry = cache.entries.get_mut(key)?;
+    let entry = cache
+        .entries
+        .get_mut(&key.query)
+        .filter(|e| e.versions == key.versions)?;
     entry.used = clock;
     HITS.fetch_add(1, Ordering::Relaxed);
     Some((SchemaRef::clone(&entry.schema), entry.batches.clone()))
 }
 
-/// Keeps an answer, making room by dropping the least recently used.
-pub(crate) fn put(key: [u8; 32], schema: SchemaRef, batches: &[RecordBatch]) {
+/// Keeps an answer in place of the query's earlier one, making room by dropping the least
+/// recently used.
+pub(crate) fn put(key: Key, schema: SchemaRef, batches: &[RecordBatch]) {
     let bytes: usize = batches
         .iter()
         .map(RecordBatch::get_array_memory_size)
@@ -172,8 +186,9 @@ pub(crate) fn put(key: [u8; 32], schema: SchemaRef, batches: &[RecordBatch]) {
     cache.clock += 1;
     let used = cache.clock;
     if let Some(old) = cache.entries.insert(
-        key,
+        key.query,
         Entry {
+            versions: key.versions,
             schema,
             batches: batches.to_vec(),
             bytes,
@@ -195,5 +210,54 @@ pub(crate) fn put(key: [u8; 32], schema: SchemaRef, batches: &[RecordBatch]) {
         if let Some(gone) = cache.entries.remove(&oldest) {
             cache.bytes -= gone.bytes;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn a_query_keeps_only_its_answer_for_the_newest_versions() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let answer = |n: i64| {
+            vec![
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(Int64Array::from(vec![n]))],
+                )
+                .unwrap(),
+            ]
+        };
+        // A query of its own (no other test's key can be the same).
+        let query: [u8; 32] = Sha256::digest(uuid_like().as_bytes()).into();
+        let at = |version: u8| Key {
+            query,
+            versions: [version; 32],
+        };
+        let held = || CACHE.lock().unwrap().entries.contains_key(&query);
+        put(at(1), Arc::clone(&schema), &answer(1));
+        assert!(get(&at(1)).is_some());
+        // The table moved on: the new answer replaces the old one, which is never asked again.
+        put(at(2), Arc::clone(&schema), &answer(2));
+        assert!(get(&at(1)).is_none());
+        let (_, batches) = get(&at(2)).unwrap();
+        let n = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(n, 2);
+        assert!(held());
+    }
+
+    fn uuid_like() -> String {
+        format!("{:?}-{}", std::time::SystemTime::now(), std::process::id())
     }
 }

@@ -42,12 +42,11 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
     Expr, Extension, LogicalPlan, ScalarUDF, TableProviderFilterPushDown, TableType,
 };
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
-    PlanProperties, ReplaceChildrenOptions, displayable,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, displayable,
 };
 
 use datafusion::prelude::SessionContext;
@@ -438,38 +437,7 @@ impl ExecutionPlan for LakeScanExec {
         "LakeScan"
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-        _options: ReplaceChildrenOptions,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(self)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )
-    }
+    leaf_plan_methods!();
 
     fn execute(
         &self,
@@ -530,6 +498,59 @@ impl LakeLogicalCodec {
 fn plan_bytes(plan: &LogicalPlan, codec: &dyn LogicalExtensionCodec) -> DfResult<Vec<u8>> {
     let node = LogicalPlanNode::try_from_logical_plan(plan, codec)?;
     Ok(node.encode_to_vec())
+}
+
+/// The function half of both codecs, the same in each: carelake's SQL functions travel by
+/// name (and are rebuilt from the registry on the other side), everything else as DataFusion
+/// encodes it.
+macro_rules! function_codecs {
+    () => {
+        fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+            match decode_identity(name, buf)? {
+                Some(udf) => Ok(udf),
+                None => self.fallback.try_decode_udf(name, buf),
+            }
+        }
+
+        fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+            if encode_identity(node, buf) {
+                return Ok(());
+            }
+            self.fallback.try_encode_udf(node, buf)
+        }
+
+        fn try_decode_udaf(
+            &self,
+            name: &str,
+            buf: &[u8],
+        ) -> DfResult<Arc<datafusion::logical_expr::AggregateUDF>> {
+            self.fallback.try_decode_udaf(name, buf)
+        }
+
+        fn try_encode_udaf(
+            &self,
+            node: &datafusion::logical_expr::AggregateUDF,
+            buf: &mut Vec<u8>,
+        ) -> DfResult<()> {
+            self.fallback.try_encode_udaf(node, buf)
+        }
+
+        fn try_decode_udwf(
+            &self,
+            name: &str,
+            buf: &[u8],
+        ) -> DfResult<Arc<datafusion::logical_expr::WindowUDF>> {
+            self.fallback.try_decode_udwf(name, buf)
+        }
+
+        fn try_encode_udwf(
+            &self,
+            node: &datafusion::logical_expr::WindowUDF,
+            buf: &mut Vec<u8>,
+        ) -> DfResult<()> {
+            self.fallback.try_encode_udwf(node, buf)
+        }
+    };
 }
 
 impl LogicalExtensionCodec for LakeLogicalCodec {
@@ -631,51 +652,7 @@ impl LogicalExtensionCodec for LakeLogicalCodec {
         self.fallback.try_encode_file_format(buf, node)
     }
 
-    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
-        match decode_identity(name, buf)? {
-            Some(udf) => Ok(udf),
-            None => self.fallback.try_decode_udf(name, buf),
-        }
-    }
-
-    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
-        if encode_identity(node, buf) {
-            return Ok(());
-        }
-        self.fallback.try_encode_udf(node, buf)
-    }
-
-    fn try_decode_udaf(
-        &self,
-        name: &str,
-        buf: &[u8],
-    ) -> DfResult<Arc<datafusion::logical_expr::AggregateUDF>> {
-        self.fallback.try_decode_udaf(name, buf)
-    }
-
-    fn try_encode_udaf(
-        &self,
-        node: &datafusion::logical_expr::AggregateUDF,
-        buf: &mut Vec<u8>,
-    ) -> DfResult<()> {
-        self.fallback.try_encode_udaf(node, buf)
-    }
-
-    fn try_decode_udwf(
-        &self,
-        name: &str,
-        buf: &[u8],
-    ) -> DfResult<Arc<datafusion::logical_expr::WindowUDF>> {
-        self.fallback.try_decode_udwf(name, buf)
-    }
-
-    fn try_encode_udwf(
-        &self,
-        node: &datafusion::logical_expr::WindowUDF,
-        buf: &mut Vec<u8>,
-    ) -> DfResult<()> {
-        self.fallback.try_encode_udwf(node, buf)
-    }
+    function_codecs!();
 }
 
 /// Writes an identity function with the identity it answers for; `false` for any other.
@@ -857,51 +834,7 @@ impl PhysicalExtensionCodec for LakePhysicalCodec {
         self.fallback.try_encode(node, buf, proto_converter)
     }
 
-    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
-        match decode_identity(name, buf)? {
-            Some(udf) => Ok(udf),
-            None => self.fallback.try_decode_udf(name, buf),
-        }
-    }
-
-    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
-        if encode_identity(node, buf) {
-            return Ok(());
-        }
-        self.fallback.try_encode_udf(node, buf)
-    }
-
-    fn try_decode_udaf(
-        &self,
-        name: &str,
-        buf: &[u8],
-    ) -> DfResult<Arc<datafusion::logical_expr::AggregateUDF>> {
-        self.fallback.try_decode_udaf(name, buf)
-    }
-
-    fn try_encode_udaf(
-        &self,
-        node: &datafusion::logical_expr::AggregateUDF,
-        buf: &mut Vec<u8>,
-    ) -> DfResult<()> {
-        self.fallback.try_encode_udaf(node, buf)
-    }
-
-    fn try_decode_udwf(
-        &self,
-        name: &str,
-        buf: &[u8],
-    ) -> DfResult<Arc<datafusion::logical_expr::WindowUDF>> {
-        self.fallback.try_decode_udwf(name, buf)
-    }
-
-    fn try_encode_udwf(
-        &self,
-        node: &datafusion::logical_expr::WindowUDF,
-        buf: &mut Vec<u8>,
-    ) -> DfResult<()> {
-        self.fallback.try_encode_udwf(node, buf)
-    }
+    function_codecs!();
 }
 
 /// carelake's functions as a cluster's processes have them: the SQL functions, the

@@ -6,17 +6,36 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use carelake_common::TableName;
-use carelake_lake::{CatalogEvent, EntryKind, TimeTravel, row_count};
+use carelake_lake::{
+    CatalogEvent, EntryKind, Provenance, TableWrite, TimeTravel, WriteInput, WriteMode, row_count,
+};
 use datafusion::catalog::MemTable;
 use datafusion::logical_expr::LogicalPlan;
 use deltalake::DeltaTable;
 use deltalake::operations::optimize::OptimizeType;
-use deltalake::protocol::SaveMode;
 
 use crate::Result;
 use crate::session::{QueryResult, Session, Touched, tables_read};
 
 impl Session {
+    /// The commit properties of this session's writes: the operation and the principal in
+    /// the commit's metadata, and the lake's retry count.
+    pub(crate) fn commit_properties(
+        &self,
+        operation: &str,
+    ) -> deltalake::kernel::transaction::CommitProperties {
+        carelake_lake::commit_properties(
+            Vec::new(),
+            vec![
+                ("carelake.operation".to_string(), operation.into()),
+                (
+                    "carelake.principal".to_string(),
+                    self.principal.name.clone().into(),
+                ),
+            ],
+        )
+    }
+
     /// Records a write in the catalog (row count and version of the snapshot the write
     /// returned; lineage when given) and refreshes the session's view of it.
     pub(crate) async fn record_write(
@@ -105,33 +124,23 @@ impl Session {
         description: Option<String>,
     ) -> Result<u64> {
         self.refuse_external(name)?;
-        let url = self.lake.table_url(name)?;
-        let handle = match existing {
-            Some(t) => t,
-            None => self.lake.delta_handle(&url)?,
+        let mut provenance =
+            Provenance::new(source, self.principal.name.clone()).upstream(upstream);
+        provenance.takes_ownership = true;
+        provenance.description = description;
+        provenance.describes_every_write = true;
+        let mode = if or_replace {
+            WriteMode::Replace
+        } else {
+            WriteMode::Create
         };
-        let mut write = handle
-            .write(Vec::new())
-            .with_input_plan(input)
-            .with_session_state(Arc::new(self.ctx.state()))
-            .with_table_name(name.name.clone())
-            .with_save_mode(if or_replace {
-                SaveMode::Overwrite
-            } else {
-                SaveMode::ErrorIfExists
-            });
-        if or_replace {
-            write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
-        }
-        let table = write.await?;
-        let mut event = CatalogEvent::written(name.clone(), &table);
-        event.owner = Some(self.principal.name.clone());
-        event.source = Some(source.to_string());
-        event.upstream = Some(upstream);
-        if description.is_some() {
-            event.description = description;
-        }
-        self.lake.catalog().record(&[event]).await?;
+        let table = TableWrite::new(name.clone(), mode, provenance)
+            .write(
+                &self.lake,
+                existing,
+                WriteInput::Plan(input, Some(Arc::new(self.ctx.state()))),
+            )
+            .await?;
         self.refresh().await?;
         Ok(row_count(&table).unwrap_or(0).max(0) as u64)
     }
@@ -256,7 +265,9 @@ impl Session {
         self.require_owner(&name, "OPTIMIZE")?;
         self.refuse_external(&name)?;
         let table = self.lake.open_table(&name).await?;
-        let mut builder = table.optimize();
+        let mut builder = table
+            .optimize()
+            .with_commit_properties(self.commit_properties("optimize"));
         if !zorder.is_empty() {
             builder = builder.with_type(OptimizeType::ZOrder(zorder));
         }

@@ -174,7 +174,8 @@ impl Session {
         let table = self.lake.open_table(&name).await?;
         let mut builder = table
             .update()
-            .with_session_state(Arc::new(self.ctx.state()));
+            .with_session_state(Arc::new(self.ctx.state()))
+            .with_commit_properties(self.commit_properties("update"));
         if let Some(predicate) = guarded(policy, update.selection.as_ref()) {
             builder = builder.with_predicate(predicate);
         }
@@ -215,7 +216,8 @@ impl Session {
         let table = self.lake.open_table(&name).await?;
         let mut builder = table
             .delete()
-            .with_session_state(Arc::new(self.ctx.state()));
+            .with_session_state(Arc::new(self.ctx.state()))
+            .with_commit_properties(self.commit_properties("delete"));
         if let Some(predicate) = guarded(policy, delete.selection.as_ref()) {
             builder = builder.with_predicate(predicate);
         }
@@ -294,7 +296,8 @@ impl Session {
             .merge(source, merge.on.to_string())
             .with_source_alias(source_alias)
             .with_target_alias(target_alias)
-            .with_session_state(Arc::new(self.ctx.state()));
+            .with_session_state(Arc::new(self.ctx.state()))
+            .with_commit_properties(self.commit_properties("merge"));
         for clause in &merge.clauses {
             if let MergeAction::Update(update) = &clause.action
                 && update

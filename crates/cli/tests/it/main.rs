@@ -1,4 +1,4 @@
-//! Integration tests for carelake: the SQL surface (sqllogictest), the command line on the real
+//! Integration tests for carelake: the command line on the real
 //! binary, bad input, concurrent writers and interoperability with an independent Delta reader.
 
 mod alerts;
@@ -25,7 +25,6 @@ mod pg;
 mod pipeline;
 mod s3;
 mod signin;
-mod slt;
 mod support;
 mod ui;
 mod watch;

@@ -20,7 +20,7 @@ use crate::rows::{
 use crate::value::classify;
 use crate::{Error, Result};
 
-use super::*;
+use super::{FileScan, Progress, Tally, TargetColumn, check_ratio};
 
 pub(super) struct ProduceJob {
     pub(super) scans: Vec<FileScan>,

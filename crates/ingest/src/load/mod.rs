@@ -15,11 +15,11 @@ mod rejects;
 mod scan;
 mod schema;
 
-use convert::*;
-use partition::*;
-pub(crate) use rejects::quarantine;
-use scan::*;
-use schema::*;
+use convert::{ProduceJob, produce};
+use partition::ChannelPartition;
+pub use rejects::quarantine;
+use scan::scan_file;
+use schema::{cast_to, infer_incoming, plan_schema, with_lineage};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,18 +30,15 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use carelake_common::{Principal, TableName, Zone};
-use carelake_lake::{CatalogEvent, Lake, LoadRecord, LoadStatus, TimeTravel};
+use carelake_lake::{
+    Lake, LoadRecord, LoadStatus, Provenance, TableWrite, TimeTravel, WriteInput, WriteMode,
+};
 use chrono::Utc;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::provider_as_source;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlanBuilder;
-use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::write::{SchemaMode, WriteBuilder};
-use deltalake::protocol::SaveMode;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::format::Format;
@@ -273,10 +270,8 @@ impl Loader {
                     created = true;
                     attempt -= 1;
                 }
-                Err(Error::Delta(deltalake::DeltaTableError::Transaction { source }))
-                    if attempt < MAX_CONFLICT_RETRIES =>
-                {
-                    tracing::warn!(table = %request.table, error = %source, "Commit conflict; checking again which files are already loaded.");
+                Err(e) if e.is_commit_conflict() && attempt < MAX_CONFLICT_RETRIES => {
+                    tracing::warn!(table = %request.table, error = %e, "Commit conflict; checking again which files are already loaded.");
                 }
                 Err(e) => {
                     let records: Vec<LoadRecord> = scans
@@ -307,6 +302,7 @@ impl Loader {
                         p.event(ProgressEvent::Done);
                     }
                     summary.elapsed = started.elapsed();
+                    record_load(format.as_str(), summary.elapsed, summary.rows_loaded);
                     tracing::info!(table = %request.table, rows = summary.rows_loaded, rejected = summary.rows_rejected, "Load finished.");
                     return Ok(summary);
                 }
@@ -423,16 +419,16 @@ impl Loader {
                     .as_ref()
                     .is_none_or(|e| e.table_version < table.version().map(|v| v as i64))
             {
-                let mut event = CatalogEvent::written(request.table.clone(), table);
-                if entry.is_none() {
-                    event.owner = Some(self.principal.name.clone());
-                    event.upstream = Some(Vec::new());
-                    event.source = Some(format!(
+                let provenance = Provenance::new(
+                    format!(
                         "{} load, its catalog entry completed by a rerun",
                         format.as_str()
-                    ));
-                }
-                self.lake.catalog().record(&[event]).await?;
+                    ),
+                    self.principal.name.clone(),
+                );
+                TableWrite::new(request.table.clone(), WriteMode::Append, provenance)
+                    .record(&self.lake, table, entry.is_none())
+                    .await?;
             }
             return Ok(summary);
         }
@@ -508,65 +504,55 @@ impl Loader {
         let mut input =
             LogicalPlanBuilder::scan("incoming", provider_as_source(Arc::new(source)), None)?;
 
-        let mut commit = CommitProperties::default()
-            .with_application_transactions(
+        let mut provenance = Provenance::new(
+            format!(
+                "{} load of {} file(s), last {}",
+                format.as_str(),
+                to_load.len(),
+                to_load.last().map(|s| s.label.as_str()).unwrap_or("")
+            ),
+            self.principal.name.clone(),
+        );
+        if let Some(description) = &request.description {
+            provenance = provenance.described(description.clone());
+            provenance.describes_every_write = true;
+        }
+        let mode = if plan.rewrite {
+            WriteMode::Replace
+        } else {
+            WriteMode::Append
+        };
+        let write = TableWrite::new(request.table.clone(), mode, provenance)
+            .transactions(
                 to_load
                     .iter()
-                    .map(|s| Transaction::new(app_id(&s.sha256), 1))
-                    .collect(),
+                    .map(|s| Transaction::new(app_id(&s.sha256), 1)),
             )
-            .with_metadata([
-                ("carelake.operation".to_string(), Value::from("load")),
-                ("carelake.load_id".to_string(), Value::from(load_id)),
-                (
-                    "carelake.principal".to_string(),
-                    Value::from(self.principal.name.clone()),
-                ),
-            ]);
-        commit = commit.with_max_retries(15);
-
-        let written = match &existing {
-            Some(table) if plan.rewrite => {
-                // A column type widened: rewrite the table in the wider schema, old rows and
-                // new, in one commit.
-                let old = LogicalPlanBuilder::scan(
-                    "existing",
-                    provider_as_source(table.table_provider().await?),
-                    None,
-                )?
-                .project(cast_to(
-                    &full_schema,
-                    table.snapshot()?.snapshot().arrow_schema().as_ref(),
-                ))?
-                .build()?;
-                input = LogicalPlanBuilder::from(old).union(input.build()?)?;
-                write_builder(table)?
-                    .with_input_plan(input.build()?)
-                    .with_save_mode(SaveMode::Overwrite)
-                    .with_schema_mode(SchemaMode::Overwrite)
-                    .with_commit_properties(commit)
-                    .await
-            }
-            Some(table) => {
-                write_builder(table)?
-                    .with_input_plan(input.build()?)
-                    .with_save_mode(SaveMode::Append)
-                    .with_schema_mode(SchemaMode::Merge)
-                    .with_commit_properties(commit)
-                    .await
-            }
-            None => {
-                self.lake
-                    .delta_handle(&table_url)?
-                    .write(Vec::new())
-                    .with_input_plan(input.build()?)
-                    .with_table_name(request.table.name.clone())
-                    .with_description(request.description.clone().unwrap_or_default())
-                    .with_save_mode(SaveMode::Append)
-                    .with_commit_properties(commit)
-                    .await
-            }
-        };
+            .metadata("operation", "load")
+            .metadata("load_id", load_id)
+            .metadata("principal", self.principal.name.clone());
+        if let Some(table) = existing.as_ref().filter(|_| plan.rewrite) {
+            // A column type widened: rewrite the table in the wider schema, old rows and new,
+            // in one commit.
+            let old = LogicalPlanBuilder::scan(
+                "existing",
+                provider_as_source(table.table_provider().await?),
+                None,
+            )?
+            .project(cast_to(
+                &full_schema,
+                table.snapshot()?.snapshot().arrow_schema().as_ref(),
+            ))?
+            .build()?;
+            input = LogicalPlanBuilder::from(old).union(input.build()?)?;
+        }
+        let written = write
+            .write(
+                &self.lake,
+                existing.clone(),
+                WriteInput::Plan(input.build()?, None),
+            )
+            .await;
         let worker_result = worker.join();
         let mut tally = std::mem::take(
             &mut *tally
@@ -620,23 +606,15 @@ impl Loader {
             .await?;
         }
         self.lake.load_history().record(&history).await?;
-        let mut event = CatalogEvent::written(request.table.clone(), &table);
-        event.source = Some(format!(
-            "{} load of {} file(s), last {}",
-            format.as_str(),
-            to_load.len(),
-            to_load.last().map(|s| s.label.as_str()).unwrap_or("")
-        ));
-        if existing.is_none() {
-            event.owner = Some(self.principal.name.clone());
-            event.upstream = Some(Vec::new());
-        }
-        if request.description.is_some() {
-            event.description = request.description.clone();
-        }
-        self.lake.catalog().record(&[event]).await?;
         Ok(summary)
     }
+}
+
+/// A finished load's time and rows, for `/metrics`.
+pub(crate) fn record_load(format: &str, elapsed: Duration, rows: u64) {
+    use carelake_common::metrics::{LOAD_ROWS, LOAD_SECONDS, count, record_seconds};
+    record_seconds(LOAD_SECONDS, "format", format, elapsed);
+    count(LOAD_ROWS, "format", format, rows);
 }
 
 fn app_id(sha256: &str) -> String {
@@ -673,13 +651,6 @@ impl Loader {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-fn write_builder(table: &DeltaTable) -> Result<WriteBuilder> {
-    Ok(WriteBuilder::new(
-        table.log_store(),
-        Some(table.snapshot()?.snapshot().clone()),
-    ))
 }
 
 fn check_ratio(rejected: u64, total: u64, max: Option<f64>) -> Option<Error> {

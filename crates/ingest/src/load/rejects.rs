@@ -5,21 +5,19 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use carelake_common::{Principal, TableName, Zone};
-use carelake_lake::{CatalogEvent, Lake, TimeTravel};
+use carelake_lake::{Lake, Provenance, TableWrite, WriteMode};
 use chrono::Utc;
 use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::protocol::SaveMode;
 
 use crate::Result;
 use crate::infer::timestamp_type;
 use crate::rows::Reject;
 
-use super::*;
+use super::REJECTS_TABLE;
 
-/// Appends rejected rows to `raw._rejects`; `transactions` (application ids) are recorded in the
-/// same commit.
-pub(crate) async fn quarantine(
+/// Appends rejected rows to `raw._rejects` (each with the file it came from); `transactions`
+/// (application ids) are recorded in the same commit.
+pub async fn quarantine(
     lake: &Lake,
     principal: &Principal,
     target: &str,
@@ -28,7 +26,6 @@ pub(crate) async fn quarantine(
     transactions: Vec<String>,
 ) -> Result<()> {
     let name = TableName::new(Zone::Raw, REJECTS_TABLE)?;
-    let url = lake.table_url(&name)?;
     let n = rejects.len();
     let schema = Arc::new(Schema::new(vec![
         Field::new("load_id", DataType::Utf8, true),
@@ -72,33 +69,11 @@ pub(crate) async fn quarantine(
         Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
     ];
     let batch = RecordBatch::try_new(schema, columns)?;
-    let existing = lake.load_delta(&url, TimeTravel::Latest).await?;
-    let created = existing.is_none();
-    let table = match existing {
-        Some(t) => t,
-        None => lake.delta_handle(&url)?,
-    };
-    let table = table
-        .write(vec![batch])
-        .with_save_mode(SaveMode::Append)
-        .with_commit_properties(
-            CommitProperties::default()
-                .with_application_transactions(
-                    transactions
-                        .into_iter()
-                        .map(|id| Transaction::new(id, 1))
-                        .collect(),
-                )
-                .with_max_retries(15),
-        )
+    let provenance = Provenance::new("carelake loader", principal.name.clone())
+        .described("Rows rejected by loads, with file, line, reason and raw text");
+    TableWrite::new(name, WriteMode::Append, provenance)
+        .transactions(transactions.into_iter().map(|id| Transaction::new(id, 1)))
+        .batches(lake, None, vec![batch])
         .await?;
-    let mut event = CatalogEvent::written(name, &table);
-    if created {
-        event.description =
-            Some("Rows rejected by loads, with file, line, reason and raw text".into());
-        event.owner = Some(principal.name.clone());
-        event.source = Some("carelake loader".into());
-    }
-    lake.catalog().record(&[event]).await?;
     Ok(())
 }

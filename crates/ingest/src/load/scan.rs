@@ -15,7 +15,8 @@ use crate::rows::{Reject, RowSink, classify_json, read_csv, read_ndjson};
 use crate::value::classify;
 use crate::{Error, Result};
 
-use super::*;
+use super::schema::delta_friendly;
+use super::{FileScan, Progress};
 
 /// The label stored in `_source_file` and the history: the path as given.
 pub(super) fn label_of(path: &Path) -> String {

@@ -11,7 +11,7 @@ use crate::format::Format;
 use crate::infer::{ColumnStats, ColumnType, timestamp_type};
 use crate::{Error, Result};
 
-use super::*;
+use super::{FileScan, LINEAGE_COLUMNS, TargetColumn};
 
 /// Projection of the existing table's columns into the new schema.
 pub(super) fn cast_to(target: &Schema, existing: &Schema) -> Vec<Expr> {

@@ -7,11 +7,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use carelake_ingest::StreamEvent;
+use carelake_stream::StreamEvent;
 use serde_json::{Value, json};
 
 use super::auth::{Authed, PasswordAuthed};
-use super::encode::*;
+use super::encode::{json_rows, respond};
 use super::{ApiError, AppState};
 
 /// The SQL of a query request: `{"sql": "…"}` or the body as text.
@@ -243,7 +243,7 @@ pub(super) async fn ingest(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let table =
-        carelake_ingest::stream_table(&stream).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        carelake_stream::stream_table(&stream).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let session = state.session(&user).await?;
     session
         .authorize_write(&table)

@@ -14,16 +14,16 @@ mod ui;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use carelake_ingest::StreamIngest;
 use carelake_lake::Lake;
 use carelake_sql::Session;
+use carelake_stream::StreamIngest;
 
 use crate::{Error, Result};
 
@@ -93,37 +93,6 @@ impl HttpConfig {
     }
 }
 
-/// Request counts by route and status, for `/metrics`.
-#[derive(Default)]
-pub(crate) struct Metrics {
-    requests: Mutex<HashMap<(String, u16), (u64, f64)>>,
-    pub(crate) queries: AtomicU64,
-}
-
-impl Metrics {
-    pub(crate) fn count(&self, route: &str, status: StatusCode, seconds: f64) {
-        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = requests
-            .entry((route.to_string(), status.as_u16()))
-            .or_default();
-        entry.0 += 1;
-        entry.1 += seconds;
-    }
-
-    /// Requests by route and status: (count, seconds spent).
-    pub(crate) fn requests(&self) -> Vec<((String, u16), (u64, f64))> {
-        let mut all: Vec<_> = self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
-    }
-}
-
 /// What every handler shares.
 pub(crate) struct AppState {
     pub(crate) lake: Lake,
@@ -131,7 +100,6 @@ pub(crate) struct AppState {
     pub(crate) sign_in: Arc<crate::SignIn>,
     pub(crate) sessions: tokio::sync::Mutex<HashMap<SessionKey, Arc<UserSession>>>,
     pub(crate) ingest: StreamIngest,
-    pub(crate) metrics: Metrics,
     pub(crate) ready: AtomicBool,
     /// Turns for running queries ([`HttpConfig::max_concurrent_queries`]).
     pub(crate) query_turns: tokio::sync::Semaphore,
@@ -260,22 +228,30 @@ impl AppState {
                 e.retry_after = Some(1);
                 e
             })?;
-        self.metrics.queries.fetch_add(1, Ordering::Relaxed);
-        tokio::time::timeout(
+        ::metrics::counter!(carelake_common::metrics::QUERIES, "interface" => "http").increment(1);
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(
             self.config.query_timeout,
             session.sql_all_limited(sql, max_rows),
         )
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "the query ran longer than {} s",
-                    self.config.query_timeout.as_secs()
-                ),
-            )
-        })?
-        .map_err(ApiError::from_sql)
+        .await;
+        carelake_common::metrics::record_seconds(
+            carelake_common::metrics::QUERY_SECONDS,
+            "interface",
+            "http",
+            started.elapsed(),
+        );
+        result
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "the query ran longer than {} s",
+                        self.config.query_timeout.as_secs()
+                    ),
+                )
+            })?
+            .map_err(ApiError::from_sql)
     }
 }
 
@@ -414,7 +390,6 @@ impl HttpServer {
             sign_in,
             sessions: tokio::sync::Mutex::new(HashMap::new()),
             ingest,
-            metrics: Metrics::default(),
             ready: AtomicBool::new(true),
             query_turns: tokio::sync::Semaphore::new(config_turns),
         });

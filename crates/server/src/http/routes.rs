@@ -17,8 +17,10 @@ use super::api::{fhir, ingest, query, table, tables, token};
 use super::metrics::metrics;
 use super::{ApiError, AppState};
 
-/// Media type of Arrow IPC streams.
+/// Every route: health, metrics, the API and the web UI, behind the middleware.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
+    // The metrics recorder, before anything is recorded.
+    super::metrics::prometheus();
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
@@ -130,7 +132,7 @@ async fn body_deadline(
 }
 
 /// Counts every request by route and status for `/metrics`.
-async fn count(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+async fn count(State(_state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -148,9 +150,7 @@ async fn count(State(state): State<Arc<AppState>>, request: Request, next: Next)
     let response = super::REQUEST_ORIGIN
         .scope((peer, interface), next.run(request))
         .await;
-    state
-        .metrics
-        .count(&route, response.status(), started.elapsed().as_secs_f64());
+    super::metrics::request(&route, response.status(), started.elapsed());
     response
 }
 

@@ -9,6 +9,7 @@ use carelake_common::redact_literals;
 use carelake_lake::User;
 use carelake_sql::{QueryResult, Session};
 use datafusion::common::{DFSchema, ParamValues};
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -184,6 +185,29 @@ impl QueryHandler {
     }
 }
 
+/// Counts a statement run over Postgres and records its time when dropped (also when the
+/// client went away half-way).
+struct QueryTimer(Instant);
+
+impl QueryTimer {
+    fn start() -> Self {
+        ::metrics::counter!(carelake_common::metrics::QUERIES, "interface" => "postgres")
+            .increment(1);
+        Self(Instant::now())
+    }
+}
+
+impl Drop for QueryTimer {
+    fn drop(&mut self) {
+        carelake_common::metrics::record_seconds(
+            carelake_common::metrics::QUERY_SECONDS,
+            "interface",
+            "postgres",
+            self.0.elapsed(),
+        );
+    }
+}
+
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
@@ -194,6 +218,7 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let _running = self.activity.start();
+        let _timer = QueryTimer::start();
         SimpleQueryHandler::do_query(self.current().as_ref(), client, query).await
     }
 }
@@ -220,6 +245,7 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let _running = self.activity.start();
+        let _timer = QueryTimer::start();
         ExtendedQueryHandler::do_query(self.current().as_ref(), client, portal, max_rows).await
     }
 }
@@ -337,8 +363,17 @@ fn has_parameters(statement: &Statement) -> bool {
 }
 
 fn sql_error(error: carelake_sql::Error) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        sql_state(&error).into(),
+        error.to_string(),
+    )))
+}
+
+/// The SQLSTATE of a statement's error, by its kind.
+fn sql_state(error: &carelake_sql::Error) -> &'static str {
     use carelake_sql::ErrorKind;
-    let code = match (&error, error.kind()) {
+    match (error, error.kind()) {
         (carelake_sql::Error::Syntax(_), _) => "42601",
         (carelake_sql::Error::Unsupported(_), _) => "0A000",
         (_, ErrorKind::Denied) => "42501",
@@ -349,12 +384,7 @@ fn sql_error(error: carelake_sql::Error) -> PgWireError {
         (_, ErrorKind::Conflict) => "40001",
         (_, ErrorKind::Unavailable) => "08006",
         (_, ErrorKind::Internal) => "XX000",
-    };
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".into(),
-        code.into(),
-        error.to_string(),
-    )))
+    }
 }
 
 /// The command tag for what [`Session::sql`] said it did ("INSERT 3", "MERGE inserted 1, …").
@@ -587,6 +617,36 @@ fn set_statement_timeout(client: &mut dyn HookClient, timeout: Duration) -> Resp
     Response::Execution(Tag::new("SET"))
 }
 
+/// The SQLSTATE of a query engine error, by its kind (the innermost error of a chain of
+/// contexts): an undefined column, a syntax error, a value that does not convert, memory, a
+/// denial from carelake's policy layer; anything else is an internal error.
+fn datafusion_sqlstate(error: &DataFusionError) -> &'static str {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::common::SchemaError;
+    match error.find_root() {
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            SchemaError::FieldNotFound { .. } => "42703",
+            SchemaError::AmbiguousReference { .. } => "42702",
+            _ => "42P10",
+        },
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
+            ArrowError::DivideByZero => "22012",
+            ArrowError::ArithmeticOverflow(_) => "22003",
+            _ => "XX000",
+        },
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::Plan(_) => "42000",
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::External(e) => match e.downcast_ref::<carelake_sql::Error>() {
+            Some(e) => sql_state(e),
+            None => "XX000",
+        },
+        _ => "XX000",
+    }
+}
+
 /// Gives errors a SQLSTATE that clients understand and blanks quoted literals in them, so that a
 /// failed cast does not echo a patient's name into a client's log.
 pub(crate) struct ErrorRewriter;
@@ -618,19 +678,15 @@ impl ErrorHandler for ErrorRewriter {
             return;
         }
         let message = redact_literals(&original);
-        let lower = message.to_ascii_lowercase();
-        let code = if lower.contains("permission denied") {
+        let code = match inner.downcast_ref::<DataFusionError>() {
+            Some(e) => datafusion_sqlstate(e),
+            None => "XX000",
+        };
+        // A layer between the policy and here may carry a refusal on as text only.
+        let code = if original.contains("permission denied: ") {
             "42501"
-        } else if lower.contains("no field named")
-            || (lower.contains("schema error") && lower.contains("column"))
-        {
-            "42703"
-        } else if lower.contains("sql error") || lower.contains("parsererror") {
-            "42601"
-        } else if lower.contains("cast") {
-            "22P02"
         } else {
-            "XX000"
+            code
         };
         *error = PgWireError::UserError(Box::new(ErrorInfo::new(
             "ERROR".into(),

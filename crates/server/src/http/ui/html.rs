@@ -1,25 +1,9 @@
-//! HTML for the web UI: the page frame, escaping, and result tables.
-
-use std::fmt::Write;
+//! HTML for the web UI: the page frame and result grids, written with `maud`, which escapes
+//! every value it is given (text from the data, names, messages) unless it is told otherwise.
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-
-/// Text made safe for HTML content and attribute values.
-pub(crate) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use maud::{DOCTYPE, Markup, html};
 
 /// The navigation, in order: path and label.
 const NAV: [(&str, &str); 5] = [
@@ -30,32 +14,39 @@ const NAV: [(&str, &str); 5] = [
     ("/runs", "Pipeline runs"),
 ];
 
-/// A whole page: `current` is the path of the navigation entry to mark.
-pub(crate) fn page(title: &str, current: &str, user: Option<&str>, body: &str) -> String {
-    let mut nav = String::new();
-    if let Some(user) = user {
-        for (path, label) in NAV {
-            let class = if path == current {
-                " class=\"current\""
-            } else {
-                ""
-            };
-            let _ = write!(nav, r#"<a href="{path}"{class}>{label}</a>"#);
+/// A whole page: `current` is the path of the navigation entry to mark; the navigation and
+/// the sign-out button are there for a signed-in `user`.
+pub(crate) fn page(title: &str, current: &str, user: Option<&str>, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · carelake" }
+                link rel="stylesheet" href="/ui/style.css";
+                link rel="icon" href="/ui/icon.svg" type="image/svg+xml";
+            }
+            body {
+                header {
+                    a.brand href="/" { "carelake" }
+                    nav {
+                        @if let Some(user) = user {
+                            @for (path, label) in NAV {
+                                a href=(path) class=[(path == current).then_some("current")] { (label) }
+                            }
+                            form.signout method="post" action="/logout" {
+                                span { (user) }
+                                button type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
         }
-        let _ = write!(
-            nav,
-            r#"<form method="post" action="/logout" class="signout"><span>{}</span><button type="submit">Sign out</button></form>"#,
-            esc(user)
-        );
     }
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{} · carelake</title><link rel="stylesheet" href="/ui/style.css"><link rel="icon" href="/ui/icon.svg" type="image/svg+xml"></head>
-<body><header><a class="brand" href="/">carelake</a><nav>{nav}</nav></header>
-<main>{body}</main></body></html>"#,
-        esc(title)
-    )
+    .into_string()
 }
 
 /// Cell text of every row of `batches`, by column; NULL is empty.
@@ -76,44 +67,52 @@ pub(crate) fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
 }
 
 /// A result grid: header and rows; `numeric` columns are right-aligned.
-pub(crate) fn table(headers: &[String], rows: &[Vec<String>], numeric: &[bool]) -> String {
-    grid(headers, rows, numeric, false)
+pub(crate) fn table(headers: &[String], rows: &[Vec<String>], numeric: &[bool]) -> Markup {
+    grid(headers, rows, numeric, None)
 }
 
-/// [`table`] whose last column is HTML carelake wrote (a form), not data.
-pub(crate) fn table_html(headers: &[String], rows: &[Vec<String>], numeric: &[bool]) -> String {
-    grid(headers, rows, numeric, true)
+/// [`table`] with one more column whose cell for row `i` is `last(i)` (a form).
+pub(crate) fn table_with(
+    headers: &[String],
+    rows: &[Vec<String>],
+    numeric: &[bool],
+    last: &dyn Fn(usize) -> Markup,
+) -> Markup {
+    grid(headers, rows, numeric, Some(last))
 }
 
-fn grid(headers: &[String], rows: &[Vec<String>], numeric: &[bool], html_last: bool) -> String {
-    let mut out = String::from(r#"<div class="grid"><table><thead><tr>"#);
-    for (i, h) in headers.iter().enumerate() {
-        let class = if numeric.get(i).copied().unwrap_or(false) {
-            " class=\"num\""
-        } else {
-            ""
-        };
-        let _ = write!(out, "<th{class}>{}</th>", esc(h));
-    }
-    out.push_str("</tr></thead><tbody>");
-    for row in rows {
-        out.push_str("<tr>");
-        for (i, cell) in row.iter().enumerate() {
-            let class = if numeric.get(i).copied().unwrap_or(false) {
-                " class=\"num\""
-            } else {
-                ""
-            };
-            if html_last && i + 1 == row.len() {
-                let _ = write!(out, "<td{class}>{cell}</td>");
-            } else {
-                let _ = write!(out, "<td{class}>{}</td>", esc(cell));
+fn grid(
+    headers: &[String],
+    rows: &[Vec<String>],
+    numeric: &[bool],
+    last: Option<&dyn Fn(usize) -> Markup>,
+) -> Markup {
+    let num = |i: usize| numeric.get(i).copied().unwrap_or(false).then_some("num");
+    html! {
+        div.grid {
+            table {
+                thead {
+                    tr {
+                        @for (i, h) in headers.iter().enumerate() {
+                            th class=[num(i)] { (h) }
+                        }
+                    }
+                }
+                tbody {
+                    @for (r, row) in rows.iter().enumerate() {
+                        tr {
+                            @for (i, cell) in row.iter().enumerate() {
+                                td class=[num(i)] { (cell) }
+                            }
+                            @if let Some(last) = last {
+                                td { (last(r)) }
+                            }
+                        }
+                    }
+                }
             }
         }
-        out.push_str("</tr>");
     }
-    out.push_str("</tbody></table></div>");
-    out
 }
 
 /// The icon, served at `/ui/icon.svg` (and `/favicon.ico`).
@@ -164,7 +163,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup() {
-        assert_eq!(esc(r#"<b a="1">&'"#), "&lt;b a=&quot;1&quot;&gt;&amp;&#39;");
+    fn values_from_the_data_are_escaped_everywhere() {
+        let evil = r#"<script>alert("x")</script>&'"#;
+        let grid = table(&[evil.to_string()], &[vec![evil.to_string()]], &[false]).into_string();
+        assert!(!grid.contains("<script>"), "{grid}");
+        assert_eq!(grid.matches("&lt;script&gt;").count(), 2, "{grid}");
+        let framed = page(evil, "/", Some(evil), html! { p { (evil) } });
+        assert!(!framed.contains("<script>"), "{framed}");
+        assert!(framed.starts_with("<!DOCTYPE html>"), "{framed}");
+        assert!(
+            framed.contains(r#"<a href="/" class="current">Overview</a>"#),
+            "{framed}"
+        );
+        // Without a user: no navigation.
+        assert!(!page("Sign in", "", None, html! {}).contains("Sign out"));
     }
 }

@@ -20,10 +20,11 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use carelake_lake::User;
 use carelake_sql::QueryResult;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{AppState, cross_site};
-use html::{cells, esc, page, table, table_html};
+use html::{cells, page, table, table_with};
 
 /// The session cookie's name over plain HTTP.
 const COOKIE: &str = "carelake_session";
@@ -101,12 +102,11 @@ fn refused() -> Response {
 
 /// A page that failed: the message (literals blanked) in the page frame.
 fn failure(title: &str, current: &str, user: &User, message: &str) -> Response {
-    let body = format!(
-        r#"<h1>{}</h1><p class="error">{}</p>"#,
-        esc(title),
-        esc(&carelake_common::redact_literals(message))
-    );
-    Html(page(title, current, Some(&user.name), &body)).into_response()
+    let body = html! {
+        h1 { (title) }
+        p.error { (carelake_common::redact_literals(message)) }
+    };
+    Html(page(title, current, Some(&user.name), body)).into_response()
 }
 
 async fn run(state: &AppState, user: &User, sql: &str) -> Result<QueryResult, String> {
@@ -187,20 +187,27 @@ struct LoginQuery {
 
 async fn login_form(Query(q): Query<LoginQuery>) -> Response {
     let error = match q.failed.as_deref() {
-        None => "",
+        None => None,
         Some("wait") => {
-            r#"<p class="error">Too many failed sign-ins: wait a little, or ask an admin to unlock the account.</p>"#
+            Some("Too many failed sign-ins: wait a little, or ask an admin to unlock the account.")
         }
-        Some("busy") => r#"<p class="error">The server is busy: try again shortly.</p>"#,
-        Some(_) => r#"<p class="error">Wrong user name or password.</p>"#,
+        Some("busy") => Some("The server is busy: try again shortly."),
+        Some(_) => Some("Wrong user name or password."),
     };
-    let body = format!(
-        r#"<form class="login card" method="post" action="/login"><h1>Sign in</h1>{error}
-<label for="user">User</label><input id="user" name="user" autocomplete="username" required autofocus>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<div class="actions"><button type="submit">Sign in</button></div></form>"#
-    );
-    Html(page("Sign in", "", None, &body)).into_response()
+    let body = html! {
+        form.login.card method="post" action="/login" {
+            h1 { "Sign in" }
+            @if let Some(error) = error {
+                p.error { (error) }
+            }
+            label for="user" { "User" }
+            input id="user" name="user" autocomplete="username" required autofocus;
+            label for="password" { "Password" }
+            input id="password" name="password" type="password" autocomplete="current-password" required;
+            div.actions { button type="submit" { "Sign in" } }
+        }
+    };
+    Html(page("Sign in", "", None, body)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -288,23 +295,38 @@ async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     response
 }
 
-fn kpi(label: &str, value: &str) -> String {
-    format!(
-        r#"<div class="kpi"><div class="value">{}</div><div class="label">{}</div></div>"#,
-        esc(value),
-        esc(label)
-    )
+fn kpi(label: &str, value: &str) -> Markup {
+    html! {
+        div.kpi {
+            div.value { (value) }
+            div.label { (label) }
+        }
+    }
 }
 
-fn card(title: &str, note: &str, content: &str) -> String {
-    format!(
-        r#"<section class="card"><h2>{}</h2><p class="muted">{}</p>{content}</section>"#,
-        esc(title),
-        esc(note)
-    )
+fn card(title: &str, note: &str, content: Markup) -> Markup {
+    html! {
+        section.card {
+            h2 { (title) }
+            p.muted { (note) }
+            (content)
+        }
+    }
 }
 
-const NO_ANALYTICS: &str = r#"<p class="muted">No analytics tables yet. Load data and run the pipeline (<code>carelake run</code>), or start with <code>carelake demo</code>.</p>"#;
+/// A page of `title` saying there is nothing to show until the pipeline has run.
+fn no_analytics(title: &str) -> Markup {
+    html! {
+        h1 { (title) }
+        p.muted {
+            "No analytics tables yet. Load data and run the pipeline ("
+            code { "carelake run" }
+            "), or start with "
+            code { "carelake demo" }
+            "."
+        }
+    }
+}
 
 async fn overview(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> Response {
     if !has_table(&state, &user, "analytics.fact_encounter").await {
@@ -312,7 +334,7 @@ async fn overview(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> R
             "Overview",
             "/",
             Some(&user.name),
-            &format!("<h1>Overview</h1>{NO_ANALYTICS}"),
+            no_analytics("Overview"),
         ))
         .into_response();
     }
@@ -351,43 +373,48 @@ async fn overview(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> R
     let value = |i: usize| kpis.get(i).cloned().unwrap_or_default();
     let mut trend = pairs(&results[2]);
     trend.reverse();
-    let body = format!(
-        r#"<h1>Overview</h1><div class="kpis">{}{}{}{}</div><div class="cards">{}{}{}{}</div>"#,
-        kpi("inpatient admissions", &value(0)),
-        kpi("patients admitted", &value(1)),
-        kpi("mean length of stay (days)", &value(2)),
-        kpi("30-day readmission rate (%, closed windows)", &value(3)),
-        card(
-            "Admissions",
-            "Inpatient admissions per month (last 24 months of data).",
-            &svg::bars("Admissions per month", &pairs(&results[1]), "")
-        ),
-        card(
-            "30-day readmission rate",
-            "Share of index discharges readmitted within 30 days, by discharge month. Discharges in the last 30 days of data are left out: their 30-day window has not closed.",
-            &svg::line("30-day readmission rate by month", &trend, "%")
-        ),
-        card(
-            "Census by facility",
-            "Mean patients in house per day, last 30 days of data.",
-            &svg::bars("Census by facility", &pairs(&results[3]), "")
-        ),
-        card(
-            "Length of stay by facility",
-            "Mean inpatient length of stay in days.",
-            &svg::bars("Length of stay by facility", &pairs(&results[4]), "")
-        ),
-    );
-    let body = body + &risk_panel(&state, &user).await;
-    Html(page("Overview", "/", Some(&user.name), &body)).into_response()
+    let risk = risk_panel(&state, &user).await;
+    let body = html! {
+        h1 { "Overview" }
+        div.kpis {
+            (kpi("inpatient admissions", &value(0)))
+            (kpi("patients admitted", &value(1)))
+            (kpi("mean length of stay (days)", &value(2)))
+            (kpi("30-day readmission rate (%, closed windows)", &value(3)))
+        }
+        div.cards {
+            (card(
+                "Admissions",
+                "Inpatient admissions per month (last 24 months of data).",
+                svg::bars("Admissions per month", &pairs(&results[1]), ""),
+            ))
+            (card(
+                "30-day readmission rate",
+                "Share of index discharges readmitted within 30 days, by discharge month. Discharges in the last 30 days of data are left out: their 30-day window has not closed.",
+                svg::line("30-day readmission rate by month", &trend, "%"),
+            ))
+            (card(
+                "Census by facility",
+                "Mean patients in house per day, last 30 days of data.",
+                svg::bars("Census by facility", &pairs(&results[3]), ""),
+            ))
+            (card(
+                "Length of stay by facility",
+                "Mean inpatient length of stay in days.",
+                svg::bars("Length of stay by facility", &pairs(&results[4]), ""),
+            ))
+        }
+        @if let Some(risk) = risk { (risk) }
+    };
+    Html(page("Overview", "/", Some(&user.name), body)).into_response()
 }
 
 /// The risk panel: discharges by LACE score, and the observed 30-day readmission rate by LACE
 /// score (a calibration view of the index), over closed 30-day windows.
-async fn risk_panel(state: &AppState, user: &User) -> String {
+async fn risk_panel(state: &AppState, user: &User) -> Option<Markup> {
     const TABLE: &str = "analytics.readmission_risk";
     if !has_table(state, user, TABLE).await {
-        return String::new();
+        return None;
     }
     let distribution = format!(
         "SELECT CAST(lace_score AS VARCHAR), count(*) FROM {TABLE} \
@@ -406,26 +433,28 @@ async fn risk_panel(state: &AppState, user: &User) -> String {
         run(state, user, &observed).await,
         run(state, user, &hospital).await,
     ) else {
-        return String::new();
+        return None;
     };
-    format!(
-        r#"<h2>Readmission risk</h2><div class="cards">{}{}{}</div>"#,
-        card(
-            "Discharges by LACE score",
-            "Index discharges whose 30-day window has closed, by LACE index (0-19).",
-            &svg::bars("Discharges by LACE score", &pairs(&distribution), "")
-        ),
-        card(
-            "Observed readmission rate by LACE score",
-            "Calibration: the share readmitted within 30 days at each LACE score; a useful score rises left to right.",
-            &svg::bars("Readmission rate by LACE score", &pairs(&observed), "%")
-        ),
-        card(
-            "Observed readmission rate by HOSPITAL score",
-            "The same for the HOSPITAL score (0-13; 7 or more is high risk).",
-            &svg::bars("Readmission rate by HOSPITAL score", &pairs(&hospital), "%")
-        ),
-    )
+    Some(html! {
+        h2 { "Readmission risk" }
+        div.cards {
+            (card(
+                "Discharges by LACE score",
+                "Index discharges whose 30-day window has closed, by LACE index (0-19).",
+                svg::bars("Discharges by LACE score", &pairs(&distribution), ""),
+            ))
+            (card(
+                "Observed readmission rate by LACE score",
+                "Calibration: the share readmitted within 30 days at each LACE score; a useful score rises left to right.",
+                svg::bars("Readmission rate by LACE score", &pairs(&observed), "%"),
+            ))
+            (card(
+                "Observed readmission rate by HOSPITAL score",
+                "The same for the HOSPITAL score (0-13; 7 or more is high risk).",
+                svg::bars("Readmission rate by HOSPITAL score", &pairs(&hospital), "%"),
+            ))
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -444,7 +473,7 @@ async fn worklist(
             "Worklist",
             "/worklist",
             Some(&user.name),
-            &format!("<h1>Worklist</h1>{NO_ANALYTICS}"),
+            no_analytics("Worklist"),
         ))
         .into_response();
     }
@@ -482,9 +511,9 @@ async fn worklist(
         .next()
         .unwrap_or_default();
     let toggle = if all {
-        r#"<a href="/worklist">Show high risk only</a>"#
+        html! { a href="/worklist" { "Show high risk only" } }
     } else {
-        r#"<a href="/worklist?risk=all">Show every recent discharge</a>"#
+        html! { a href="/worklist?risk=all" { "Show every recent discharge" } }
     };
     let mut headers = headers_of(&result);
     // person_key and encounter_id identify the row for the form; they are not shown.
@@ -496,23 +525,36 @@ async fn worklist(
         n.push(false);
         n
     };
+    let mut keys = Vec::new();
     let rows: Vec<Vec<String>> = cells(&result.batches)
         .into_iter()
         .map(|mut row| {
             let person = row.remove(0);
             let encounter = row.remove(0);
-            row.push(outreach_form(&person, &encounter));
+            keys.push((person, encounter));
             row
         })
         .collect();
-    let body = format!(
-        r#"<h1>Worklist</h1><p class="muted">Patients to contact: inpatients discharged in the last 30 days of data who are not back yet, by readmission risk: LACE (10 or more is high) and HOSPITAL (7 or more is high). {} recent discharges, {} at high risk. {toggle}</p>{}
-<p class="muted">From the view <a href="/catalog/{VIEW}">{VIEW}</a> over <a href="/catalog/analytics.readmission_risk">analytics.readmission_risk</a>, which has each score's components and inputs. An outcome recorded here goes to raw.outreach_events (through the streaming ingest) and stops further alerts for the patient where an alert says so.</p>"#,
-        esc(counts.first().map_or("0", String::as_str)),
-        esc(counts.get(1).map_or("0", String::as_str)),
-        table_html(&headers, &rows, &numeric),
-    );
-    Html(page("Worklist", "/worklist", Some(&user.name), &body)).into_response()
+    let form = |i: usize| {
+        let (person, encounter) = &keys[i];
+        outreach_form(person, encounter)
+    };
+    let body = html! {
+        h1 { "Worklist" }
+        p.muted {
+            "Patients to contact: inpatients discharged in the last 30 days of data who are not back yet, by readmission risk: LACE (10 or more is high) and HOSPITAL (7 or more is high). "
+            (counts.first().map_or("0", String::as_str)) " recent discharges, "
+            (counts.get(1).map_or("0", String::as_str)) " at high risk. "
+            (toggle)
+        }
+        (table_with(&headers, &rows, &numeric, &form))
+        p.muted {
+            "From the view " a href={ "/catalog/" (VIEW) } { (VIEW) }
+            " over " a href="/catalog/analytics.readmission_risk" { "analytics.readmission_risk" }
+            ", which has each score's components and inputs. An outcome recorded here goes to raw.outreach_events (through the streaming ingest) and stops further alerts for the patient where an alert says so."
+        }
+    };
+    Html(page("Worklist", "/worklist", Some(&user.name), body)).into_response()
 }
 
 /// The outcomes a care coordinator records.
@@ -523,16 +565,19 @@ const OUTCOMES: [(&str, &str); 4] = [
     ("readmitted", "Readmitted"),
 ];
 
-fn outreach_form(person: &str, encounter: &str) -> String {
-    let options: String = OUTCOMES
-        .iter()
-        .map(|(v, label)| format!(r#"<option value="{v}">{label}</option>"#))
-        .collect();
-    format!(
-        r#"<form method="post" action="/worklist/outreach" class="outreach"><input type="hidden" name="person_key" value="{}"><input type="hidden" name="encounter_id" value="{}"><select name="outcome" aria-label="outcome">{options}</select><button type="submit" class="secondary">Record</button></form>"#,
-        esc(person),
-        esc(encounter)
-    )
+fn outreach_form(person: &str, encounter: &str) -> Markup {
+    html! {
+        form method="post" action="/worklist/outreach" class="outreach" {
+            input type="hidden" name="person_key" value=(person);
+            input type="hidden" name="encounter_id" value=(encounter);
+            select name="outcome" aria-label="outcome" {
+                @for (value, label) in OUTCOMES {
+                    option value=(value) { (label) }
+                }
+            }
+            button type="submit" class="secondary" { "Record" }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -561,7 +606,7 @@ async fn record_outreach(
         Ok(s) => s,
         Err(e) => return failure("Worklist", "/worklist", &user, e.message()),
     };
-    let table = match carelake_ingest::stream_table("outreach_events") {
+    let table = match carelake_stream::stream_table("outreach_events") {
         Ok(t) => t,
         Err(e) => return failure("Worklist", "/worklist", &user, &e.to_string()),
     };
@@ -600,7 +645,7 @@ async fn record_outreach(
         "recorded_at": chrono::Utc::now().to_rfc3339(),
     })
     .to_string();
-    let Some(event) = carelake_ingest::StreamEvent::parse(&event) else {
+    let Some(event) = carelake_stream::StreamEvent::parse(&event) else {
         return failure(
             "Worklist",
             "/worklist",
@@ -628,28 +673,35 @@ async fn catalog(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> Re
         Err(e) => return failure("Catalog", "/catalog", &user, &e),
     };
     let rows = cells(&result.batches);
-    let mut out = String::from(
-        r#"<h1>Catalog</h1><div class="grid"><table><thead><tr><th>Table</th><th>Kind</th><th class="num">Rows</th><th class="num">Version</th><th>Owner</th><th>Reads</th><th>Updated</th><th>Description</th></tr></thead><tbody>"#,
-    );
-    for row in &rows {
-        let get = |i: usize| row.get(i).map_or("", String::as_str);
-        out.push_str(&format!(
-            r#"<tr><td><a href="/catalog/{0}">{0}</a></td><td>{1}</td><td class="num">{2}</td><td class="num">{3}</td><td>{4}</td><td>{5}</td><td>{6}</td><td>{7}</td></tr>"#,
-            esc(get(0)),
-            esc(get(1)),
-            esc(get(2)),
-            esc(get(3)),
-            esc(get(4)),
-            esc(get(5)),
-            esc(get(6)),
-            esc(get(7)),
-        ));
-    }
-    out.push_str(&format!(
-        r#"</tbody></table></div><p class="muted">{} tables and views.</p>"#,
-        rows.len()
-    ));
-    Html(page("Catalog", "/catalog", Some(&user.name), &out)).into_response()
+    const NUMERIC: [bool; 8] = [false, false, true, true, false, false, false, false];
+    let num = |i: usize| NUMERIC[i].then_some("num");
+    let body = html! {
+        h1 { "Catalog" }
+        div.grid {
+            table {
+                thead {
+                    tr {
+                        @for (i, h) in ["Table", "Kind", "Rows", "Version", "Owner", "Reads", "Updated", "Description"].into_iter().enumerate() {
+                            th class=[num(i)] { (h) }
+                        }
+                    }
+                }
+                tbody {
+                    @for row in &rows {
+                        @let get = |i: usize| row.get(i).map_or("", String::as_str);
+                        tr {
+                            td { a href={ "/catalog/" (get(0)) } { (get(0)) } }
+                            @for i in 1..8 {
+                                td class=[num(i)] { (get(i)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p.muted { (rows.len()) " tables and views." }
+    };
+    Html(page("Catalog", "/catalog", Some(&user.name), body)).into_response()
 }
 
 async fn catalog_table(
@@ -701,27 +753,27 @@ async fn catalog_table(
         .filter_map(|r| r.into_iter().next())
         .collect();
     let title = parsed.to_string();
-    let body = format!(
-        r#"<h1>{}</h1><p class="muted">{}</p>
-<div class="kpis">{}{}{}{}</div>
-<section class="card"><h2>Lineage</h2>{}</section>
-<h2>Columns</h2>{}
-<form method="get" action="/sql" class="actions"><input type="hidden" name="q" value="SELECT * FROM {} LIMIT 100"><button type="submit" class="secondary">Query it</button></form>"#,
-        esc(&title),
-        esc(get(6)),
-        kpi("kind", get(0)),
-        kpi("rows", get(1)),
-        kpi("version", get(2)),
-        kpi("owner", get(3)),
-        svg::lineage(&title, &upstream, &downstream),
-        table(
-            &headers_of(&columns),
-            &cells(&columns.batches),
-            &numeric_columns(&columns)
-        ),
-        esc(&title),
-    );
-    Html(page(&title, "/catalog", Some(&user.name), &body)).into_response()
+    let body = html! {
+        h1 { (title) }
+        p.muted { (get(6)) }
+        div.kpis {
+            (kpi("kind", get(0)))
+            (kpi("rows", get(1)))
+            (kpi("version", get(2)))
+            (kpi("owner", get(3)))
+        }
+        section.card {
+            h2 { "Lineage" }
+            (svg::lineage(&title, &upstream, &downstream))
+        }
+        h2 { "Columns" }
+        (table(&headers_of(&columns), &cells(&columns.batches), &numeric_columns(&columns)))
+        form method="get" action="/sql" class="actions" {
+            input type="hidden" name="q" value={ "SELECT * FROM " (title) " LIMIT 100" };
+            button type="submit" class="secondary" { "Query it" }
+        }
+    };
+    Html(page(&title, "/catalog", Some(&user.name), body)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -729,20 +781,25 @@ struct SqlQuery {
     q: Option<String>,
 }
 
-fn sql_page(user: &User, sql: &str, result: &str) -> Response {
-    let body = format!(
-        r#"<h1>SQL</h1><form method="post" action="/sql" id="sql-form">
-<textarea name="q" id="sql" spellcheck="false" placeholder="SELECT * FROM analytics.mart_readmissions LIMIT 20">{}</textarea>
-<div class="actions"><button type="submit" id="run">Run</button><button type="submit" formaction="/sql/csv" class="secondary" id="csv">Download CSV</button>
-<span class="muted">Tables: raw, curated and analytics zones; system.tables, system.loads, system.runs.</span></div></form>{result}"#,
-        esc(sql)
-    );
-    Html(page("SQL", "/sql", Some(&user.name), &body)).into_response()
+fn sql_page(user: &User, sql: &str, result: Markup) -> Response {
+    let body = html! {
+        h1 { "SQL" }
+        form method="post" action="/sql" id="sql-form" {
+            textarea name="q" id="sql" spellcheck="false" placeholder="SELECT * FROM analytics.mart_readmissions LIMIT 20" { (sql) }
+            div.actions {
+                button type="submit" id="run" { "Run" }
+                button type="submit" formaction="/sql/csv" class="secondary" id="csv" { "Download CSV" }
+                span.muted { "Tables: raw, curated and analytics zones; system.tables, system.loads, system.runs." }
+            }
+        }
+        (result)
+    };
+    Html(page("SQL", "/sql", Some(&user.name), body)).into_response()
 }
 
 /// The editor; `?q=` fills it in without running anything.
 async fn sql_form(UiUser(user): UiUser, Query(q): Query<SqlQuery>) -> Response {
-    sql_page(&user, q.q.as_deref().unwrap_or(""), "")
+    sql_page(&user, q.q.as_deref().unwrap_or(""), html! {})
 }
 
 #[derive(Deserialize)]
@@ -765,39 +822,38 @@ async fn sql_run(
         Ok(mut all) => all.pop().ok_or_else(|| "no statement given".to_string()),
     };
     let shown = match result {
-        Err(e) => format!(
-            r#"<p class="error" id="sql-error">{}</p>"#,
-            esc(&carelake_common::redact_literals(&e))
-        ),
+        Err(e) => html! {
+            p.error id="sql-error" { (carelake_common::redact_literals(&e)) }
+        },
         Ok(result) => {
             if let Some(message) = &result.message {
-                format!(r#"<p id="sql-message">{}</p>"#, esc(message))
+                html! { p id="sql-message" { (message) } }
             } else {
                 let rows = cells(&result.batches);
                 let total = rows.len();
                 let shown: Vec<Vec<String>> = rows.into_iter().take(GRID_ROWS).collect();
-                format!(
-                    r#"<p class="muted" id="sql-summary">{} rows in {:.0} ms{}.</p>{}"#,
-                    if total > GRID_ROWS {
-                        format!("More than {GRID_ROWS}")
-                    } else {
-                        total.to_string()
-                    },
-                    started.elapsed().as_secs_f64() * 1000.0,
-                    if total > GRID_ROWS {
-                        format!(
-                            "; the first {GRID_ROWS} are shown, the CSV has up to {}",
-                            state.config.max_rows
-                        )
-                    } else {
-                        String::new()
-                    },
-                    table(&headers_of(&result), &shown, &numeric_columns(&result))
-                )
+                let count = if total > GRID_ROWS {
+                    format!("More than {GRID_ROWS}")
+                } else {
+                    total.to_string()
+                };
+                let cut = if total > GRID_ROWS {
+                    format!(
+                        "; the first {GRID_ROWS} are shown, the CSV has up to {}",
+                        state.config.max_rows
+                    )
+                } else {
+                    String::new()
+                };
+                let ms = format!("{:.0}", started.elapsed().as_secs_f64() * 1000.0);
+                html! {
+                    p.muted id="sql-summary" { (count) " rows in " (ms) " ms" (cut) "." }
+                    (table(&headers_of(&result), &shown, &numeric_columns(&result)))
+                }
             }
         }
     };
-    sql_page(&user, &form.q, &shown)
+    sql_page(&user, &form.q, shown)
 }
 
 async fn sql_csv(
@@ -840,12 +896,16 @@ async fn runs(State(state): State<Arc<AppState>>, UiUser(user): UiUser) -> Respo
                     id.truncate(8);
                 }
             }
-            format!(
-                r#"<h1>Pipeline runs</h1><p class="muted">The last 300 model runs, newest first.</p>{}"#,
-                table(&headers_of(&result), &rows, &numeric_columns(&result))
-            )
+            html! {
+                h1 { "Pipeline runs" }
+                p.muted { "The last 300 model runs, newest first." }
+                (table(&headers_of(&result), &rows, &numeric_columns(&result)))
+            }
         }
-        Err(_) => r#"<h1>Pipeline runs</h1><p class="muted">No pipeline has run on this lake yet (<code>carelake run</code>).</p>"#.to_string(),
+        Err(_) => html! {
+            h1 { "Pipeline runs" }
+            p.muted { "No pipeline has run on this lake yet (" code { "carelake run" } ")." }
+        },
     };
-    Html(page("Pipeline runs", "/runs", Some(&user.name), &body)).into_response()
+    Html(page("Pipeline runs", "/runs", Some(&user.name), body)).into_response()
 }
