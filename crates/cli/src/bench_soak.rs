@@ -60,6 +60,8 @@ struct Minute {
     pg_queries: Vec<Duration>,
     errors: u64,
     rss_kb: Vec<u64>,
+    /// The server's CPU time (user + system) in clock ticks at each sample of the minute.
+    cpu_ticks: Vec<u64>,
     runs: Option<i64>,
 }
 
@@ -209,6 +211,18 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// CPU time a process has used (user and system), in clock ticks (Linux `/proc`: fields 14
+/// and 15 of `stat`, after the command name in parentheses).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (state): utime is field 14, stime field 15.
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
 }
 
 /// Resident memory of a process in kB (Linux `/proc`; `None` elsewhere).
@@ -484,6 +498,9 @@ pub(crate) async fn run(args: SoakArgs) -> Result<()> {
                 if let Some(kb) = resident_kb(pid) {
                     stats.record(|m| m.rss_kb.push(kb));
                 }
+                if let Some(ticks) = cpu_ticks(pid) {
+                    stats.record(|m| m.cpu_ticks.push(ticks));
+                }
                 let minute = (stats.started.elapsed().as_secs() / 60) as usize;
                 let over = Instant::now() >= deadline;
                 if minute > reported || over {
@@ -703,7 +720,7 @@ fn first_value(rows: &[tokio_postgres::SimpleQueryMessage]) -> Option<String> {
 
 fn print_header() {
     println!(
-        "{:>3} {:>8} {:>17} {:>9} {:>17} {:>7} {:>17} {:>7} {:>17} {:>6} {:>5} {:>7}",
+        "{:>3} {:>8} {:>17} {:>9} {:>17} {:>7} {:>17} {:>7} {:>17} {:>6} {:>5} {:>7} {:>5}",
         "min",
         "events/s",
         "ingest p50/p99 ms",
@@ -715,7 +732,8 @@ fn print_header() {
         "pg p50/p99 ms",
         "errors",
         "runs",
-        "RSS MB"
+        "RSS MB",
+        "CPU%"
     );
 }
 
@@ -729,8 +747,19 @@ fn print_minute(number: usize, m: &mut Minute, seconds: f64) {
         .iter()
         .max()
         .map_or("-".to_string(), |kb| format!("{:.0}", *kb as f64 / 1024.0));
+    // The server's CPU over the minute's samples, in % of one core (200 is both cores here).
+    let cpu = match (m.cpu_ticks.first(), m.cpu_ticks.last()) {
+        (Some(first), Some(last)) if m.cpu_ticks.len() > 1 => {
+            let span = 5.0 * (m.cpu_ticks.len() - 1) as f64;
+            format!(
+                "{:.0}",
+                (last - first) as f64 / TICKS_PER_SECOND / span * 100.0
+            )
+        }
+        _ => "-".to_string(),
+    };
     println!(
-        "{number:>3} {:>8.0} {:>17} {:>9.1} {:>17} {:>7.1} {:>17} {:>7.1} {:>17} {:>6} {:>5} {:>7}",
+        "{number:>3} {:>8.0} {:>17} {:>9.1} {:>17} {:>7.1} {:>17} {:>7.1} {:>17} {:>6} {:>5} {:>7} {:>5}",
         m.events as f64 / seconds,
         pair(&mut m.ingest),
         m.mllp.len() as f64 / seconds,
@@ -741,6 +770,10 @@ fn print_minute(number: usize, m: &mut Minute, seconds: f64) {
         pair(&mut m.pg_queries),
         m.errors,
         m.runs.map_or("-".to_string(), |r| r.to_string()),
-        rss
+        rss,
+        cpu
     );
 }
+
+/// Linux's `USER_HZ`, the unit of `/proc/<pid>/stat` times (100 on every common kernel).
+const TICKS_PER_SECOND: f64 = 100.0;

@@ -419,6 +419,19 @@ fn queries_catalog_tokens_and_ingest() {
         metrics.contains("carelake_http_requests_total{route=\"/api/v1/query\",status=\"200\"}"),
         "{metrics}"
     );
+    // Latency histograms, with their buckets, by interface and route (never a raw path).
+    for family in [
+        "carelake_query_duration_seconds_bucket{interface=\"http\"",
+        "carelake_http_request_duration_seconds_bucket{route=\"/api/v1/query\"",
+        "carelake_ingest_ack_duration_seconds_count",
+        "# TYPE carelake_query_duration_seconds histogram",
+    ] {
+        assert!(metrics.contains(family), "{family} missing:\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("MON-2"),
+        "a value of the data in the metrics:\n{metrics}"
+    );
     // The same query as JSON and then as CSV: the second answer came from the result cache.
     let hits: u64 = metrics
         .lines()
