@@ -7,16 +7,16 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::Principal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::create_system_table;
 use crate::util::{
-    append_events, append_to_system_table, int_column, read_events, read_table, text_column,
-    time_column,
+    SystemBatch, append_events, append_to_system_table, int_column, read_events, read_table,
+    text_at, text_column, time_column,
 };
 use crate::{Error, Lake, Result, TimeTravel};
 
@@ -272,50 +272,33 @@ impl AlertStore {
         };
         let mut out = Vec::new();
         for batch in read_table(&table).await? {
-            let col = |name: &str, t: &DataType| -> Result<arrow::array::ArrayRef> {
-                Ok(arrow::compute::cast(
-                    batch.column_by_name(name).ok_or_else(|| {
-                        Error::Alerts(format!("the deliveries table has no {name}"))
-                    })?,
-                    t,
-                )?)
-            };
-            let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-            let at = col("at", &ts)?;
-            let at = at.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-            let texts: Vec<arrow::array::ArrayRef> = [
-                "alert",
-                "run_id",
-                "alert_key",
-                "channel",
-                "status",
-                "detail",
-            ]
-            .iter()
-            .map(|n| col(n, &DataType::Utf8))
-            .collect::<Result<_>>()?;
-            let t = |k: usize, i: usize| {
-                let s = texts[k].as_string::<i32>();
-                (!s.is_null(i)).then(|| s.value(i).to_string())
-            };
-            let attempt = col("attempt", &DataType::Int64)?;
-            let attempt = attempt.as_primitive::<Int64Type>();
-            let code = col("response_code", &DataType::Int64)?;
-            let code = code.as_primitive::<Int64Type>();
+            let batch = SystemBatch::new(&batch, "alert_deliveries", Error::Alerts);
+            let at = batch.time("at")?;
+            let (alert_col, run_id, key) = (
+                batch.text("alert")?,
+                batch.text("run_id")?,
+                batch.text("alert_key")?,
+            );
+            let (channel, status, detail) = (
+                batch.text("channel")?,
+                batch.text("status")?,
+                batch.text("detail")?,
+            );
+            let (attempt, code) = (batch.int("attempt")?, batch.int("response_code")?);
             for i in 0..batch.num_rows() {
-                if t(0, i).as_deref() != Some(alert) {
+                if text_at(&alert_col, i).as_deref() != Some(alert) {
                     continue;
                 }
                 out.push(Delivery {
                     at: DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default(),
                     alert: alert.to_string(),
-                    run_id: t(1, i).unwrap_or_default(),
-                    key: t(2, i).unwrap_or_default(),
-                    channel: t(3, i).unwrap_or_default(),
+                    run_id: text_at(&run_id, i).unwrap_or_default(),
+                    key: text_at(&key, i).unwrap_or_default(),
+                    channel: text_at(&channel, i).unwrap_or_default(),
                     attempt: attempt.value(i),
-                    status: t(4, i).unwrap_or_default(),
+                    status: text_at(&status, i).unwrap_or_default(),
                     response_code: (!code.is_null(i)).then(|| code.value(i)),
-                    detail: t(5, i),
+                    detail: text_at(&detail, i),
                 });
             }
         }

@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use deltalake::kernel::Transaction;
@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::create_system_table;
 use crate::compact::AutoCompact;
-use crate::util::{read_table, text_column, time_column};
+use crate::util::{SystemBatch, read_table, text_at, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// The application id of the audit log's commits.
@@ -444,40 +444,9 @@ fn to_batch(records: &[ChainedRecord]) -> Result<RecordBatch> {
 async fn read_records(table: &deltalake::DeltaTable) -> Result<Vec<ChainedRecord>> {
     let mut out = Vec::new();
     for batch in read_table(table).await? {
-        let text = |name: &str| -> Result<StringArray> {
-            let column = batch
-                .column_by_name(name)
-                .ok_or_else(|| Error::Audit(format!("the audit table has no {name}")))?;
-            let cast = arrow::compute::cast(column, &DataType::Utf8)?;
-            Ok(cast
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .unwrap_or_else(|| StringArray::from(Vec::<Option<String>>::new())))
-        };
-        let int = |name: &str| -> Result<Int64Array> {
-            let column = batch
-                .column_by_name(name)
-                .ok_or_else(|| Error::Audit(format!("the audit table has no {name}")))?;
-            let cast = arrow::compute::cast(column, &DataType::Int64)?;
-            Ok(cast
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .cloned()
-                .unwrap_or_else(|| Int64Array::from(Vec::<Option<i64>>::new())))
-        };
-        let at = arrow::compute::cast(
-            batch
-                .column_by_name("at")
-                .ok_or_else(|| Error::Audit("the audit table has no at".into()))?,
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        )?;
-        let at = at
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .cloned()
-            .ok_or_else(|| Error::Audit("unreadable times".into()))?;
-        let (seq, rows) = (int("seq")?, int("rows")?);
+        let batch = SystemBatch::new(&batch, "audit", Error::Audit);
+        let at = batch.time("at")?;
+        let (seq, rows) = (batch.int("seq")?, batch.int("rows")?);
         let [
             principal,
             interface,
@@ -492,38 +461,20 @@ async fn read_records(table: &deltalake::DeltaTable) -> Result<Vec<ChainedRecord
             prev_hash,
             hash,
         ] = [
-            "principal",
-            "interface",
-            "peer",
-            "action",
-            "statement",
-            "tables",
-            "columns",
-            "policies",
-            "outcome",
-            "detail",
-            "prev_hash",
-            "hash",
-        ]
-        .map(text);
-        let (
-            principal,
-            interface,
-            peer,
-            action,
-            statement,
-            tables,
-            columns,
-            policies,
-            outcome,
-            detail,
-            prev_hash,
-            hash,
-        ) = (
-            principal?, interface?, peer?, action?, statement?, tables?, columns?, policies?,
-            outcome?, detail?, prev_hash?, hash?,
-        );
-        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+            batch.text("principal")?,
+            batch.text("interface")?,
+            batch.text("peer")?,
+            batch.text("action")?,
+            batch.text("statement")?,
+            batch.text("tables")?,
+            batch.text("columns")?,
+            batch.text("policies")?,
+            batch.text("outcome")?,
+            batch.text("detail")?,
+            batch.text("prev_hash")?,
+            batch.text("hash")?,
+        ];
+        let opt = text_at;
         for i in 0..batch.num_rows() {
             out.push(ChainedRecord {
                 seq: seq.value(i),

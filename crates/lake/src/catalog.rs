@@ -2,9 +2,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::TableName;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTableError;
@@ -13,7 +13,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 
 use object_store::ObjectStoreExt as _;
 
-use crate::util::read_table;
+use crate::util::{SystemBatch, read_table, text_at};
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// Whether a catalog entry is a stored table or a view.
@@ -242,6 +242,22 @@ impl Catalog {
     /// the folded state is saved every hundred versions so that a new process starts
     /// from it instead of from every event.
     pub async fn list(&self) -> Result<Vec<CatalogEntry>> {
+        self.read(|entries| entries.values().cloned().collect())
+            .await
+    }
+
+    /// The current entry of one table or view (without copying the others).
+    pub async fn get(&self, name: &TableName) -> Result<Option<CatalogEntry>> {
+        self.read(|entries| entries.get(name).cloned()).await
+    }
+
+    /// Whether the catalog lists the table or view.
+    pub async fn contains(&self, name: &TableName) -> Result<bool> {
+        self.read(|entries| entries.contains_key(name)).await
+    }
+
+    /// Brings the cached fold up to date and reads the current entries with `f`.
+    async fn read<T>(&self, f: impl FnOnce(&BTreeMap<TableName, CatalogEntry>) -> T) -> Result<T> {
         let mut cached = self.lake.catalog_cache().folded.lock().await;
         let state = match cached.take() {
             Some(state) => state,
@@ -262,14 +278,9 @@ impl Catalog {
                 Err(e) => tracing::warn!(error = %e, "Could not save the folded catalog."),
             }
         }
-        let entries = state.entries.values().cloned().collect();
+        let answer = f(&state.entries);
         *cached = Some(state);
-        Ok(entries)
-    }
-
-    /// The current entry of one table or view.
-    pub async fn get(&self, name: &TableName) -> Result<Option<CatalogEntry>> {
-        Ok(self.list().await?.into_iter().find(|e| &e.name == name))
+        Ok(answer)
     }
 
     /// The Delta version of the events table that the cached fold reflects (for tests and the
@@ -543,34 +554,10 @@ fn fold_into(
 ) -> Result<()> {
     let mut rows = Vec::new();
     for batch in batches {
-        // Readers may hand strings back as views and timestamps in other units: normalise.
-        let col = |name: &str| -> Result<ArrayRef> {
-            let array = batch
-                .column_by_name(name)
-                .ok_or_else(|| Error::CorruptCatalog(format!("column {name} is missing")))?;
-            let wanted = CATALOG_SCHEMA
-                .field_with_name(name)
-                .map(|f| f.data_type().clone())
-                .map_err(|_| Error::CorruptCatalog(format!("unexpected column {name}")))?;
-            Ok(arrow::compute::cast(array, &wanted)?)
-        };
-        let time = col("event_time")?;
-        let time = time
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .ok_or_else(|| Error::CorruptCatalog("event_time has the wrong type".into()))?
-            .clone();
-        let string_col = |name: &str| -> Result<StringArray> {
-            col(name)?
-                .as_string_opt::<i32>()
-                .cloned()
-                .ok_or_else(|| Error::CorruptCatalog(format!("{name} has the wrong type")))
-        };
-        let int_col = |name: &str| -> Result<Int64Array> {
-            col(name)?
-                .as_primitive_opt::<arrow::datatypes::Int64Type>()
-                .cloned()
-                .ok_or_else(|| Error::CorruptCatalog(format!("{name} has the wrong type")))
-        };
+        let batch = SystemBatch::new(batch, "catalog", Error::CorruptCatalog);
+        let time = batch.time("event_time")?;
+        let string_col = |name: &str| batch.text(name);
+        let int_col = |name: &str| batch.int(name);
         let (event, kind, zone, name) = (
             string_col("event")?,
             string_col("kind")?,
@@ -585,7 +572,7 @@ fn fold_into(
             string_col("view_sql")?,
         );
         let (row_count, table_version) = (int_col("row_count")?, int_col("table_version")?);
-        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+        let opt = text_at;
         for i in 0..batch.num_rows() {
             let table = TableName::new(zone.value(i).parse()?, name.value(i))?;
             let at = DateTime::from_timestamp_micros(time.value(i)).unwrap_or_default();

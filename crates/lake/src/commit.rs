@@ -183,7 +183,7 @@ impl TableWrite {
     /// Writes rows or a plan's output. `existing` is the table as the caller already opened
     /// it, or `None` to open it here (creating it when absent).
     pub async fn write(
-        self,
+        mut self,
         lake: &Lake,
         existing: Option<DeltaTable>,
         input: WriteInput,
@@ -206,8 +206,8 @@ impl TableWrite {
             .write(batches)
             .with_table_name(self.name.name.clone())
             .with_commit_properties(commit_properties(
-                self.transactions.clone(),
-                self.metadata.clone(),
+                std::mem::take(&mut self.transactions),
+                std::mem::take(&mut self.metadata),
             ));
         if let Some((plan, state)) = plan {
             builder = builder.with_input_plan(plan);
@@ -246,15 +246,15 @@ impl TableWrite {
     /// Commits prepared actions (files a staged load already wrote, a schema change) on top of
     /// `table`, and returns the table at the new version.
     pub async fn actions(
-        self,
+        mut self,
         lake: &Lake,
         table: &DeltaTable,
         actions: Vec<Action>,
         created: bool,
     ) -> Result<DeltaTable> {
         let finalized = CommitBuilder::from(commit_properties(
-            self.transactions.clone(),
-            self.metadata.clone(),
+            std::mem::take(&mut self.transactions),
+            std::mem::take(&mut self.metadata),
         ))
         .with_actions(actions)
         .build(
@@ -288,7 +288,7 @@ impl TableWrite {
         }
         // A crash between a first commit and its catalog event leaves the table unlisted: the
         // next write lists it as the first would have.
-        let created = created || lake.catalog().get(&self.name).await?.is_none();
+        let created = created || !lake.catalog().contains(&self.name).await?;
         let event = self.provenance.event(self.name.clone(), written, created);
         lake.catalog().record(&[event]).await
     }

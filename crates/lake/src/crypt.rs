@@ -572,17 +572,7 @@ pub(crate) struct EncryptedStore {
     keyring_path: Path,
 }
 
-impl fmt::Debug for EncryptedStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Encrypted({})", self.inner)
-    }
-}
-
-impl fmt::Display for EncryptedStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Encrypted({})", self.inner)
-    }
-}
+wrapper_display!(EncryptedStore, "Encrypted");
 
 fn store_error(
     path: &Path,

@@ -18,7 +18,6 @@
 //! FILE and reads it again when it changes, so that a test can break and mend the storage of a
 //! running server. Without the variable the layer is not in the stack at all.
 
-use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -412,17 +411,7 @@ fn injected(fault: &Fault) -> object_store::Error {
     }
 }
 
-impl fmt::Debug for FaultStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultStore({})", self.inner)
-    }
-}
-
-impl fmt::Display for FaultStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultStore({})", self.inner)
-    }
-}
+wrapper_display!(FaultStore, "FaultStore");
 
 #[async_trait]
 impl ObjectStore for FaultStore {

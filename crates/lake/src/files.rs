@@ -6,7 +6,6 @@
 //!   stores list (the local store lists in directory order; Delta's log reader expects commits
 //!   in order and only special-cases `file://`, which an encrypted lake's tables are not).
 
-use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,17 +95,7 @@ impl LakeFiles {
     }
 }
 
-impl fmt::Debug for LakeFiles {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LakeFiles({})", self.inner)
-    }
-}
-
-impl fmt::Display for LakeFiles {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LakeFiles({})", self.inner)
-    }
-}
+wrapper_display!(LakeFiles, "LakeFiles");
 
 #[async_trait]
 impl ObjectStore for LakeFiles {

@@ -8,32 +8,18 @@
 //! allows; a masking policy replaces a column's value for the roles it names.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::Principal;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::create_system_table;
-use crate::util::{append_to_system_table, read_table, text_column, time_column};
-use crate::{ADMIN_ROLE, Error, Lake, Result, TimeTravel};
+use crate::util::{append_events, read_events};
+use crate::{ADMIN_ROLE, Error, Lake, Result};
 
 /// The role that may read the audit log (besides admins).
 pub const AUDITOR_ROLE: &str = "auditor";
 
 /// Roles every lake has.
 pub const BUILTIN_ROLES: [&str; 2] = [ADMIN_ROLE, AUDITOR_ROLE];
-
-static GOVERNANCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    Arc::new(Schema::new(vec![
-        Field::new("at", ts, false),
-        Field::new("event", DataType::Utf8, false),
-        Field::new("by", DataType::Utf8, false),
-    ]))
-});
 
 /// A privilege on a table, a zone or the system schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -376,87 +362,23 @@ impl GovernanceStore {
 
     /// Appends events in one commit.
     pub async fn record(&self, events: &[GovernanceEvent], by: &Principal) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        create_system_table(
+        append_events(
             &self.lake,
             "governance",
-            &GOVERNANCE_SCHEMA,
             "carelake roles, grants, row and masking policies, user attributes",
+            events,
+            by,
+            Error::Governance,
         )
-        .await?;
-        // Events of one commit keep their order: a microsecond apart.
-        let now = Utc::now();
-        let rows: Vec<(DateTime<Utc>, String)> = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                Ok((
-                    now + chrono::Duration::microseconds(i as i64),
-                    serde_json::to_string(e)
-                        .map_err(|e| Error::Governance(format!("encoding an event: {e}")))?,
-                ))
-            })
-            .collect::<Result<_>>()?;
-        let batch = RecordBatch::try_new(
-            Arc::clone(&GOVERNANCE_SCHEMA),
-            vec![
-                time_column(&rows, |r| r.0),
-                text_column(&rows, |r| Some(r.1.clone())),
-                text_column(&rows, |_| Some(by.name.clone())),
-            ],
-        )?;
-        append_to_system_table(&self.lake, "governance", batch).await
+        .await
     }
 
     /// The current rules (empty for a lake that has none yet).
     pub async fn load(&self) -> Result<Governance> {
-        let url = self.lake.system_table_url("governance")?;
+        let events: Vec<GovernanceEvent> =
+            read_events(&self.lake, "governance", Error::Governance).await?;
         let mut governance = Governance::default();
-        let Some(table) = self.lake.load_delta(&url, TimeTravel::Latest).await? else {
-            return Ok(governance);
-        };
-        let mut events: Vec<(i64, GovernanceEvent)> = Vec::new();
-        for batch in read_table(&table).await? {
-            let at = arrow::compute::cast(
-                batch
-                    .column_by_name("at")
-                    .ok_or_else(|| Error::Governance("the governance table has no at".into()))?,
-                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            )?;
-            let at = at
-                .as_any()
-                .downcast_ref::<TimestampMicrosecondArray>()
-                .cloned()
-                .ok_or_else(|| Error::Governance("unreadable event times".into()))?;
-            let text = arrow::compute::cast(
-                batch
-                    .column_by_name("event")
-                    .ok_or_else(|| Error::Governance("the governance table has no event".into()))?,
-                &DataType::Utf8,
-            )?;
-            let text = text
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .ok_or_else(|| Error::Governance("unreadable events".into()))?;
-            for i in 0..batch.num_rows() {
-                if text.is_null(i) {
-                    continue;
-                }
-                match serde_json::from_str::<GovernanceEvent>(text.value(i)) {
-                    Ok(event) => events.push((at.value(i), event)),
-                    Err(e) => {
-                        return Err(Error::Governance(format!(
-                            "an unreadable governance event (written by a newer carelake?): {e}"
-                        )));
-                    }
-                }
-            }
-        }
-        events.sort_by_key(|(at, _)| *at);
-        for (_, event) in events {
+        for event in events {
             governance.apply(event);
         }
         Ok(governance)

@@ -11,6 +11,24 @@
 //! let entries = lake.catalog().list().await?;
 //! ```
 
+/// `Debug` and `Display` for an object store that wraps `self.inner`: `Label(<inner>)`, as
+/// object_store's own wrappers print themselves.
+macro_rules! wrapper_display {
+    ($store:ty, $label:literal) => {
+        impl std::fmt::Debug for $store {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!($label, "({})"), self.inner)
+            }
+        }
+
+        impl std::fmt::Display for $store {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!($label, "({})"), self.inner)
+            }
+        }
+    };
+}
+
 mod alerts;
 mod audit;
 mod backup;
@@ -48,7 +66,7 @@ pub use check::{CheckReport, Problem, TableCheck};
 pub use commit::{
     COMMIT_RETRIES, Provenance, TableWrite, WriteInput, WriteMode, commit_properties,
 };
-pub use compact::AutoCompact;
+pub use compact::{AutoCompact, TIER_BASE, TIER_FACTOR};
 pub use crypt::{KeySource, MasterKey};
 pub use error::{Error, Result};
 pub use files::create_private_dir;

@@ -3,12 +3,12 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
 use crate::catalog::create_system_table;
-use crate::util::{int_column, read_table, text_column, time_column};
+use crate::util::{SystemBatch, int_column, read_table, text_at, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// One model in one pipeline run.
@@ -125,67 +125,26 @@ impl RunHistory {
         let mut latest: std::collections::HashMap<String, RunRecord> =
             std::collections::HashMap::new();
         for batch in &batches {
-            // The reader may hand strings back as views; cast to the types written.
-            let column = |name: &str, to: &DataType| {
-                batch
-                    .column_by_name(name)
-                    .and_then(|c| arrow::compute::cast(c, to).ok())
-            };
-            let text = |name: &str| {
-                column(name, &DataType::Utf8)
-                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-            };
-            let int = |name: &str| {
-                column(name, &DataType::Int64)
-                    .and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned())
-            };
-            let time = |name: &str| {
-                column(
-                    name,
-                    &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                )
-                .and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<TimestampMicrosecondArray>()
-                        .cloned()
-                })
-            };
-            let (
-                Some(run_id),
-                Some(model),
-                Some(target),
-                Some(materialization),
-                Some(status),
-                Some(attempts),
-                Some(rows_in),
-                Some(rows_out),
-                Some(error),
-                Some(upstream),
-                Some(definition),
-                Some(principal),
-                Some(started),
-                Some(finished),
-            ) = (
-                text("run_id"),
-                text("model"),
-                text("target"),
-                text("materialization"),
-                text("status"),
-                int("attempts"),
-                int("rows_in"),
-                int("rows_out"),
-                text("error"),
-                text("upstream_versions"),
-                text("definition_sha256"),
-                text("principal"),
-                time("started_at"),
-                time("finished_at"),
-            )
-            else {
-                return Err(Error::CorruptCatalog(
-                    "the run history has an unexpected schema".into(),
-                ));
-            };
+            let batch = SystemBatch::new(batch, "runs", Error::CorruptCatalog);
+            let (run_id, model, target, materialization, status) = (
+                batch.text("run_id")?,
+                batch.text("model")?,
+                batch.text("target")?,
+                batch.text("materialization")?,
+                batch.text("status")?,
+            );
+            let (attempts, rows_in, rows_out) = (
+                batch.int("attempts")?,
+                batch.int("rows_in")?,
+                batch.int("rows_out")?,
+            );
+            let (error, upstream, definition, principal) = (
+                batch.text("error")?,
+                batch.text("upstream_versions")?,
+                batch.text("definition_sha256")?,
+                batch.text("principal")?,
+            );
+            let (started, finished) = (batch.time("started_at")?, batch.time("finished_at")?);
             for i in 0..batch.num_rows() {
                 let status_i = status.value(i);
                 if status_i != "success" && status_i != "up_to_date" {
@@ -203,7 +162,7 @@ impl RunHistory {
                     attempts: attempts.value(i),
                     rows_in: rows_in.value(i),
                     rows_out: rows_out.value(i),
-                    error: (!error.is_null(i)).then(|| error.value(i).to_string()),
+                    error: text_at(&error, i),
                     upstream_versions: upstream.value(i).to_string(),
                     definition_sha256: definition.value(i).to_string(),
                     principal: principal.value(i).to_string(),

@@ -13,14 +13,16 @@ use std::sync::{Arc, LazyLock};
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use arrow::array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::Principal;
 use chrono::{DateTime, Utc};
 
 use crate::catalog::create_system_table;
 use crate::scram::ScramVerifier;
-use crate::util::{append_to_system_table, read_table, text_column, time_column};
+use crate::util::{
+    SystemBatch, append_to_system_table, read_table, text_at, text_column, time_column,
+};
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// The first user of every lake.
@@ -229,35 +231,15 @@ impl UserStore {
         };
         let mut events: Vec<Event> = Vec::new();
         for batch in read_table(&table).await? {
-            let text = |name: &str| -> Result<StringArray> {
-                let column = batch
-                    .column_by_name(name)
-                    .ok_or_else(|| Error::Users(format!("the users table has no {name}")))?;
-                let cast = arrow::compute::cast(column, &DataType::Utf8)?;
-                Ok(cast
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .cloned()
-                    .unwrap_or_else(|| StringArray::from(Vec::<Option<String>>::new())))
-            };
+            let batch = SystemBatch::new(&batch, "users", Error::Users);
             let (user, action, hash, roles, by) = (
-                text("user_name")?,
-                text("action")?,
-                text("password_hash")?,
-                text("roles")?,
-                text("by")?,
+                batch.text("user_name")?,
+                batch.text("action")?,
+                batch.text("password_hash")?,
+                batch.text("roles")?,
+                batch.text("by")?,
             );
-            let at = arrow::compute::cast(
-                batch
-                    .column_by_name("at")
-                    .ok_or_else(|| Error::Users("the users table has no at".into()))?,
-                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            )?;
-            let at = at
-                .as_any()
-                .downcast_ref::<TimestampMicrosecondArray>()
-                .cloned()
-                .ok_or_else(|| Error::Users("unreadable event times".into()))?;
+            let at = batch.time("at")?;
             for i in 0..batch.num_rows() {
                 let action = match action.value(i) {
                     "create" => "create",
@@ -271,13 +253,12 @@ impl UserStore {
                     "revoke" => "revoke",
                     _ => continue,
                 };
-                let value = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
                 events.push(Event {
                     at: DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default(),
                     user: user.value(i).to_string(),
                     action,
-                    password_hash: value(&hash),
-                    roles: value(&roles),
+                    password_hash: text_at(&hash, i),
+                    roles: text_at(&roles, i),
                     by: by.value(i).to_string(),
                 });
             }

@@ -71,6 +71,70 @@ pub(crate) async fn append_to_system_table(
     Ok(())
 }
 
+/// One batch of a lake's own table, read by column name as the type it was written with:
+/// readers may hand strings back as views and timestamps in other units, so every column is
+/// cast. A missing column is an error of the table's kind (`fail`), naming the table.
+pub(crate) struct SystemBatch<'a> {
+    batch: &'a RecordBatch,
+    table: &'a str,
+    fail: fn(String) -> Error,
+}
+
+impl<'a> SystemBatch<'a> {
+    pub(crate) fn new(batch: &'a RecordBatch, table: &'a str, fail: fn(String) -> Error) -> Self {
+        Self { batch, table, fail }
+    }
+
+    pub(crate) fn num_rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    fn cast(&self, name: &str, to: &arrow::datatypes::DataType) -> Result<ArrayRef> {
+        let array = self
+            .batch
+            .column_by_name(name)
+            .ok_or_else(|| (self.fail)(format!("the {} table has no column {name}", self.table)))?;
+        Ok(arrow::compute::cast(array, to)?)
+    }
+
+    /// A text column.
+    pub(crate) fn text(&self, name: &str) -> Result<arrow::array::StringArray> {
+        use arrow::array::AsArray;
+        Ok(self
+            .cast(name, &arrow::datatypes::DataType::Utf8)?
+            .as_string::<i32>()
+            .clone())
+    }
+
+    /// A 64-bit integer column.
+    pub(crate) fn int(&self, name: &str) -> Result<arrow::array::Int64Array> {
+        use arrow::array::AsArray;
+        Ok(self
+            .cast(name, &arrow::datatypes::DataType::Int64)?
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .clone())
+    }
+
+    /// A UTC timestamp column, in microseconds.
+    pub(crate) fn time(&self, name: &str) -> Result<arrow::array::TimestampMicrosecondArray> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+        Ok(self
+            .cast(
+                name,
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            )?
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone())
+    }
+}
+
+/// Row `i` of a text column, `None` where it is NULL.
+pub(crate) fn text_at(column: &arrow::array::StringArray, i: usize) -> Option<String> {
+    use arrow::array::Array;
+    (!column.is_null(i)).then(|| column.value(i).to_string())
+}
+
 /// A text column of `records`, one value (or NULL) each.
 pub(crate) fn text_column<R>(records: &[R], f: impl Fn(&R) -> Option<String>) -> ArrayRef {
     Arc::new(records.iter().map(f).collect::<arrow::array::StringArray>())
@@ -157,27 +221,15 @@ pub(crate) async fn read_events<E: serde::de::DeserializeOwned>(
     name: &str,
     fail: fn(String) -> Error,
 ) -> Result<Vec<E>> {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+    use arrow::array::Array;
     let url = lake.system_table_url(name)?;
     let Some(table) = lake.load_delta(&url, TimeTravel::Latest).await? else {
         return Ok(Vec::new());
     };
     let mut events: Vec<(i64, E)> = Vec::new();
     for batch in read_table(&table).await? {
-        let column = |c: &str, t: &DataType| -> Result<ArrayRef> {
-            let array = batch
-                .column_by_name(c)
-                .ok_or_else(|| fail(format!("the {name} table has no {c}")))?;
-            Ok(arrow::compute::cast(array, t)?)
-        };
-        let at = column(
-            "at",
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        )?;
-        let at = at.as_primitive::<TimestampMicrosecondType>();
-        let text = column("event", &DataType::Utf8)?;
-        let text = text.as_string::<i32>();
+        let batch = SystemBatch::new(&batch, name, fail);
+        let (at, text) = (batch.time("at")?, batch.text("event")?);
         for i in 0..batch.num_rows() {
             if text.is_null(i) {
                 continue;

@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
 use crate::catalog::create_system_table;
-use crate::util::{int_column, read_table, text_column, time_column};
+use crate::util::{SystemBatch, int_column, read_table, text_at, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 
 const TABLE: &str = "watch";
@@ -133,54 +133,29 @@ impl WatchStore {
 
 /// The records of one batch of the table.
 fn rows(batch: &RecordBatch) -> Result<Vec<WatchedFile>> {
-    let column = |name: &str, to: &DataType| -> Result<ArrayRef> {
-        let array = batch
-            .column_by_name(name)
-            .ok_or_else(|| Error::Watch(format!("the watch table has no column {name}")))?;
-        Ok(arrow::compute::cast(array, to)?)
-    };
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let text = |name: &str| -> Result<StringArray> {
-        column(name, &DataType::Utf8)?
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .cloned()
-            .ok_or_else(|| Error::Watch(format!("column {name} of the watch table")))
-    };
-    let int = |name: &str, to: &DataType| -> Result<Int64Array> {
-        column(name, to)?
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .cloned()
-            .ok_or_else(|| Error::Watch(format!("column {name} of the watch table")))
-    };
-    // Timestamps are read as their microsecond numbers.
-    let micros = |name: &str| -> Result<Int64Array> {
-        let array = column(name, &ts)?;
-        let plain = arrow::compute::cast(&array, &DataType::Int64)?;
-        plain
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .cloned()
-            .ok_or_else(|| Error::Watch(format!("column {name} of the watch table")))
-    };
+    let batch = SystemBatch::new(batch, TABLE, Error::Watch);
+    let (text, int, micros) = (
+        |name: &str| batch.text(name),
+        |name: &str| batch.int(name),
+        |name: &str| batch.time(name),
+    );
     let (source, path, size, modified, target, status) = (
         text("source")?,
         text("path")?,
-        int("size", &DataType::Int64)?,
+        int("size")?,
         micros("modified")?,
         text("target")?,
         text("status")?,
     );
     let (load_id, rows, rejected, error, seen_at) = (
         text("load_id")?,
-        int("rows", &DataType::Int64)?,
-        int("rejected", &DataType::Int64)?,
+        int("rows")?,
+        int("rejected")?,
         text("error")?,
         micros("seen_at")?,
     );
     let time = |v: i64| DateTime::<Utc>::from_timestamp_micros(v).unwrap_or_default();
-    let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    let opt = text_at;
     Ok((0..batch.num_rows())
         .map(|i| WatchedFile {
             source: source.value(i).to_string(),

@@ -206,7 +206,7 @@ fn separate_processes_give_the_same_answers() {
     http_rows.sort();
     let governed = rows(&ws, persons, &["--as", "coder1"]);
     assert_eq!(http_rows, governed);
-    if let Some(psql) = crate::pg::program("psql", "serve_cluster_over_postgres") {
+    if let Some(psql) = crate::support::program("psql", "serve_cluster_over_postgres") {
         let out = Command::new(psql)
             .args([
                 &format!("host=127.0.0.1 port={pg} user=coder1 dbname=carelake sslmode=disable"),

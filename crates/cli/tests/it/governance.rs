@@ -1,6 +1,7 @@
 //! Governance on the real binary: a closed SQL surface, roles and column grants, row policies
 //! and masks, the same on the command line (`--as`), HTTP (JSON and CSV) and the Postgres
-//! protocol (psql, psycopg with parameters), and the audit log's hash chain.
+//! protocol (psql, psycopg with parameters), and the audit log's hash chain. Row policies and
+//! masks in every shape of query are tested through sessions in `crates/sql/tests/it`.
 //!
 //! Roles of the matrix: `carelake` admin, `analyst1` (column grant, masked identifiers),
 //! `clin1` (a clinician whose row policy reads their `facility` attribute), `nurse1` (a row
@@ -9,43 +10,19 @@
 use std::process::Output;
 
 use crate::http::{Server as HttpServer, basic, request};
+use carelake_testkit::{GOVERNANCE_SCRIPT, GOVERNED_PATIENTS, GOVERNED_TEAMS};
+
 use crate::support::{Workspace, python_with, spawn_serve};
 
 const PASSWORD: &str = "a long governance test password";
 
-const PATIENTS: &str = "mrn,name,ssn,facility,dob,zip,age\n\
-M1,Alice Smith,123-45-6789,F01,1980-02-03,55455-0001,44\n\
-M2,Bob Jones,987-65-4321,F02,1975-07-08,03601-0002,49\n\
-M3,Carol White,555-12-3456,F01,1990-11-12,10001-0003,34\n\
-M4,Dan Brown,222-33-4444,F03,1950-01-01,60601-0004,76\n";
-
-/// Names that only the rows hidden from `clin1` hold (F02, F03).
-const HIDDEN_FROM_CLIN1: [&str; 4] = ["Bob", "Dan", "M2", "M4"];
-
 fn fixture() -> Workspace {
     let ws = Workspace::new();
-    let patients = ws.write("patients.csv", PATIENTS);
+    let patients = ws.write("patients.csv", GOVERNED_PATIENTS);
     ws.ok(&["load", &patients, "--into", "raw.patients"]);
-    let teams = ws.write("teams.csv", "user_name,facility\nnurse1,F01\nother,F02\n");
+    let teams = ws.write("teams.csv", GOVERNED_TEAMS);
     ws.ok(&["load", &teams, "--into", "raw.facility_teams"]);
-    ws.ok(&[
-        "sql",
-        "CREATE ROLE analyst; CREATE ROLE clinician; CREATE ROLE nurse;
-         GRANT SELECT (mrn, ssn, facility, dob, zip, age) ON raw.patients TO analyst;
-         CREATE MASKING POLICY ssn_mask ON raw.patients (ssn) FOR analyst USING (mask_last4(ssn));
-         CREATE MASKING POLICY mrn_pseudonym ON raw.patients (mrn) FOR analyst USING (pseudonym(mrn));
-         CREATE MASKING POLICY dob_year ON raw.patients (dob) FOR analyst USING (year_only(dob));
-         CREATE MASKING POLICY zip_3 ON raw.patients (zip) FOR analyst USING (zip3(zip));
-         CREATE ROW POLICY analyst_all_rows ON raw.patients FOR analyst USING (true);
-         GRANT SELECT, INSERT, UPDATE, DELETE ON raw.patients TO clinician;
-         CREATE ROW POLICY by_facility ON raw.patients FOR clinician
-             USING (facility = current_user_attr('facility'));
-         GRANT SELECT ON raw.patients TO nurse;
-         CREATE ROW POLICY nurse_team ON raw.patients FOR nurse
-             USING (facility IN (SELECT facility FROM raw.facility_teams WHERE user_name = current_user()));
-         CREATE VIEW curated.patient_view AS SELECT mrn, name, facility, age FROM raw.patients;
-         GRANT SELECT ON curated.patient_view TO clinician",
-    ]);
+    ws.ok(&["sql", GOVERNANCE_SCRIPT]);
     for (user, roles) in [
         ("analyst1", "analyst"),
         ("clin1", "clinician"),
@@ -192,152 +169,6 @@ fn the_sql_surface_is_closed_to_files_and_the_lakes_own_tables() {
 }
 
 #[test]
-fn row_policies_and_masks_hold_in_every_shape_of_query() {
-    let ws = fixture();
-    let clin = |sql: &str| rows(&ws, "clin1", sql);
-    // The clinician sees exactly their facility's rows, whatever the shape.
-    assert_eq!(
-        clin("SELECT mrn FROM raw.patients ORDER BY mrn"),
-        ["M1", "M3"]
-    );
-    assert_eq!(
-        clin("SELECT mrn, name FROM curated.patient_view ORDER BY mrn"),
-        ["M1,Alice Smith", "M3,Carol White"]
-    );
-    assert_eq!(
-        clin("WITH p AS (SELECT * FROM raw.patients) SELECT count(*) FROM p"),
-        ["2"]
-    );
-    assert_eq!(
-        clin("SELECT count(*) FROM raw.patients a JOIN raw.patients b ON a.facility = b.facility"),
-        ["4"]
-    );
-    assert_eq!(
-        clin(
-            "SELECT mrn FROM raw.patients p WHERE age > (SELECT avg(age) FROM raw.patients q WHERE q.facility = p.facility) ORDER BY mrn"
-        ),
-        ["M1"]
-    );
-    assert_eq!(
-        clin(
-            "SELECT count(*) FROM (SELECT mrn FROM raw.patients UNION ALL SELECT mrn FROM raw.patients)"
-        ),
-        ["4"]
-    );
-    assert_eq!(
-        clin("SELECT count(*), sum(age), max(age) FROM raw.patients"),
-        ["2,78,44"]
-    );
-    assert_eq!(
-        clin("SELECT count(*) FROM raw.patients WHERE facility <> 'F01'"),
-        ["0"]
-    );
-    let version =
-        ws.scalar("SELECT table_version FROM system.tables WHERE table_name = 'raw.patients'");
-    assert_eq!(
-        clin(&format!("SELECT count(*) FROM raw.\"patients@v{version}\"")),
-        ["2"]
-    );
-    // A user's failing cast never runs on the hidden rows (nor names their values).
-    assert_eq!(
-        clin(
-            "SELECT count(*) FROM raw.patients WHERE CAST(CASE WHEN facility = 'F01' THEN '1' ELSE name END AS INT) = 1"
-        ),
-        ["2"]
-    );
-    let everything = clin("SELECT * FROM raw.patients").join("\n");
-    for hidden in HIDDEN_FROM_CLIN1 {
-        assert!(!everything.contains(hidden), "{hidden} in {everything}");
-    }
-    // EXPLAIN shows the protected scan, not the policy; no row count from metadata.
-    let explain = clin("EXPLAIN SELECT count(*) FROM raw.patients").join("\n");
-    assert!(explain.contains("ProtectedScan"), "{explain}");
-    assert!(
-        !explain.contains("current_user_attr") && !explain.contains("F01"),
-        "{explain}"
-    );
-    let analyze = clin("EXPLAIN ANALYZE SELECT count(*) FROM raw.patients").join("\n");
-    assert!(!analyze.contains("F02"), "{analyze}");
-    assert_eq!(
-        clin("SELECT row_count IS NULL FROM system.tables WHERE table_name = 'raw.patients'"),
-        ["true"]
-    );
-    assert_eq!(
-        clin(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema IN ('raw', 'curated') ORDER BY 1"
-        ),
-        ["curated.patient_view", "raw.patients"]
-    );
-    // A subquery on a mapping table in the policy, evaluated for the querying user.
-    assert_eq!(
-        rows(&ws, "nurse1", "SELECT mrn FROM raw.patients ORDER BY mrn"),
-        ["M1", "M3"]
-    );
-    denied(&ws, "nurse1", "SELECT * FROM raw.facility_teams");
-
-    // The analyst: granted columns only, identifiers masked before filters and aggregates.
-    let analyst = |sql: &str| rows(&ws, "analyst1", sql);
-    let all = analyst("SELECT * FROM raw.patients ORDER BY age");
-    assert_eq!(all.len(), 4);
-    let text = all.join("\n");
-    for secret in ["Alice", "Smith", "123-45", "M1,", "1980-02-03", "55455"] {
-        assert!(!text.contains(secret), "{secret} in {text}");
-    }
-    assert_eq!(
-        analyst("SELECT ssn, facility, dob, zip FROM raw.patients ORDER BY age"),
-        [
-            "***-**-3456,F01,1990-01-01,100",
-            "***-**-6789,F01,1980-01-01,554",
-            "***-**-4321,F02,1975-01-01,000",
-            "***-**-4444,F03,1950-01-01,606",
-        ]
-    );
-    let pseudonyms = analyst("SELECT mrn FROM raw.patients ORDER BY age");
-    assert!(
-        pseudonyms
-            .iter()
-            .all(|p| p.starts_with("p_") && p.len() == 22),
-        "{pseudonyms:?}"
-    );
-    // Pseudonyms are stable: they join, and the same value gives the same pseudonym.
-    assert_eq!(
-        analyst("SELECT count(*) FROM raw.patients a JOIN raw.patients b ON a.mrn = b.mrn"),
-        ["4"]
-    );
-    assert_eq!(
-        analyst("SELECT count(*) FROM raw.patients WHERE ssn = '123-45-6789'"),
-        ["0"]
-    );
-    assert_eq!(
-        analyst("SELECT count(*) FROM raw.patients WHERE ssn = '***-**-6789'"),
-        ["1"]
-    );
-    assert_eq!(
-        analyst("SELECT max(ssn) FROM raw.patients"),
-        ["***-**-6789"]
-    );
-    // A column not granted is refused by name (exit code 3), one that does not exist is not.
-    let hidden = denied(&ws, "analyst1", "SELECT name FROM raw.patients");
-    assert!(hidden.contains("SELECT on raw.patients.name"), "{hidden}");
-    let denied_in_filter = denied(
-        &ws,
-        "analyst1",
-        "SELECT mrn FROM raw.patients p WHERE p.name LIKE 'A%'",
-    );
-    assert!(
-        denied_in_filter.contains("raw.patients.name"),
-        "{denied_in_filter}"
-    );
-    let unknown = as_user(&ws, "analyst1", "SELECT no_such_column FROM raw.patients");
-    assert_ne!(unknown.status.code(), Some(3));
-    // What the owner of the lake sees is untouched.
-    assert_eq!(
-        ws.query("SELECT ssn FROM raw.patients ORDER BY mrn")[0],
-        "123-45-6789"
-    );
-}
-
-#[test]
 fn writes_stay_inside_the_row_policies() {
     let ws = fixture();
     ws.ok(&[
@@ -454,7 +285,7 @@ fn http_and_postgres_clients_see_what_the_command_line_sees() {
     drop(server);
 
     // The Postgres protocol, with psql and psycopg (parameters, prepared statements).
-    let Some(psql) = crate::pg::program("psql", "governance over postgres") else {
+    let Some(psql) = crate::support::program("psql", "governance over postgres") else {
         return;
     };
     let (mut child, lines) =
@@ -620,7 +451,7 @@ fn the_audit_log_records_everything_and_detects_tampering() {
 #[test]
 fn external_tables_read_files_in_place_under_the_same_rules() {
     let ws = fixture();
-    let visits = ws.write("imports/visits.csv", PATIENTS);
+    let visits = ws.write("imports/visits.csv", GOVERNED_PATIENTS);
     ws.write(
         "imports/events/a.json",
         "{\"facility\":\"F01\",\"kind\":\"admit\"}\n",

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::support::{Workspace, python_with, spawn_serve};
+use crate::support::{Workspace, program, python_with, self_signed, spawn_serve};
 
 /// A running `carelake serve --mllp` process.
 struct Listener {
@@ -244,35 +244,11 @@ fn closed_without_ack(port: u16) -> bool {
 #[test]
 fn mllp_over_tls_and_an_allow_list() {
     let test = "mllp_over_tls_and_an_allow_list";
-    let (Some(openssl), Some(python)) = (
-        crate::pg::program("openssl", test),
-        python_with("ssl", test),
-    ) else {
+    let (Some(openssl), Some(python)) = (program("openssl", test), python_with("ssl", test)) else {
         return;
     };
     let ws = Workspace::new();
-    let (cert, key) = (ws.path("mllp.crt"), ws.path("mllp.key"));
-    let made = Command::new(openssl)
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = self_signed(&openssl, &ws, "mllp");
     let listener = Listener::start_with(
         &ws,
         &[

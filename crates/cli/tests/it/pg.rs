@@ -8,10 +8,10 @@
 //! `scripts/test.sh` installs the clients; without `CARELAKE_REQUIRE_INTEROP` a missing client
 //! skips its test with a message.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output};
 
-use crate::support::{Workspace, python_with, served_at, spawn_serve};
+use crate::support::{Workspace, program, python_with, self_signed, served_at, spawn_serve};
 
 const USER: &str = "analyst";
 const PASSWORD: &str = "a long analyst password";
@@ -75,24 +75,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The program, or `None` with a message (the test then skips) unless
-/// `CARELAKE_REQUIRE_INTEROP` is set, where a missing program fails the test.
-pub(crate) fn program(name: &str, test: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CARELAKE_REQUIRE_INTEROP").is_none(),
-            "CARELAKE_REQUIRE_INTEROP is set but {name} is not installed"
-        );
-        eprintln!("SKIPPED {test}: {name} is not installed (scripts/test.sh installs it)");
-    }
-    found
 }
 
 fn psql(psql: &Path, server: &Server, password: &str, sslmode: &str, sql: &str) -> Output {
@@ -371,28 +353,7 @@ fn tls_is_required_when_configured_and_a_bad_certificate_stops_the_server() {
         return;
     };
     let ws = lake();
-    let (cert, key) = (ws.path("server.crt"), ws.path("server.key"));
-    let made = Command::new(openssl)
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = self_signed(&openssl, &ws, "server");
     let (cert, key) = (
         cert.to_string_lossy().into_owned(),
         key.to_string_lossy().into_owned(),

@@ -355,7 +355,7 @@ fn tokens_survive_a_restart_and_end_when_revoked_or_disabled() {
 
 #[test]
 fn an_open_postgres_connection_ends_when_its_user_is_disabled() {
-    let Some(psql) = crate::pg::program("psql", "an_open_postgres_connection_ends") else {
+    let Some(psql) = crate::support::program("psql", "an_open_postgres_connection_ends") else {
         return;
     };
     let ws = Workspace::new();

@@ -267,3 +267,56 @@ impl Workspace {
         }
     }
 }
+
+/// The program, or `None` with a message (the test then skips) unless
+/// `CARELAKE_REQUIRE_INTEROP` is set, where a missing program fails the test.
+pub(crate) fn program(name: &str, test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CARELAKE_REQUIRE_INTEROP").is_none(),
+            "CARELAKE_REQUIRE_INTEROP is set but {name} is not installed"
+        );
+        eprintln!("SKIPPED {test}: {name} is not installed (scripts/test.sh installs it)");
+    }
+    found
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1, and its key, made by `openssl` in
+/// the workspace as `<name>.crt` and `<name>.key`.
+pub(crate) fn self_signed(
+    openssl: &std::path::Path,
+    ws: &Workspace,
+    name: &str,
+) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        ws.path(&format!("{name}.crt")),
+        ws.path(&format!("{name}.key")),
+    );
+    let made = std::process::Command::new(openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}

@@ -1,4 +1,5 @@
 //! Integration tests of the SQL layer on a real lake, without the binary: the SQL surface as
-//! sqllogictest files (`crates/sql/tests/slt/`).
+//! sqllogictest files (`crates/sql/tests/slt/`), and governance through users' own sessions.
 
+mod governance;
 mod slt;

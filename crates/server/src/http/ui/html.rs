@@ -158,6 +158,39 @@ rect.node { fill:#fff; stroke:var(--accent); } rect.node.current { fill:#e6f1f4;
 svg.lineage text { font-size:12px; fill:var(--ink); } line.edge { stroke:#8aa4b4; stroke-width:1.5; }
 "#;
 
+pub(super) fn kpi(label: &str, value: &str) -> Markup {
+    html! {
+        div.kpi {
+            div.value { (value) }
+            div.label { (label) }
+        }
+    }
+}
+
+pub(super) fn card(title: &str, note: &str, content: Markup) -> Markup {
+    html! {
+        section.card {
+            h2 { (title) }
+            p.muted { (note) }
+            (content)
+        }
+    }
+}
+
+/// A page of `title` saying there is nothing to show until the pipeline has run.
+pub(super) fn no_analytics(title: &str) -> Markup {
+    html! {
+        h1 { (title) }
+        p.muted {
+            "No analytics tables yet. Load data and run the pipeline ("
+            code { "carelake run" }
+            "), or start with "
+            code { "carelake demo" }
+            "."
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
