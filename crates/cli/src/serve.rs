@@ -528,6 +528,8 @@ pub(crate) async fn run(lake_location: &str, principal: Principal, args: ServeAr
     while let Some(done) = tasks.join_next().await {
         done??;
     }
+    // The newest version and row count of the tables streams and MLLP appended to.
+    lake.catalog().flush_coalesced().await?;
     Ok(())
 }
 

@@ -214,6 +214,20 @@ impl Catalog {
         if events.is_empty() {
             return Ok(());
         }
+        {
+            // A pending coalesced event older than one recorded now must not follow it.
+            let mut coalesced = self.coalesced();
+            if !coalesced.pending.is_empty() {
+                for event in events {
+                    let older = coalesced.pending.get(&event.name).is_some_and(|pending| {
+                        event.dropped || pending.table_version <= event.table_version
+                    });
+                    if older {
+                        coalesced.pending.remove(&event.name);
+                    }
+                }
+            }
+        }
         let batch = events_to_batch(events)?;
         let url = self.lake.system_table_url("catalog")?;
         let table = self
@@ -233,6 +247,91 @@ impl Catalog {
             }
         }
         Ok(())
+    }
+
+    /// Records the event of a write that only moved a table's version and row count, at most
+    /// once per [`COALESCE_EVERY`] for all such writes together: a stream flushing every second
+    /// and an MLLP listener committing per group would otherwise add a catalog commit for each
+    /// of theirs (and every catalog commit is a log file that every refresh lists). The newest
+    /// event of each table is kept and written by the next write past the interval, or by a
+    /// timer when none comes. A crash can lose the pending events; the catalog then shows the
+    /// table's previous version until its next write (`carelake check` allows a catalog
+    /// behind its tables, never ahead). An event that changes anything else is written now.
+    pub async fn record_coalesced(&self, event: CatalogEvent) -> Result<()> {
+        let only_stats = !event.dropped
+            && event.owner.is_none()
+            && event.description.is_none()
+            && event.upstream.is_none()
+            && event.view_sql.is_none();
+        if !only_stats {
+            return self.record(&[event]).await;
+        }
+        let now = std::time::Instant::now();
+        let due = {
+            let mut coalesced = self.coalesced();
+            coalesced.pending.insert(event.name.clone(), event);
+            let due = coalesced
+                .written
+                .is_none_or(|at| now.duration_since(at) >= COALESCE_EVERY);
+            if due {
+                coalesced.written = Some(now);
+                std::mem::take(&mut coalesced.pending)
+            } else {
+                if !coalesced.timer {
+                    coalesced.timer = true;
+                    let wait = COALESCE_EVERY.saturating_sub(
+                        coalesced
+                            .written
+                            .map_or(COALESCE_EVERY, |at| now.duration_since(at)),
+                    );
+                    let catalog = Catalog::new(self.lake.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        if let Err(e) = catalog.flush_coalesced().await {
+                            tracing::warn!(error = %e, "Could not record coalesced catalog events; the next write records them.");
+                        }
+                    });
+                }
+                BTreeMap::new()
+            }
+        };
+        self.write_pending(due).await
+    }
+
+    /// Writes the events [`Catalog::record_coalesced`] holds back (at a clean shutdown).
+    pub async fn flush_coalesced(&self) -> Result<()> {
+        let pending = {
+            let mut coalesced = self.coalesced();
+            coalesced.timer = false;
+            coalesced.written = Some(std::time::Instant::now());
+            std::mem::take(&mut coalesced.pending)
+        };
+        self.write_pending(pending).await
+    }
+
+    async fn write_pending(&self, pending: BTreeMap<TableName, CatalogEvent>) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let events: Vec<CatalogEvent> = pending.into_values().collect();
+        if let Err(e) = self.record(&events).await {
+            // Kept for the next attempt, unless a newer event of the same table came meanwhile.
+            let mut coalesced = self.coalesced();
+            for event in events {
+                coalesced.pending.entry(event.name.clone()).or_insert(event);
+            }
+            coalesced.written = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn coalesced(&self) -> std::sync::MutexGuard<'_, Coalesced> {
+        self.lake
+            .catalog_cache()
+            .coalesced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every current table and view, sorted by name.
@@ -405,6 +504,20 @@ const SAVE_EVERY: i64 = 100;
 /// reads its checkpoint rather than every commit file).
 const MAX_TAIL: i64 = 1000;
 
+/// How often coalesced catalog events are written; see [`Catalog::record_coalesced`].
+pub const COALESCE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The events [`Catalog::record_coalesced`] holds back.
+#[derive(Debug, Default)]
+struct Coalesced {
+    /// The newest pending event of each table.
+    pending: BTreeMap<TableName, CatalogEvent>,
+    /// When pending events were last written.
+    written: Option<std::time::Instant>,
+    /// Whether a timer will write them.
+    timer: bool,
+}
+
 /// Where the folded catalog is saved, under `_carelake/`.
 const SAVED_STATE: &str = "catalog_state.json";
 
@@ -414,6 +527,7 @@ pub(crate) struct CatalogCache {
     folded: tokio::sync::Mutex<Option<Folded>>,
     /// The events table's log, built once (a refresh reads commit files through it).
     log: std::sync::OnceLock<deltalake::logstore::LogStoreRef>,
+    coalesced: std::sync::Mutex<Coalesced>,
 }
 
 impl std::fmt::Debug for CatalogCache {

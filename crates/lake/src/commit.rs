@@ -134,6 +134,7 @@ pub struct TableWrite {
     transactions: Vec<Transaction>,
     metadata: Vec<(String, Value)>,
     compact: Option<AutoCompact>,
+    coalesce: bool,
 }
 
 impl TableWrite {
@@ -145,6 +146,7 @@ impl TableWrite {
             transactions: Vec::new(),
             metadata: Vec::new(),
             compact: None,
+            coalesce: false,
         }
     }
 
@@ -177,6 +179,13 @@ impl TableWrite {
     /// threshold (on a task of its own: the writer never waits for it).
     pub fn compact(mut self, policy: AutoCompact) -> Self {
         self.compact = Some(policy);
+        self
+    }
+
+    /// Records a write that only adds rows to a listed table with the catalog's coalesced
+    /// events ([`crate::Catalog::record_coalesced`]), for writers that commit every second.
+    pub fn coalesce_catalog(mut self) -> Self {
+        self.coalesce = true;
         self
     }
 
@@ -290,7 +299,11 @@ impl TableWrite {
         // next write lists it as the first would have.
         let created = created || !lake.catalog().contains(&self.name).await?;
         let event = self.provenance.event(self.name.clone(), written, created);
-        lake.catalog().record(&[event]).await
+        if self.coalesce && !created {
+            lake.catalog().record_coalesced(event).await
+        } else {
+            lake.catalog().record(&[event]).await
+        }
     }
 }
 
@@ -425,5 +438,67 @@ mod tests {
         assert_eq!(entry.owner.as_deref(), Some("mllp"));
         assert_eq!(entry.description.as_deref(), Some("Every HL7 v2 message"));
         assert_eq!(entry.row_count, Some(1));
+    }
+
+    /// Writes that only add rows record their catalog event at most once per interval: the
+    /// first at once, the next ones by a timer or at a flush, the newest version winning.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frequent_appends_coalesce_their_catalog_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("lake").to_string_lossy().into_owned();
+        let lake = Lake::init(&location).await.unwrap();
+        let name: TableName = "raw.vitals".parse().unwrap();
+        let catalog_commits = || async {
+            let url = lake.system_table_url("catalog").unwrap();
+            let table = lake
+                .load_delta(&url, crate::TimeTravel::Latest)
+                .await
+                .unwrap()
+                .unwrap();
+            table.version().unwrap()
+        };
+        let append = |id: i64| {
+            TableWrite::new(
+                name.clone(),
+                WriteMode::Append,
+                Provenance::new("HTTP ingest", "ann").described("Vitals"),
+            )
+            .coalesce_catalog()
+            .batches(&lake, None, vec![rows(&[id], false)])
+        };
+        let recorded = || async {
+            let entry = lake.catalog().get(&name).await.unwrap().unwrap();
+            (entry.table_version, entry.row_count)
+        };
+        // Created: recorded now, with its description. The first append after it too.
+        let first = append(1).await.unwrap();
+        assert_eq!(
+            recorded().await,
+            (first.version().map(|v| v as i64), Some(1))
+        );
+        let second = append(2).await.unwrap().version().map(|v| v as i64);
+        assert_eq!(recorded().await, (second, Some(2)));
+        let before = catalog_commits().await;
+        // Within the interval: held back, then written once by a flush.
+        let mut last = None;
+        for id in 3..8 {
+            last = append(id).await.unwrap().version().map(|v| v as i64);
+        }
+        assert_eq!(catalog_commits().await, before);
+        assert_eq!(recorded().await, (second, Some(2)));
+        lake.catalog().flush_coalesced().await.unwrap();
+        assert_eq!(catalog_commits().await, before + 1);
+        assert_eq!(recorded().await, (last, Some(7)));
+        let entry = lake.catalog().get(&name).await.unwrap().unwrap();
+        assert_eq!(entry.description.as_deref(), Some("Vitals"));
+        // Without a flush, the timer writes it once the interval has passed.
+        let last = append(8).await.unwrap();
+        assert_eq!(recorded().await.1, Some(7));
+        tokio::time::sleep(crate::COALESCE_EVERY + std::time::Duration::from_millis(700)).await;
+        assert_eq!(
+            recorded().await,
+            (last.version().map(|v| v as i64), Some(8))
+        );
+        assert_eq!(catalog_commits().await, before + 2);
     }
 }

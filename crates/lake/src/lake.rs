@@ -164,6 +164,7 @@ impl Lake {
             .build_storage()?
             .root_object_store(None);
         let local = (root.scheme() == "file").then(|| std::path::PathBuf::from("/"));
+        let store = crate::listing::wrap(store, local.as_deref());
         let bare = crate::faults::wrap(store, crate::faults::process_plan()?);
         let store: Arc<dyn ObjectStore> = Arc::new(crate::files::LakeFiles::new(
             Arc::clone(&bare),

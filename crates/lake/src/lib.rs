@@ -43,6 +43,7 @@ mod files;
 mod governance;
 mod history;
 mod lake;
+mod listing;
 mod matviews;
 mod models;
 pub mod roles;
@@ -61,7 +62,7 @@ pub use backup::{
     BackedUpFile, BackedUpTable, BackupCheck, BackupManifest, BackupReport, RestoreReport,
     check_backup, list_backups, restore,
 };
-pub use catalog::{Catalog, CatalogEntry, CatalogEvent, EntryKind};
+pub use catalog::{COALESCE_EVERY, Catalog, CatalogEntry, CatalogEvent, EntryKind};
 pub use check::{CheckReport, Problem, TableCheck};
 pub use commit::{
     COMMIT_RETRIES, Provenance, TableWrite, WriteInput, WriteMode, commit_properties,

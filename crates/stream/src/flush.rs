@@ -254,6 +254,7 @@ pub(crate) async fn write_stream(
     TableWrite::new(name.clone(), WriteMode::Append, provenance)
         .transaction(STREAM_APP, last_seq as i64)
         .compact(carelake_lake::AutoCompact::STREAMED)
+        .coalesce_catalog()
         .batches(lake, existing, vec![batch])
         .await?;
     tracing::debug!(table = %name, rows = n, last_seq, "Streamed events flushed.");

@@ -84,6 +84,13 @@ pub struct Hl7Store {
     ids: WindowMap<Hl7Key, Hl7Key>,
     /// Sequence number of the last group committed to the message store.
     sequence: i64,
+    /// A typed table missed a group (its commit failed after the message store's): the typed
+    /// tables are caught up from the message store before they take another group, so a later
+    /// group's transaction version never hides the one missed.
+    lagging: bool,
+    /// The typed tables that exist (one without rows yet is created empty by the first group,
+    /// so that queries and pipelines find every typed table once a message is stored).
+    present: HashSet<String>,
 }
 
 impl Hl7Store {
@@ -110,12 +117,14 @@ impl Hl7Store {
             Some(t) => mllp_version(&t).await?.unwrap_or(0),
             None => 0,
         };
-        let store = Self {
+        let mut store = Self {
             lake,
             principal,
             keys,
             ids,
             sequence,
+            lagging: false,
+            present: HashSet::new(),
         };
         store.catch_up().await?;
         tracing::info!(messages = store.keys.len(), sequence, "HL7 store open.");
@@ -239,20 +248,37 @@ impl Hl7Store {
             return Ok(outcomes);
         }
         // The message store first: this commit is the durable promise behind the ACK.
-        let mut first = true;
-        for (name, description, batch) in rows.finish()? {
-            let result = self.commit(&name, &description, batch, sequence).await;
-            if first {
-                result?;
-                self.sequence = sequence;
-                self.keys.extend(new_keys.iter().copied());
-                for (id, key) in &new_ids {
-                    self.ids.insert(*id, *key);
+        let mut batches = rows.finish()?.into_iter();
+        if let Some((name, description, batch)) = batches.next() {
+            self.commit(&name, &description, batch, sequence).await?;
+        }
+        self.sequence = sequence;
+        self.keys.extend(new_keys.iter().copied());
+        for (id, key) in &new_ids {
+            self.ids.insert(*id, *key);
+        }
+        if self.lagging {
+            // This group included: the catch-up reads up to the sequence just stored.
+            match self.catch_up().await {
+                Ok(()) => self.lagging = false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "The typed HL7 tables are behind the message store; retrying at the next group.");
                 }
-                first = false;
-            } else if let Err(e) = result {
-                // Stored and acknowledged; the typed table catches up at the next open.
+            }
+            return Ok(outcomes);
+        }
+        for (name, description, batch) in batches {
+            // A typed table with no rows from this group is not committed to: its transaction
+            // version stays behind and the next catch-up advances it.
+            if batch.num_rows() == 0 && self.present.contains(&name) {
+                continue;
+            }
+            if let Err(e) = self.commit(&name, &description, batch, sequence).await {
+                // Stored and acknowledged; the typed table catches up before the next group.
                 tracing::warn!(table = %name, error = %e, "A typed HL7 table missed a group; it will be caught up.");
+                self.lagging = true;
+            } else {
+                self.present.insert(name);
             }
         }
         Ok(outcomes)
@@ -272,6 +298,7 @@ impl Hl7Store {
         TableWrite::new(name, WriteMode::Append, provenance)
             .transaction(MLLP_APP, sequence)
             .compact(carelake_lake::AutoCompact::STREAMED)
+            .coalesce_catalog()
             .batches(&self.lake, None, vec![batch])
             .await?;
         Ok(())
@@ -279,7 +306,7 @@ impl Hl7Store {
 
     /// Re-derives the typed rows of MLLP groups that reached the message store but not a
     /// typed table.
-    async fn catch_up(&self) -> Result<()> {
+    async fn catch_up(&mut self) -> Result<()> {
         if self.sequence == 0 {
             return Ok(());
         }
@@ -288,18 +315,15 @@ impl Hl7Store {
         };
         for name in typed_tables() {
             let behind = match open_table(&self.lake, name).await? {
-                Some(t) => mllp_version(&t).await?.unwrap_or(0),
+                Some(t) => {
+                    self.present.insert(name.to_string());
+                    mllp_version(&t).await?.unwrap_or(0)
+                }
                 None => 0,
             };
             if behind >= self.sequence {
                 continue;
             }
-            tracing::warn!(
-                table = name,
-                from = behind + 1,
-                to = self.sequence,
-                "Catching up a typed HL7 table from the message store."
-            );
             let ctx = SessionContext::new();
             messages.update_datafusion_session(&ctx.state())?;
             let batches = ctx
@@ -353,8 +377,18 @@ impl Hl7Store {
             else {
                 continue;
             };
+            if batch.num_rows() > 0 {
+                tracing::warn!(
+                    table = name,
+                    from = behind + 1,
+                    to = self.sequence,
+                    rows = batch.num_rows(),
+                    "Caught up a typed HL7 table from the message store."
+                );
+            }
             self.commit(&table, &description, batch, self.sequence)
                 .await?;
+            self.present.insert(table);
         }
         Ok(())
     }
