@@ -1,34 +1,39 @@
-//! [`Session`]: statement dispatch, the catalog and rules refresh, and the audit record of
-//! every statement. DDL is in `ddl.rs`, DML in `dml.rs`, files in `files.rs`, governance
+//! [`Session`]: statement dispatch and the catalog and rules refresh. What a session may do
+//! (the check of every plan, names resolved to tables) is in `access.rs`, the audit record of
+//! every statement in `audit.rs`. DDL is in `ddl.rs`, DML in `dml.rs`, files in `files.rs`, governance
 //! statements in `govern.rs` and `grants.rs`, the system schema in `system.rs`, the policy
 //! layer in `policy/`, and the closed surface in `surface.rs`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
-use carelake_common::{Origin, Principal, TableName, Zone};
-use carelake_lake::{AuditRecord, CatalogEntry, EntryKind, Lake};
+use carelake_common::{Origin, Principal, Zone};
+use carelake_lake::{CatalogEntry, EntryKind, Lake};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, TableProvider};
-use datafusion::common::TableReference;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::datasource::{ViewTable, source_as_provider};
+use datafusion::datasource::ViewTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+use datafusion::sql::sqlparser::ast::Statement;
 use deltalake::delta_datafusion::DeltaSessionContext;
 
+use crate::policy::Rules;
 use crate::policy::functions::{Identity, register_identity, register_masks};
-use crate::policy::{ProtectedTable, Rules};
 use crate::schema::{Guard, ZoneSchema};
 use crate::statement::{Parsed, parse_statement, split_statements};
-use crate::surface::{Allow, FileAccess, LakeRegistry, check_plan};
+use crate::surface::{FileAccess, LakeRegistry};
 use crate::system::SystemSchema;
 use crate::{Error, Result};
+
+mod access;
+mod audit;
+
+pub(crate) use access::{denial_in, tables_read};
+pub(crate) use audit::Touched;
 
 /// The catalog name under which the zones appear in SQL.
 pub(crate) const CATALOG: &str = "carelake";
@@ -63,48 +68,6 @@ impl QueryResult {
     }
 }
 
-/// What the audit record of a statement says it touched.
-#[derive(Debug, Default)]
-pub(crate) struct Touched {
-    pub(crate) action: Option<&'static str>,
-    pub(crate) tables: BTreeSet<String>,
-    pub(crate) columns: BTreeSet<String>,
-    pub(crate) policies: BTreeSet<String>,
-}
-
-impl Touched {
-    /// Adds what `plan` reads: its lake tables, the columns its scans project (after
-    /// optimisation, exact) and the policies applied.
-    pub(crate) fn read(&mut self, plan: &LogicalPlan) {
-        let _ = plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                let table = scan.table_name.to_string();
-                if let Ok(provider) = source_as_provider(&scan.source)
-                    && let Some(protected) = provider.downcast_ref::<ProtectedTable>()
-                {
-                    self.policies.extend(protected.applied().iter().cloned());
-                    self.tables.insert(protected.name().to_string());
-                } else {
-                    self.tables.insert(table.clone());
-                }
-                if let Some(projection) = &scan.projection {
-                    let schema = scan.source.schema();
-                    for i in projection {
-                        if let Some(f) = schema.fields().get(*i) {
-                            self.columns.insert(format!("{table}.{}", f.name()));
-                        }
-                    }
-                }
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-    }
-}
-
-fn joined(set: &BTreeSet<String>) -> Option<String> {
-    (!set.is_empty()).then(|| set.iter().cloned().collect::<Vec<_>>().join(", "))
-}
-
 /// A SQL session over a lake, acting as one principal.
 pub struct Session {
     pub(crate) ctx: SessionContext,
@@ -132,39 +95,6 @@ impl std::fmt::Debug for Session {
             .field("interface", &self.origin.interface)
             .finish_non_exhaustive()
     }
-}
-
-/// The column of a "no field named" planning error, with the table it was qualified with.
-fn missing_column(error: &datafusion::error::DataFusionError) -> Option<(Option<String>, String)> {
-    use datafusion::common::SchemaError;
-    use datafusion::error::DataFusionError;
-    match error {
-        DataFusionError::SchemaError(inner, _) => match inner.as_ref() {
-            SchemaError::FieldNotFound { field, .. } => Some((
-                field.relation.as_ref().map(|r| r.table().to_string()),
-                field.name.clone(),
-            )),
-            _ => None,
-        },
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
-            missing_column(inner)
-        }
-        _ => None,
-    }
-}
-
-/// Finds a permission refusal anywhere in an error's chain of sources.
-pub(crate) fn denial_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    if let Some(m) = crate::error::carried_in(error, |e| match e {
-        Error::PermissionDenied(m) => Some(m.clone()),
-        _ => None,
-    }) {
-        return Some(m);
-    }
-    // A layer that carried the refusal on as text.
-    let text = error.to_string();
-    text.split_once("permission denied: ")
-        .map(|(_, rest)| rest.lines().next().unwrap_or_default().to_string())
 }
 
 impl Session {
@@ -440,69 +370,6 @@ impl Session {
         Ok(Rules::new(&self.principal.name, roles, governance, owners))
     }
 
-    /// A planning error for a column the principal was not granted, as the refusal it is:
-    /// `SELECT on zone.table.column` (as Postgres answers "permission denied" for a column
-    /// not granted). `None` when the column is unknown, or the error is another.
-    pub async fn column_denial(&self, error: &datafusion::error::DataFusionError) -> Option<Error> {
-        let (relation, column) = missing_column(error)?;
-        let rules = self.guard.rules();
-        if rules.admin {
-            return None;
-        }
-        let column = column.to_ascii_lowercase();
-        let tables: Vec<TableName> = self
-            .zones
-            .iter()
-            .flat_map(|(zone, schema)| {
-                datafusion::catalog::SchemaProvider::table_names(schema.as_ref())
-                    .into_iter()
-                    .filter_map(|name| TableName::new(*zone, name).ok())
-            })
-            .collect();
-        // The qualifier may be the table's name or an alias: with an alias, any table counts.
-        let named: Vec<&TableName> = tables
-            .iter()
-            .filter(|t| relation.as_deref() == Some(t.name.as_str()))
-            .collect();
-        let candidates = if named.is_empty() {
-            tables.iter().collect()
-        } else {
-            named
-        };
-        for table in candidates {
-            let crate::policy::ColumnAccess::Some(visible) = rules.columns(table) else {
-                continue;
-            };
-            if visible.contains(&column) {
-                continue;
-            }
-            let Ok(Some(provider)) = self.zones[&table.zone]
-                .stored(table, carelake_lake::TimeTravel::Latest)
-                .await
-            else {
-                continue;
-            };
-            if provider
-                .schema()
-                .fields()
-                .iter()
-                .any(|f| f.name().eq_ignore_ascii_case(&column))
-            {
-                return Some(Error::PermissionDenied(format!(
-                    "SELECT on {table}.{column}"
-                )));
-            }
-        }
-        None
-    }
-
-    /// What the closed surface allows this session beyond queries.
-    pub(crate) fn allow(&self) -> Allow {
-        Allow {
-            set_options: self.origin.local && self.guard.rules().admin,
-        }
-    }
-
     /// Runs one statement and records it in the audit log: if the record cannot be written,
     /// the statement fails.
     async fn execute(&self, sql: &str) -> Result<QueryResult> {
@@ -538,66 +405,6 @@ impl Session {
         )
         .await?;
         result
-    }
-
-    /// Appends one record to the audit log for this session.
-    pub(crate) async fn audit(
-        &self,
-        action: &str,
-        sql: Option<&str>,
-        touched: &Touched,
-        rows: Option<i64>,
-        error: Option<&Error>,
-    ) -> Result<()> {
-        let mut record = AuditRecord::new(
-            self.principal.name.clone(),
-            self.origin.interface.as_str(),
-            action,
-        );
-        record.peer = self.origin.peer.clone();
-        record.statement = sql.map(|s| carelake_common::redact_literals(s.trim()));
-        record.tables = joined(&touched.tables);
-        record.columns = joined(&touched.columns);
-        record.policies = joined(&touched.policies);
-        record.rows = rows;
-        if let Some(e) = error {
-            record.outcome = if matches!(e, Error::PermissionDenied(_)) {
-                "denied".into()
-            } else {
-                "error".into()
-            };
-            record.detail = Some(carelake_common::redact_literals(&e.to_string()));
-        }
-        self.lake.audit_append(vec![record]).await.map_err(|e| {
-            Error::Lake(carelake_lake::Error::Audit(format!(
-                "the statement is refused because its audit record could not be written: {e}"
-            )))
-        })
-    }
-
-    /// Records a statement an interface planned and ran itself (the Postgres protocol's
-    /// reads): what it read, the rows it returned, its outcome.
-    pub async fn record_statement(
-        &self,
-        sql: &str,
-        plan: Option<&LogicalPlan>,
-        rows: Option<usize>,
-        error: Option<&Error>,
-    ) -> Result<()> {
-        let mut touched = Touched::default();
-        if let Some(plan) = plan
-            && let Ok(optimized) = self.ctx.state().optimize(plan)
-        {
-            touched.read(&optimized);
-        }
-        self.audit(
-            "statement",
-            Some(sql),
-            &touched,
-            rows.map(|r| r as i64),
-            error,
-        )
-        .await
     }
 
     async fn dispatch(&self, sql: &str, touched: &mut Touched) -> Result<QueryResult> {
@@ -716,177 +523,4 @@ impl Session {
             message: None,
         })
     }
-
-    /// The single check point for statements, on every interface: statements run through
-    /// [`Session::sql`] pass here, and interfaces that plan queries themselves (the Postgres
-    /// wire protocol) call it with their plan. The plan must be one the closed surface allows
-    /// (see `surface.rs`); the `system` schema is read-only; writes and DDL need their
-    /// privilege on the target. Reads are enforced where tables resolve (the policy layer).
-    pub fn authorize(&self, plan: &LogicalPlan) -> Result<()> {
-        check_plan(plan, self.allow())?;
-        let target = match plan {
-            LogicalPlan::Dml(dml) => Some(&dml.table_name),
-            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) => Some(&c.name),
-            LogicalPlan::Ddl(DdlStatement::CreateView(c)) => Some(&c.name),
-            LogicalPlan::Ddl(DdlStatement::DropTable(d)) => Some(&d.name),
-            LogicalPlan::Ddl(DdlStatement::DropView(d)) => Some(&d.name),
-            _ => None,
-        };
-        let Some(target) = target else {
-            return Ok(());
-        };
-        if target.schema() == Some(SYSTEM_SCHEMA) {
-            return Err(Error::PermissionDenied(format!("{target} is read-only")));
-        }
-        let name = self.resolve(target)?;
-        let rules = self.guard.rules();
-        match plan {
-            LogicalPlan::Dml(_) => self.require(carelake_lake::Privilege::Insert, &name),
-            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_))
-            | LogicalPlan::Ddl(DdlStatement::CreateView(_)) => {
-                let exists = rules.owners.contains_key(&name)
-                    || self.zones[&name.zone]
-                        .table_names_all()
-                        .contains(&name.name);
-                if exists && !(rules.admin || rules.owns(&name)) {
-                    Err(Error::PermissionDenied(format!(
-                        "replacing {name}: only its owner or an admin"
-                    )))
-                } else if !exists
-                    && !rules.allows_on(
-                        carelake_lake::Privilege::Create,
-                        name.zone.as_str(),
-                        &name.name,
-                    )
-                {
-                    Err(Error::PermissionDenied(format!(
-                        "CREATE in {} (GRANT CREATE ON {}.* TO a role of yours)",
-                        name.zone, name.zone
-                    )))
-                } else {
-                    Ok(())
-                }
-            }
-            _ => self.require_owner(&name, "DROP"),
-        }
-    }
-
-    /// Refuses unless the principal may write rows to `name` outside SQL (streamed events, a
-    /// FHIR body): INSERT on it, or CREATE in its zone while it does not exist yet.
-    pub fn authorize_write(&self, name: &TableName) -> Result<()> {
-        let rules = self.guard.rules();
-        let exists = self.zones[&name.zone]
-            .table_names_all()
-            .contains(&name.name);
-        if exists {
-            self.require(carelake_lake::Privilege::Insert, name)
-        } else if rules.allows_on(
-            carelake_lake::Privilege::Create,
-            name.zone.as_str(),
-            &name.name,
-        ) || rules.allows(carelake_lake::Privilege::Insert, name)
-        {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(format!(
-                "CREATE in {} (the table {name} does not exist yet)",
-                name.zone
-            )))
-        }
-    }
-
-    /// Records something done outside SQL (streamed events, a FHIR body, a download) in the
-    /// audit log; an error if the record cannot be written.
-    pub async fn record_action(
-        &self,
-        action: &str,
-        tables: &[TableName],
-        rows: Option<i64>,
-        error: Option<&Error>,
-    ) -> Result<()> {
-        let mut touched = Touched::default();
-        touched
-            .tables
-            .extend(tables.iter().map(ToString::to_string));
-        self.audit(action, None, &touched, rows, error).await
-    }
-
-    /// Refuses unless the principal holds `privilege` on `name`.
-    pub(crate) fn require(
-        &self,
-        privilege: carelake_lake::Privilege,
-        name: &TableName,
-    ) -> Result<()> {
-        if self.guard.rules().allows(privilege, name) {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(format!("{privilege} on {name}")))
-        }
-    }
-
-    /// Refuses unless the principal owns `name` or is an admin.
-    pub(crate) fn require_owner(&self, name: &TableName, what: &str) -> Result<()> {
-        let rules = self.guard.rules();
-        if rules.admin || rules.owns(name) {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(format!(
-                "{what} of {name}: only its owner or an admin"
-            )))
-        }
-    }
-
-    /// Refuses unless the principal is an admin.
-    pub(crate) fn require_admin(&self, what: &str) -> Result<()> {
-        if self.guard.rules().admin {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(format!(
-                "{what} needs the admin role"
-            )))
-        }
-    }
-
-    pub(crate) fn resolve(&self, reference: &TableReference) -> Result<TableName> {
-        if let Some(catalog) = reference.catalog()
-            && catalog != CATALOG
-        {
-            return Err(Error::Syntax(format!("unknown catalog {catalog}")));
-        }
-        let zone = reference.schema().unwrap_or(DEFAULT_ZONE);
-        Ok(TableName::new(
-            zone.parse()?,
-            reference.table().to_ascii_lowercase(),
-        )?)
-    }
-
-    pub(crate) fn resolve_object(&self, name: &ObjectName) -> Result<TableName> {
-        let text = name.to_string().replace('"', "");
-        let parts: Vec<&str> = text.split('.').collect();
-        let reference = match parts.as_slice() {
-            [t] => TableReference::bare(*t),
-            [s, t] => TableReference::partial(*s, *t),
-            [c, s, t] => TableReference::full(*c, *s, *t),
-            _ => return Err(Error::Syntax(format!("invalid table name {text}"))),
-        };
-        self.resolve(&reference)
-    }
-}
-
-/// The lake tables a plan reads (lineage), without duplicates.
-pub(crate) fn tables_read(plan: &LogicalPlan, session: &Session) -> Result<Vec<TableName>> {
-    let mut names = BTreeSet::new();
-    plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            let name = source_as_provider(&scan.source)
-                .ok()
-                .and_then(|p| p.downcast_ref::<ProtectedTable>().map(|t| t.name().clone()))
-                .or_else(|| session.resolve(&scan.table_name).ok());
-            if let Some(name) = name {
-                names.insert(name);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    Ok(names.into_iter().collect())
 }
