@@ -7,10 +7,13 @@
 //! segment, loop or envelope at fault (never a value from it).
 
 mod claim;
+mod envelope;
 mod error;
 pub mod segment;
+mod walk;
 
-pub use claim::{Claim, ClaimKind, ClaimLine, Interchange837, parse_837, parse_837_each};
+pub use claim::{Claim, ClaimKind, ClaimLine, Interchange837};
+pub use envelope::{parse_837, parse_837_each};
 pub use error::{Error, Result};
 
 /// Whether `input` looks like X12: `ISA` (after an optional BOM and whitespace) followed by a
