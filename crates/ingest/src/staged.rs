@@ -24,8 +24,9 @@ use deltalake::DeltaTable;
 use deltalake::kernel::Add;
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter, WriteMode};
 
-use crate::clinical::{TableSpec, has_transaction};
+use crate::clinical::TableSpec;
 use crate::columns::TableRows;
+use crate::load::has_transaction;
 use crate::{Error, Result};
 
 /// Rows of one table a parser hands over at a time, unless `CARELAKE_CHUNK_ROWS` says

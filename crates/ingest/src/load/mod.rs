@@ -617,8 +617,17 @@ pub(crate) fn record_load(format: &str, elapsed: Duration, rows: u64) {
     count(LOAD_ROWS, "format", format, rows);
 }
 
-fn app_id(sha256: &str) -> String {
+/// The Delta application transaction of a file's load: the same id whichever loader (rows or a
+/// clinical format) commits it, so a file's rows are in a table once however it is loaded.
+pub(crate) fn app_id(sha256: &str) -> String {
     format!("carelake-load:{sha256}")
+}
+
+/// Whether `table` holds the load transaction of the file with this content hash.
+pub(crate) async fn has_transaction(table: &deltalake::DeltaTable, sha256: &str) -> Result<bool> {
+    Ok(carelake_lake::app_version(table, &app_id(sha256))
+        .await?
+        .is_some())
 }
 
 impl Loader {
