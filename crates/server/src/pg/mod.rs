@@ -20,6 +20,8 @@
 
 mod auth;
 mod conn;
+mod errors;
+mod hook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -199,6 +201,6 @@ impl PgWireServerHandlers for conn::Connection {
     }
 
     fn error_handler(&self) -> Arc<impl pgwire::api::ErrorHandler> {
-        Arc::new(conn::ErrorRewriter)
+        Arc::new(errors::ErrorRewriter)
     }
 }
