@@ -32,8 +32,6 @@ pub const K_THRESHOLD: u64 = 5;
 /// Rows gathered before they are appended to the target table.
 const ROWS_PER_COMMIT: usize = 250_000;
 
-/// Which column tells the patient of a row, for the per-patient date offset.
-
 /// Exports `options.tables` (or every table) of `source` de-identified into
 /// `options.target`; records the mapping in the source and the export in its audit log.
 pub async fn export(

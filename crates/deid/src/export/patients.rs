@@ -9,6 +9,7 @@ use carelake_lake::{Lake, TimeTravel};
 use crate::transform::{self};
 use crate::{Error, Result};
 
+/// Which column tells the patient of a row, for the per-patient date offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Anchor {
     Person,
