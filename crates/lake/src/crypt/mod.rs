@@ -1,4 +1,4 @@
-//! Encryption at rest: an [`ObjectStore`] wrapper that encrypts every object of the lake.
+//! Encryption at rest: an [`ObjectStore`](object_store::ObjectStore) wrapper that encrypts every object of the lake.
 //!
 //! Keys form three levels (envelope encryption, as KMS-backed lakes do it):
 //! - the **master key** (32 bytes) is never stored in the lake: it comes from a key file, the
