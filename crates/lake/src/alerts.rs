@@ -13,7 +13,7 @@ use carelake_common::Principal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::create_system_table;
+use crate::util::create_system_table;
 use crate::util::{
     SystemBatch, append_events, append_to_system_table, int_column, read_events, read_table,
     text_at, text_column, time_column,

@@ -19,8 +19,8 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use sha2::{Digest, Sha256};
 
-use crate::catalog::create_system_table;
 use crate::compact::AutoCompact;
+use crate::util::create_system_table;
 use crate::util::{SystemBatch, read_table, text_at, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 

@@ -7,13 +7,10 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::TableName;
 use chrono::{DateTime, Utc};
-use deltalake::DeltaTableError;
-use deltalake::kernel::StructType;
-use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 
 use object_store::ObjectStoreExt as _;
 
-use crate::util::{SystemBatch, read_table, text_at};
+use crate::util::{SystemBatch, create_system_table, read_table, text_at};
 use crate::{Error, Lake, Result, TimeTravel};
 
 /// Whether a catalog entry is a stored table or a view.
@@ -593,38 +590,6 @@ fn added_files(commit: &[u8]) -> Result<Option<Vec<object_store::path::Path>>> {
         }
     }
     Ok(Some(files))
-}
-
-/// Creates a carelake system table under `_carelake/` unless it exists; tolerates a concurrent
-/// creator.
-pub(crate) async fn create_system_table(
-    lake: &Lake,
-    name: &str,
-    schema: &Schema,
-    comment: &str,
-) -> Result<()> {
-    let url = lake.system_table_url(name)?;
-    if lake.load_delta(&url, TimeTravel::Latest).await?.is_some() {
-        return Ok(());
-    }
-    let kernel_schema: StructType = schema.try_into_kernel()?;
-    let handle = lake.delta_handle(&url)?;
-    let created = handle
-        .create()
-        .with_table_name(name)
-        .with_comment(comment)
-        .with_columns(kernel_schema.fields().cloned())
-        .await;
-    match created {
-        Ok(_) => Ok(()),
-        // Another process created it between our check and our commit.
-        Err(DeltaTableError::VersionAlreadyExists(_)) => Ok(()),
-        Err(e) if lake.load_delta(&url, TimeTravel::Latest).await?.is_some() => {
-            tracing::debug!(error = %e, "System table created concurrently.");
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn events_to_batch(events: &[CatalogEvent]) -> Result<RecordBatch> {

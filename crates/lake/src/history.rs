@@ -4,7 +4,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
-use crate::catalog::create_system_table;
+use crate::util::create_system_table;
 use crate::util::{int_column, text_column, time_column};
 use crate::{Lake, Result};
 

@@ -7,7 +7,7 @@ use arrow::array::{RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
-use crate::catalog::create_system_table;
+use crate::util::create_system_table;
 use crate::util::{SystemBatch, int_column, read_table, text_at, text_column, time_column};
 use crate::{Error, Lake, Result, TimeTravel};
 

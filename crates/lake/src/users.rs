@@ -18,8 +18,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use carelake_common::Principal;
 use chrono::{DateTime, Utc};
 
-use crate::catalog::create_system_table;
 use crate::scram::ScramVerifier;
+use crate::util::create_system_table;
 use crate::util::{
     SystemBatch, append_to_system_table, read_table, text_at, text_column, time_column,
 };

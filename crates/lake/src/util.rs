@@ -1,9 +1,12 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::Schema;
 use datafusion::prelude::SessionContext;
-use deltalake::DeltaTable;
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
 
 use crate::{Error, Lake, Result, TimeTravel};
 
@@ -192,7 +195,7 @@ pub(crate) async fn append_events<E: serde::Serialize>(
     if events.is_empty() {
         return Ok(());
     }
-    crate::catalog::create_system_table(lake, name, &EVENTS_SCHEMA, comment).await?;
+    crate::util::create_system_table(lake, name, &EVENTS_SCHEMA, comment).await?;
     let now = chrono::Utc::now();
     let rows: Vec<(chrono::DateTime<chrono::Utc>, String)> = events
         .iter()
@@ -244,4 +247,36 @@ pub(crate) async fn read_events<E: serde::de::DeserializeOwned>(
     }
     events.sort_by_key(|(at, _)| *at);
     Ok(events.into_iter().map(|(_, e)| e).collect())
+}
+
+/// Creates a carelake system table under `_carelake/` unless it exists; tolerates a concurrent
+/// creator.
+pub(crate) async fn create_system_table(
+    lake: &Lake,
+    name: &str,
+    schema: &Schema,
+    comment: &str,
+) -> Result<()> {
+    let url = lake.system_table_url(name)?;
+    if lake.load_delta(&url, TimeTravel::Latest).await?.is_some() {
+        return Ok(());
+    }
+    let kernel_schema: StructType = schema.try_into_kernel()?;
+    let handle = lake.delta_handle(&url)?;
+    let created = handle
+        .create()
+        .with_table_name(name)
+        .with_comment(comment)
+        .with_columns(kernel_schema.fields().cloned())
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        // Another process created it between our check and our commit.
+        Err(DeltaTableError::VersionAlreadyExists(_)) => Ok(()),
+        Err(e) if lake.load_delta(&url, TimeTravel::Latest).await?.is_some() => {
+            tracing::debug!(error = %e, "System table created concurrently.");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
