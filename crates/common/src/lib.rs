@@ -13,6 +13,7 @@ pub mod metrics;
 mod name;
 mod principal;
 mod redact;
+pub mod testdata;
 
 pub use error::{Error, Result};
 pub use name::{TableName, Zone, normalize_identifier};

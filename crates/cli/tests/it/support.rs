@@ -186,16 +186,7 @@ pub(crate) fn python_with(modules: &str, test: &str) -> Option<String> {
     None
 }
 
-/// `../shared/data/<sub>` beside the project, or `None` with a message (the test then skips).
-pub(crate) fn shared_data(sub: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")).join(sub);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: {} is absent (shared test data)", dir.display());
-        None
-    }
-}
+pub(crate) use carelake_common::testdata::shared_data;
 
 /// The bytes of every file under `dir`, one after another (for checking that a secret or a
 /// patient's name appears nowhere in the lake's files).
