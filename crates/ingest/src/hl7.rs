@@ -364,13 +364,7 @@ impl<'t> Hl7Rows<'t> {
                 .timestamp(message_time)
                 .text(first.map(|i| i.id.as_str()))
                 .text(first.and_then(|i| i.assigning_authority.as_deref()))
-                .struct_list(p.identifiers.iter().map(|i| {
-                    vec![
-                        Some(i.id.as_str()),
-                        i.assigning_authority.as_deref(),
-                        i.identifier_type.as_deref(),
-                    ]
-                }))
+                .struct_list(p.identifiers.iter().map(identifier_parts))
                 .text(p.family_name.as_deref())
                 .text(p.given_name.as_deref())
                 .text(p.middle_name.as_deref())
@@ -399,13 +393,7 @@ impl<'t> Hl7Rows<'t> {
                 .timestamp(utc(p.admit_time))
                 .timestamp(utc(p.discharge_time))
                 .text(p.discharge_disposition.as_deref())
-                .struct_list(p.prior_identifiers.iter().map(|i| {
-                    vec![
-                        Some(i.id.as_str()),
-                        i.assigning_authority.as_deref(),
-                        i.identifier_type.as_deref(),
-                    ]
-                }))
+                .struct_list(p.prior_identifiers.iter().map(identifier_parts))
                 .end(lineage);
         }
         for o in &extracted.observations {
@@ -657,4 +645,13 @@ impl Hl7Group {
         batches.sort_by_key(|(name, _, _)| name != MESSAGES);
         Ok(batches)
     }
+}
+
+/// The parts of a patient identifier (CX) as the identifier struct columns hold them.
+fn identifier_parts(i: &carelake_hl7::PatientIdentifier) -> Vec<Option<&str>> {
+    vec![
+        Some(i.id.as_str()),
+        i.assigning_authority.as_deref(),
+        i.identifier_type.as_deref(),
+    ]
 }

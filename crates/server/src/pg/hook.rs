@@ -202,6 +202,23 @@ impl CarelakeHook {
         Ok(())
     }
 
+    /// How a statement that the two query protocols both see is answered: a statement timeout
+    /// is set, a write runs through the session, an engine option is refused, another control
+    /// statement goes to the service, and a read is left to the caller (with its plan).
+    async fn answer(&self, statement: &Statement, client: &mut dyn HookClient) -> Answer {
+        if let Some(timeout) = statement_timeout(statement, self.max_statement_timeout) {
+            return Answer::Here(Ok(set_statement_timeout(client, timeout)));
+        }
+        match route(statement) {
+            Route::Session => Answer::Here(self.write(statement).await),
+            Route::Control if sets_engine_option(statement) => {
+                Answer::Here(Err(engine_option_refused()))
+            }
+            Route::Control => Answer::ByService,
+            Route::Read => Answer::Read,
+        }
+    }
+
     /// Authorizes a read's plan and records it in the audit log (before it runs: a read
     /// whose record cannot be written is refused).
     async fn check_read(&self, statement: &Statement, plan: &LogicalPlan) -> PgWireResult<()> {
@@ -261,24 +278,13 @@ impl QueryHook for CarelakeHook {
         if let Err(e) = self.refresh().await {
             return Some(Err(e));
         }
-        if let Some(timeout) = statement_timeout(statement, self.max_statement_timeout) {
-            return Some(Ok(set_statement_timeout(client, timeout)));
-        }
-        match route(statement) {
-            Route::Session => Some(self.write(statement).await),
-            Route::Control if sets_engine_option(statement) => {
-                Some(Err(sql_error(carelake_sql::Error::PermissionDenied(
-                    "SET of engine options is for the lake's owner on the command line".into(),
-                ))))
-            }
-            Route::Control => None,
-            Route::Read => {
+        match self.answer(statement, client).await {
+            Answer::Here(result) => Some(result),
+            Answer::ByService => None,
+            Answer::Read => {
                 // Plan once here so that the session's rules see the plan; the service plans
                 // again on the same context.
-                let planned = session_context
-                    .state()
-                    .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
-                    .await;
+                let planned = plan(session_context, statement).await;
                 match planned {
                     Ok(plan) => self.check_read(statement, &plan).await.err().map(Err),
                     Err(e) => self.column_denial(statement, &e).await,
@@ -300,10 +306,7 @@ impl QueryHook for CarelakeHook {
             Route::Read => {
                 // Planned here, as the service would (it then uses this plan): so that a
                 // column the user was not granted is a refusal (42501), not an unknown one.
-                let planned = session_context
-                    .state()
-                    .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
-                    .await;
+                let planned = plan(session_context, statement).await;
                 return Some(match planned {
                     Ok(plan) => Ok(plan),
                     Err(e) => match self.column_denial(statement, &e).await {
@@ -313,9 +316,7 @@ impl QueryHook for CarelakeHook {
                 });
             }
             Route::Control if sets_engine_option(statement) => {
-                return Some(Err(sql_error(carelake_sql::Error::PermissionDenied(
-                    "SET of engine options is for the lake's owner on the command line".into(),
-                ))));
+                return Some(Err(engine_option_refused()));
             }
             Route::Control => return None,
             Route::Session => {}
@@ -341,20 +342,40 @@ impl QueryHook for CarelakeHook {
         _session_context: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        if let Some(timeout) = statement_timeout(statement, self.max_statement_timeout) {
-            return Some(Ok(set_statement_timeout(client, timeout)));
-        }
-        match route(statement) {
-            Route::Session => Some(self.write(statement).await),
-            Route::Control if sets_engine_option(statement) => {
-                Some(Err(sql_error(carelake_sql::Error::PermissionDenied(
-                    "SET of engine options is for the lake's owner on the command line".into(),
-                ))))
-            }
-            Route::Control => None,
-            Route::Read => self.check_read(statement, plan).await.err().map(Err),
+        match self.answer(statement, client).await {
+            Answer::Here(result) => Some(result),
+            Answer::ByService => None,
+            Answer::Read => self.check_read(statement, plan).await.err().map(Err),
         }
     }
+}
+
+/// See [`CarelakeHook::answer`].
+enum Answer {
+    /// Answered by the hook.
+    Here(PgWireResult<Response>),
+    /// Left to datafusion-postgres (SET, SHOW, transactions).
+    ByService,
+    /// A read: its plan is checked by the caller.
+    Read,
+}
+
+/// The refusal of `SET` of an engine option over the network.
+fn engine_option_refused() -> PgWireError {
+    sql_error(carelake_sql::Error::PermissionDenied(
+        "SET of engine options is for the lake's owner on the command line".into(),
+    ))
+}
+
+/// Plans a read as the service would, so that the session's rules see the plan.
+async fn plan(
+    session_context: &SessionContext,
+    statement: &Statement,
+) -> datafusion::error::Result<LogicalPlan> {
+    session_context
+        .state()
+        .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
+        .await
 }
 
 /// Sets the connection's statement timeout (the metadata datafusion-postgres reads).
