@@ -12,7 +12,7 @@ use crate::tags::lake_folder;
 use crate::transform::{self, Surrogates};
 use crate::{Error, Result};
 
-pub(super) static MAPPING_SCHEMA: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| {
+static MAPPING_SCHEMA: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("export_id", DataType::Utf8, false),
         Field::new("mode", DataType::Utf8, false),

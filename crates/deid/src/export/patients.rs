@@ -21,8 +21,8 @@ pub(super) enum Anchor {
 /// encounter → MRN (from the encounter tables).
 #[derive(Debug, Default)]
 pub(super) struct Patients {
-    pub(super) person_of_mrn: HashMap<String, String>,
-    pub(super) mrn_of_encounter: HashMap<String, String>,
+    person_of_mrn: HashMap<String, String>,
+    mrn_of_encounter: HashMap<String, String>,
 }
 
 impl Patients {

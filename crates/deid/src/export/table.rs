@@ -25,7 +25,7 @@ use crate::{Error, Result};
 
 /// How one column goes out.
 #[derive(Debug, Clone)]
-pub(super) enum Action {
+enum Action {
     Keep,
     Surrogate(String),
     Year,
@@ -36,10 +36,10 @@ pub(super) enum Action {
 }
 
 #[derive(Debug)]
-pub(super) struct ColumnPlan {
-    pub(super) name: String,
-    pub(super) action: Action,
-    pub(super) quasi: bool,
+struct ColumnPlan {
+    name: String,
+    action: Action,
+    quasi: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -268,7 +268,7 @@ pub(super) async fn export_table(
 }
 
 /// The output schema of a table with no rows.
-pub(super) fn empty_schema(plans: &[ColumnPlan], schema: &Schema) -> Schema {
+fn empty_schema(plans: &[ColumnPlan], schema: &Schema) -> Schema {
     let fields: Vec<Field> = plans
         .iter()
         .map(|p| {
@@ -294,7 +294,7 @@ pub(super) fn empty_schema(plans: &[ColumnPlan], schema: &Schema) -> Schema {
     Schema::new(fields)
 }
 
-pub(super) fn writer_properties(uncompressed: bool) -> WriterProperties {
+fn writer_properties(uncompressed: bool) -> WriterProperties {
     let compression = if uncompressed {
         Compression::UNCOMPRESSED
     } else {
@@ -330,7 +330,7 @@ pub(super) async fn append(
 
 /// The date offset of each row: of its person, MRN or encounter (the first such column with a
 /// value), or the export's one offset for rows about nobody known.
-pub(super) fn row_offsets(
+fn row_offsets(
     batch: &RecordBatch,
     anchors: &[(Anchor, String)],
     patients: &Patients,
@@ -354,7 +354,7 @@ pub(super) fn row_offsets(
 }
 
 /// Counts rows per combination of the quasi-identifier values.
-pub(super) fn count_classes(
+fn count_classes(
     batch: &RecordBatch,
     plans: &[ColumnPlan],
     classes: &mut HashMap<String, u64>,

@@ -140,11 +140,11 @@ impl MasterKey {
     }
 }
 
-pub(super) fn aead_key(bytes: &[u8; 32]) -> LessSafeKey {
+fn aead_key(bytes: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).expect("a 32-byte AES key"))
 }
 
-pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
     SystemRandom::new()
         .fill(&mut bytes)
@@ -154,30 +154,30 @@ pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 
 /// `_carelake/encryption.json`: the lake keys, wrapped by the master key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct KeyringFile {
-    pub(super) format: u32,
-    pub(super) cipher: String,
-    pub(super) segment_bytes: usize,
+struct KeyringFile {
+    format: u32,
+    cipher: String,
+    segment_bytes: usize,
     /// The lake key new objects are written with.
-    pub(super) current: u32,
-    pub(super) keys: Vec<WrappedKey>,
+    current: u32,
+    keys: Vec<WrappedKey>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct WrappedKey {
-    pub(super) id: u32,
-    pub(super) created_at: chrono::DateTime<chrono::Utc>,
+struct WrappedKey {
+    id: u32,
+    created_at: chrono::DateTime<chrono::Utc>,
     /// Base64 of nonce, ciphertext and tag.
-    pub(super) wrapped: String,
+    wrapped: String,
 }
 
-pub(super) fn wrap_aad(id: u32) -> Vec<u8> {
+fn wrap_aad(id: u32) -> Vec<u8> {
     let mut aad = b"carelake lake key ".to_vec();
     aad.extend_from_slice(&id.to_be_bytes());
     aad
 }
 
-pub(super) fn wrap_key(master: &MasterKey, id: u32, key: &[u8; 32]) -> Result<WrappedKey> {
+fn wrap_key(master: &MasterKey, id: u32, key: &[u8; 32]) -> Result<WrappedKey> {
     let nonce: [u8; NONCE_LEN] = random_bytes()?;
     let mut sealed = key.to_vec();
     master
@@ -197,7 +197,7 @@ pub(super) fn wrap_key(master: &MasterKey, id: u32, key: &[u8; 32]) -> Result<Wr
     })
 }
 
-pub(super) fn unwrap_key(master: &MasterKey, wrapped: &WrappedKey) -> Result<[u8; 32]> {
+fn unwrap_key(master: &MasterKey, wrapped: &WrappedKey) -> Result<[u8; 32]> {
     let wrong = || {
         Error::Encryption(
             "the key given does not open this lake (wrong key, or the lake's key file was altered)"
@@ -222,10 +222,10 @@ pub(super) fn unwrap_key(master: &MasterKey, wrapped: &WrappedKey) -> Result<[u8
 
 /// The unwrapped lake keys of an encrypted lake.
 pub struct Keyring {
-    pub(super) keys: RwLock<BTreeMap<u32, [u8; 32]>>,
-    pub(super) current: RwLock<u32>,
+    keys: RwLock<BTreeMap<u32, [u8; 32]>>,
+    current: RwLock<u32>,
     /// Where the master key came from, to read it again when the key file changes.
-    pub(super) source: KeySource,
+    source: KeySource,
 }
 
 impl fmt::Debug for Keyring {
@@ -387,14 +387,11 @@ impl Keyring {
     }
 }
 
-pub(super) fn serialize(file: &KeyringFile) -> Result<Vec<u8>> {
+fn serialize(file: &KeyringFile) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(file).map_err(|e| Error::Encryption(e.to_string()))
 }
 
-pub(super) fn unwrap_all(
-    content: &[u8],
-    master: &MasterKey,
-) -> Result<(BTreeMap<u32, [u8; 32]>, u32)> {
+fn unwrap_all(content: &[u8], master: &MasterKey) -> Result<(BTreeMap<u32, [u8; 32]>, u32)> {
     let file: KeyringFile = serde_json::from_slice(content)
         .map_err(|e| Error::Encryption(format!("the lake's key file is unreadable: {e}")))?;
     if file.format != 1 || file.segment_bytes != SEGMENT {

@@ -39,7 +39,7 @@ impl fmt::Display for CryptError {
 
 impl std::error::Error for CryptError {}
 
-pub(super) fn segment_nonce(index: u64, last: bool) -> Nonce {
+fn segment_nonce(index: u64, last: bool) -> Nonce {
     let mut nonce = [0u8; NONCE_LEN];
     nonce[0] = u8::from(last);
     nonce[4..12].copy_from_slice(&index.to_be_bytes());

@@ -23,7 +23,7 @@ use super::{HEADER, KEYRING_FILE, PART, SEGMENT, TAG};
 use crate::Result;
 
 /// Whether `path` is the key file, the one object stored as it is.
-pub(super) fn is_keyring(path: &Path) -> bool {
+fn is_keyring(path: &Path) -> bool {
     let text = path.as_ref();
     text == format!("_carelake/{KEYRING_FILE}")
         || text.ends_with(&format!("/_carelake/{KEYRING_FILE}"))
@@ -31,17 +31,17 @@ pub(super) fn is_keyring(path: &Path) -> bool {
 
 /// An object store that encrypts what it writes and decrypts what it reads.
 pub(crate) struct EncryptedStore {
-    pub(super) inner: Arc<dyn ObjectStore>,
-    pub(super) ring: Arc<Keyring>,
+    inner: Arc<dyn ObjectStore>,
+    ring: Arc<Keyring>,
     /// Where the key file is (a store and a path in it), to take a rotated key file when an
     /// object names a lake key the ring does not hold yet.
-    pub(super) keyring_store: Arc<dyn ObjectStore>,
-    pub(super) keyring_path: Path,
+    keyring_store: Arc<dyn ObjectStore>,
+    keyring_path: Path,
 }
 
 wrapper_display!(EncryptedStore, "Encrypted");
 
-pub(super) fn store_error(
+fn store_error(
     path: &Path,
     source: impl std::error::Error + Send + Sync + 'static,
 ) -> object_store::Error {
@@ -167,7 +167,7 @@ impl EncryptedStore {
     }
 }
 
-pub(super) fn single(bytes: Bytes) -> GetResultPayload {
+fn single(bytes: Bytes) -> GetResultPayload {
     GetResultPayload::Stream(futures::stream::once(async move { Ok(bytes) }).boxed())
 }
 
@@ -319,7 +319,7 @@ impl ObjectStore for EncryptedStore {
 }
 
 /// An object's metadata with its plaintext size (the key file is stored as it is).
-pub(super) fn plain_meta(mut meta: ObjectMeta) -> ObjectMeta {
+fn plain_meta(mut meta: ObjectMeta) -> ObjectMeta {
     if !is_keyring(&meta.location)
         && let Some(size) = plain_len(meta.size)
     {
@@ -328,7 +328,7 @@ pub(super) fn plain_meta(mut meta: ObjectMeta) -> ObjectMeta {
     meta
 }
 
-pub(super) fn list_plain(
+fn list_plain(
     stream: BoxStream<'static, object_store::Result<ObjectMeta>>,
 ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
     stream.map(|meta| meta.map(plain_meta)).boxed()
@@ -336,15 +336,15 @@ pub(super) fn list_plain(
 
 /// A multipart upload that seals segments as they fill and hands the underlying upload parts
 /// of at least [`PART`] bytes (the last segment waits for `complete`, which flags it).
-pub(super) struct SealingUpload {
-    pub(super) inner: Box<dyn MultipartUpload>,
-    pub(super) key: LessSafeKey,
-    pub(super) header: [u8; HEADER],
+struct SealingUpload {
+    inner: Box<dyn MultipartUpload>,
+    key: LessSafeKey,
+    header: [u8; HEADER],
     /// Plaintext not sealed yet.
-    pub(super) pending: Vec<u8>,
+    pending: Vec<u8>,
     /// Sealed bytes not handed on yet (starts with the header).
-    pub(super) out: Vec<u8>,
-    pub(super) index: u64,
+    out: Vec<u8>,
+    index: u64,
 }
 
 impl fmt::Debug for SealingUpload {

@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 /// The key source set by the command line (`--key-file`, `--key-command`); without one, the
 /// `CARELAKE_KEY_*` variables are read.
-pub(super) static KEY_SOURCE: std::sync::OnceLock<KeySource> = std::sync::OnceLock::new();
+static KEY_SOURCE: std::sync::OnceLock<KeySource> = std::sync::OnceLock::new();
 
 /// Sets where every lake opened by this process finds its master key (once, at start-up).
 pub fn set_key_source(source: KeySource) {
