@@ -38,6 +38,10 @@ pub(crate) struct CompareArgs {
     /// (for tuning: the same files, run after run).
     #[arg(long, requires = "dir")]
     reuse: bool,
+    /// An engine option for carelake's session, `name=value` (for example
+    /// `datafusion.execution.target_partitions=4`), set before the queries run; repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
 }
 
 /// The tables the queries read.
@@ -155,6 +159,24 @@ pub(crate) async fn run(args: CompareArgs, principal: Principal) -> Result<()> {
         "threads": std::thread::available_parallelism().map_or(2, |n| n.get()),
     });
     let session = Session::open(lake, principal).await?;
+    for option in &args.set {
+        let Some((name, value)) = option.split_once('=') else {
+            bail!("--set takes NAME=VALUE, not {option:?}");
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        {
+            bail!("--set: {name:?} is not an engine option name");
+        }
+        session
+            .sql(&format!("SET {name} = '{}'", value.replace('\'', "''")))
+            .await
+            .with_context(|| format!("--set {name}"))?;
+        println!("bench compare: carelake with {name} = {value}");
+    }
     let mut ours = Vec::new();
     for (title, sql) in QUERIES {
         let rows = rows_of(&session.sql(sql).await?.batches)?;

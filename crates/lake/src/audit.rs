@@ -275,11 +275,13 @@ async fn commit(lake: &Lake, tail: &mut Option<Tail>, records: Vec<AuditRecord>)
             .with_commit_properties(
                 CommitProperties::default()
                     .with_application_transactions(vec![Transaction::new(AUDIT_APP, seq)])
-                    .with_max_retries(0),
+                    .with_max_retries(0)
+                    .with_cleanup_expired_logs(Some(false)),
             )
             .await;
         match written {
             Ok(table) => {
+                crate::clean_logs_when_due(&table).await;
                 let table = COMPACTION.compact_when_due(table).await;
                 *tail = Some(Tail {
                     table,

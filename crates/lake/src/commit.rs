@@ -33,7 +33,9 @@ use crate::{AutoCompact, CatalogEvent, Error, Lake, Result, TimeTravel};
 pub const COMMIT_RETRIES: usize = 15;
 
 /// The commit properties of every carelake write: the application transactions, the
-/// `carelake.*` metadata and the retry count.
+/// `carelake.*` metadata and the retry count. Expired log entries are not looked for after each
+/// commit (delta-rs lists the whole log folder to do so); the write paths call
+/// [`crate::clean_logs_when_due`] instead, at most hourly per table.
 pub fn commit_properties(
     transactions: Vec<Transaction>,
     metadata: Vec<(String, Value)>,
@@ -42,6 +44,7 @@ pub fn commit_properties(
         .with_application_transactions(transactions)
         .with_metadata(metadata)
         .with_max_retries(COMMIT_RETRIES)
+        .with_cleanup_expired_logs(Some(false))
 }
 
 /// What a write does to the rows already in the table.
@@ -295,6 +298,7 @@ impl TableWrite {
         if let Some(policy) = &self.compact {
             policy.spawn_when_due(written);
         }
+        crate::clean_logs_when_due(written).await;
         // A crash between a first commit and its catalog event leaves the table unlisted: the
         // next write lists it as the first would have.
         let created = created || !lake.catalog().contains(&self.name).await?;

@@ -171,6 +171,51 @@ async fn vacuum_when_due(table: DeltaTable) -> DeltaTable {
     }
 }
 
+/// How often, at most, one process deletes a table's expired log entries.
+const LOG_CLEANUP_EVERY: Duration = Duration::from_secs(3600);
+
+/// When this process last deleted each table's expired log entries.
+static LAST_LOG_CLEANUP: LazyLock<Mutex<HashMap<String, Instant>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Deletes the log entries of `table` older than its log retention
+/// (`delta.logRetentionDuration`, 30 days by default) and its last checkpoint before them, when
+/// this process has not done so for the table within [`LOG_CLEANUP_EVERY`].
+///
+/// delta-rs does this after every commit by default, listing the whole `_delta_log` folder each
+/// time: for a table committed to every second (streamed events, MLLP, the audit log) that is a
+/// listing of thousands of entries per commit, growing all month. carelake's commits turn that
+/// off ([`crate::commit_properties`]) and every write path calls this instead.
+pub async fn clean_logs_when_due(table: &DeltaTable) {
+    let Ok(snapshot) = table.snapshot() else {
+        return;
+    };
+    if !deltalake::table::config::TablePropertiesExt::enable_expired_log_cleanup(
+        snapshot.table_config(),
+    ) {
+        return;
+    }
+    let key = table.table_url().to_string();
+    let due = LAST_LOG_CLEANUP.lock().is_ok_and(|mut last| {
+        let due = last
+            .get(&key)
+            .is_none_or(|at| at.elapsed() >= LOG_CLEANUP_EVERY);
+        if due {
+            last.insert(key, Instant::now());
+        }
+        due
+    });
+    if !due {
+        return;
+    }
+    match deltalake::protocol::checkpoints::cleanup_metadata(table, None).await {
+        Ok(deleted) => tracing::debug!(deleted, "Expired log entries deleted."),
+        Err(e) => {
+            tracing::warn!(error = %e, "Deleting expired log entries failed; it is tried again within the hour.")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

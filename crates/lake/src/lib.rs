@@ -67,7 +67,7 @@ pub use check::{CheckReport, Problem, TableCheck};
 pub use commit::{
     COMMIT_RETRIES, Provenance, TableWrite, WriteInput, WriteMode, commit_properties,
 };
-pub use compact::{AutoCompact, TIER_BASE, TIER_FACTOR};
+pub use compact::{AutoCompact, TIER_BASE, TIER_FACTOR, clean_logs_when_due};
 pub use crypt::{KeySource, MasterKey};
 pub use error::{Error, Result};
 pub use files::create_private_dir;

@@ -53,11 +53,13 @@ pub fn row_count(table: &DeltaTable) -> Option<i64> {
 /// Appends batches to a Delta table in one commit (a blind append: it never conflicts with
 /// other appends, and Delta retries the commit when another writer got there first).
 pub async fn append_batches(table: DeltaTable, batches: Vec<RecordBatch>) -> Result<DeltaTable> {
-    Ok(table
+    let written = table
         .write(batches)
         .with_save_mode(SaveMode::Append)
         .with_commit_properties(crate::commit_properties(Vec::new(), Vec::new()))
-        .await?)
+        .await?;
+    crate::clean_logs_when_due(&written).await;
+    Ok(written)
 }
 
 /// Appends a batch to one of the lake's own tables under `_carelake/` (which must exist).

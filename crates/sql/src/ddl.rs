@@ -44,6 +44,7 @@ impl Session {
         table: &DeltaTable,
         upstream: Option<Vec<TableName>>,
     ) -> Result<()> {
+        carelake_lake::clean_logs_when_due(table).await;
         let mut event = CatalogEvent::written(name.clone(), table);
         event.upstream = upstream;
         self.lake.catalog().record(&[event]).await?;

@@ -85,7 +85,7 @@ mod system;
 
 pub use cache::{result_cache_hits, set_result_cache_bytes};
 pub use error::{Error, ErrorKind, Result};
-pub use limits::limit_memory;
+pub use limits::{footer_cache_bytes, limit_memory};
 pub use matview::{Refreshed, refresh_due as refresh_due_materialized_views};
 pub use session::{QueryResult, Session};
 pub use statement::{check_script, split_statements};

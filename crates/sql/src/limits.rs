@@ -8,14 +8,57 @@
 //! others fail with "Resources exhausted", which ends that statement only. The limits are set
 //! once per process ([`limit_memory`], by `carelake serve`); without them a session's memory is
 //! not bounded (the command line, acting as the lake's owner).
+//!
+//! Parquet footers read by scans are kept in one cache for the whole process
+//! ([`session_caches`], `CARELAKE_FOOTER_CACHE_MB`, default 64), not one per session:
+//! DataFusion's default gives every session its own 50 MB footer cache plus a 20 MB statistics
+//! cache, so a server's long-lived sessions (an HTTP user, each Postgres connection, the
+//! scheduler) each filled their own with footers of files that compaction had long replaced.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use datafusion::common::DataFusionError;
+use datafusion::execution::cache::cache_manager::{
+    CacheManagerConfig, CachedFileMetadataEntry, FileMetadataCache,
+};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
 };
+use object_store::path::Path;
+
+/// The footer cache all sessions of the process share.
+type Footers = DefaultCache<Path, CachedFileMetadataEntry>;
+
+static FOOTERS: LazyLock<(Arc<Footers>, usize)> = LazyLock::new(|| {
+    let mb = std::env::var("CARELAKE_FOOTER_CACHE_MB")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(64);
+    let bytes = mb << 20;
+    (
+        Arc::new(Footers::new(bytes).with_name("carelake footers")),
+        bytes,
+    )
+});
+
+/// The runtime caches of a new session: the process's footer cache, and no per-session
+/// statistics or listing caches (lake tables are Delta tables, whose files the log lists; the
+/// external tables that list folders read them afresh, so a file added is seen at once).
+pub(crate) fn session_caches() -> CacheManagerConfig {
+    let (cache, bytes) = &*FOOTERS;
+    CacheManagerConfig::default()
+        .with_file_metadata_cache(Some(Arc::clone(cache) as Arc<FileMetadataCache>))
+        .with_metadata_cache_limit(*bytes)
+        .with_file_statistics_cache_limit(0)
+        .with_list_files_cache_limit(0)
+}
+
+/// Bytes the process's footer cache holds now.
+pub fn footer_cache_bytes() -> usize {
+    FOOTERS.0.memory_used()
+}
 
 static LIMITS: OnceLock<(Arc<dyn MemoryPool>, usize)> = OnceLock::new();
 

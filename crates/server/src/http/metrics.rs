@@ -111,6 +111,11 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "Their bytes.",
             stats.pending_bytes,
         ),
+        (
+            "carelake_footer_cache_bytes",
+            "Parquet footers the process's sessions share, in bytes.",
+            carelake_sql::footer_cache_bytes() as u64,
+        ),
     ] {
         ::metrics::describe_gauge!(name, help);
         ::metrics::gauge!(name).set(value as f64);

@@ -148,6 +148,40 @@ pub(crate) fn cross_site(headers: &axum::http::HeaderMap) -> bool {
 pub(crate) struct UserSession {
     session: Arc<Session>,
     refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
+    used: std::sync::Mutex<std::time::Instant>,
+}
+
+impl UserSession {
+    fn idle(&self) -> Duration {
+        self.used.lock().map_or(Duration::ZERO, |at| at.elapsed())
+    }
+}
+
+/// A session unused this long is closed when another is opened (each holds a DataFusion
+/// context; users come and go, and peers' addresses change).
+const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
+
+/// At most this many sessions are kept; beyond it the longest idle ones not running a
+/// statement are closed first.
+const MAX_SESSIONS: usize = 512;
+
+/// Closes the sessions idle past [`SESSION_IDLE`], and beyond [`MAX_SESSIONS`] the longest idle
+/// ones, leaving any a request holds.
+fn prune_sessions(sessions: &mut HashMap<SessionKey, Arc<UserSession>>) {
+    let free =
+        |s: &Arc<UserSession>| Arc::strong_count(s) == 1 && Arc::strong_count(&s.session) == 1;
+    sessions.retain(|_, s| !(free(s) && s.idle() >= SESSION_IDLE));
+    if sessions.len() >= MAX_SESSIONS {
+        let mut idle: Vec<(Duration, SessionKey)> = sessions
+            .iter()
+            .filter(|(_, s)| free(s))
+            .map(|(k, s)| (s.idle(), k.clone()))
+            .collect();
+        idle.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, key) in idle.into_iter().take(sessions.len() + 1 - MAX_SESSIONS) {
+            sessions.remove(&key);
+        }
+    }
 }
 
 /// How stale a session's view of the catalog may be (tables and views made by others).
@@ -167,6 +201,7 @@ impl AppState {
             match sessions.get(&key) {
                 Some(s) => Arc::clone(s),
                 None => {
+                    prune_sessions(&mut sessions);
                     let session = Session::open_with(
                         self.lake.clone(),
                         user.principal(),
@@ -187,12 +222,16 @@ impl AppState {
                     let entry = Arc::new(UserSession {
                         session: Arc::new(session),
                         refreshed: tokio::sync::Mutex::new(Some(std::time::Instant::now())),
+                        used: std::sync::Mutex::new(std::time::Instant::now()),
                     });
                     sessions.insert(key, Arc::clone(&entry));
                     entry
                 }
             }
         };
+        if let Ok(mut used) = entry.used.lock() {
+            *used = std::time::Instant::now();
+        }
         let mut refreshed = entry.refreshed.lock().await;
         if refreshed.is_none_or(|at| at.elapsed() > REFRESH_AFTER) {
             entry

@@ -129,8 +129,9 @@ impl Session {
         let delta = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
         // The closed surface: no file-format table factories, stores confined to the lake.
         let registry = Arc::new(LakeRegistry::new(lake.table_root().clone()));
-        let mut runtime =
-            RuntimeEnvBuilder::new().with_object_store_registry(Arc::clone(&registry) as _);
+        let mut runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::clone(&registry) as _)
+            .with_cache_manager(crate::limits::session_caches());
         if let Some(pool) = crate::limits::session_pool() {
             runtime = runtime.with_memory_pool(pool);
         }
