@@ -305,4 +305,64 @@ mod tests {
         assert_eq!(crate::util::row_count(&table), Some(70));
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    /// carelake's commits leave expired log entries alone (delta-rs would list the whole log
+    /// after each); the first write of the hour deletes them, the next ones do not look again.
+    #[tokio::test]
+    async fn expired_log_entries_go_once_an_hour_not_at_every_commit() {
+        let dir = std::env::temp_dir().join(format!("carelake-logs-{}", uuid::Uuid::new_v4()));
+        let lake = crate::Lake::init(&dir.to_string_lossy()).await.unwrap();
+        let name = carelake_common::TableName::new(carelake_common::Zone::Raw, "logs").unwrap();
+        let url = lake.table_url(&name).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = |n: i64| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from(vec![n]))],
+            )
+            .unwrap()
+        };
+        let mut table = lake.delta_handle(&url).unwrap();
+        let log = url.to_file_path().unwrap().join("_delta_log");
+        let commits = || {
+            std::fs::read_dir(&log)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".json")
+                })
+                .count()
+        };
+        for n in 0..6 {
+            let mut write = table
+                .write(vec![batch(n)])
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(crate::commit_properties(Vec::new(), Vec::new()));
+            if n == 0 {
+                write = write.with_configuration([
+                    ("delta.logRetentionDuration", Some("interval 0 seconds")),
+                    ("delta.checkpointInterval", Some("2")),
+                ]);
+            }
+            table = write.await.unwrap();
+        }
+        // Checkpoints were written (every 2 versions) but no commit file was deleted.
+        assert_eq!(commits(), 6);
+        clean_logs_when_due(&table).await;
+        let after = commits();
+        assert!(after < 6, "{after} commit files left");
+        table = table
+            .write(vec![batch(9)])
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(crate::commit_properties(Vec::new(), Vec::new()))
+            .await
+            .unwrap();
+        clean_logs_when_due(&table).await;
+        assert_eq!(commits(), after + 1, "cleaned again within the hour");
+        assert_eq!(crate::util::row_count(&table), Some(7));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -177,7 +177,7 @@ fn prune_sessions(sessions: &mut HashMap<SessionKey, Arc<UserSession>>) {
             .filter(|(_, s)| free(s))
             .map(|(k, s)| (s.idle(), k.clone()))
             .collect();
-        idle.sort_by(|a, b| b.0.cmp(&a.0));
+        idle.sort_by_key(|(idle, _)| std::cmp::Reverse(*idle));
         for (_, key) in idle.into_iter().take(sessions.len() + 1 - MAX_SESSIONS) {
             sessions.remove(&key);
         }

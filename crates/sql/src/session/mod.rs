@@ -97,6 +97,19 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The partitions a query's plan is split into: `CARELAKE_TARGET_PARTITIONS`, else twice the
+/// cores. DataFusion's default is the core count; with two partitions per core one partition's
+/// wait for a read, a repartition or a sort's merge overlaps another's work, which made the KPI
+/// and star-schema queries of `carelake bench compare` faster on a 2-core machine (the window
+/// and join queries most).
+fn target_partitions() -> usize {
+    std::env::var("CARELAKE_TARGET_PARTITIONS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 impl Session {
     /// Opens a session on `lake` for `principal` on the command line, acting as the lake's
     /// owner, loading the catalog and its views.
@@ -124,6 +137,10 @@ impl Session {
             (
                 "datafusion.catalog.information_schema".to_string(),
                 "true".to_string(),
+            ),
+            (
+                "datafusion.execution.target_partitions".to_string(),
+                target_partitions().to_string(),
             ),
         ]);
         let delta = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
@@ -472,6 +489,15 @@ impl Session {
             }
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
                 self.insert(dml, touched).await
+            }
+            // Engine options (the surface lets only the lake's owner on the command line
+            // get here): DataFusion's context sets them on the session's state.
+            plan @ LogicalPlan::Statement(
+                datafusion::logical_expr::Statement::SetVariable(_)
+                | datafusion::logical_expr::Statement::ResetVariable(_),
+            ) => {
+                self.ctx.execute_logical_plan(plan).await?;
+                Ok(QueryResult::message("SET"))
             }
             plan => self.run_query_plan(plan, touched).await,
         }

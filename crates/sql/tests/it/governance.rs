@@ -291,3 +291,48 @@ async fn masks_apply_before_filters_and_aggregates_and_only_granted_columns_are_
         "123-45-6789"
     );
 }
+
+/// The lake's owner on the command line sets engine options for their session (the surface
+/// allows it); a network user is refused (the CLI tests cover `--as` and Postgres).
+#[tokio::test]
+async fn the_owner_on_the_command_line_sets_engine_options() {
+    let fixture = Fixture::new().await;
+    let owner = Session::open(fixture.lake.clone(), Principal::local_admin())
+        .await
+        .unwrap();
+    owner
+        .sql("SET datafusion.execution.target_partitions = 3")
+        .await
+        .unwrap();
+    let target_partitions = owner
+        .context()
+        .state()
+        .config()
+        .options()
+        .execution
+        .target_partitions;
+    assert_eq!(target_partitions, 3);
+    assert_eq!(
+        lines(
+            &owner
+                .sql("SELECT count(*) FROM raw.patients")
+                .await
+                .unwrap()
+        )
+        .len(),
+        1
+    );
+    let network = Session::open_with(
+        fixture.lake.clone(),
+        Principal::local_admin(),
+        Origin::network(Interface::Http, None),
+        FileAccess::default(),
+    )
+    .await
+    .unwrap();
+    let refused = network
+        .sql("SET datafusion.execution.target_partitions = 3")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Denied, "{refused}");
+}
