@@ -180,7 +180,7 @@ static LAST_LOG_CLEANUP: LazyLock<Mutex<HashMap<String, Instant>>> =
 
 /// Deletes the log entries of `table` older than its log retention
 /// (`delta.logRetentionDuration`, 30 days by default) and its last checkpoint before them, when
-/// this process has not done so for the table within [`LOG_CLEANUP_EVERY`].
+/// this process has not done so for the table within the hour.
 ///
 /// delta-rs does this after every commit by default, listing the whole `_delta_log` folder each
 /// time: for a table committed to every second (streamed events, MLLP, the audit log) that is a
