@@ -97,17 +97,16 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// The partitions a query's plan is split into: `CARELAKE_TARGET_PARTITIONS`, else twice the
-/// cores. DataFusion's default is the core count; with two partitions per core one partition's
-/// wait for a read, a repartition or a sort's merge overlaps another's work, which made the KPI
-/// and star-schema queries of `carelake bench compare` faster on a 2-core machine (the window
-/// and join queries most).
-fn target_partitions() -> usize {
+/// The partitions a query's plan is split into, when `CARELAKE_TARGET_PARTITIONS` sets it
+/// (DataFusion's default otherwise: the core count). Two per core made the queries of `carelake
+/// bench compare` faster on a 2-core machine (datafusion 55 from PyPI on the same files), but it
+/// is not the default: with four partitions the cluster test's governed queries returned each
+/// row four times (see docs/SCALE.md).
+fn target_partitions() -> Option<usize> {
     std::env::var("CARELAKE_TARGET_PARTITIONS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 impl Session {
@@ -125,7 +124,7 @@ impl Session {
         origin: Origin,
         files: FileAccess,
     ) -> Result<Self> {
-        let overrides = HashMap::from([
+        let mut overrides = HashMap::from([
             (
                 "datafusion.catalog.default_catalog".to_string(),
                 CATALOG.to_string(),
@@ -138,11 +137,13 @@ impl Session {
                 "datafusion.catalog.information_schema".to_string(),
                 "true".to_string(),
             ),
-            (
-                "datafusion.execution.target_partitions".to_string(),
-                target_partitions().to_string(),
-            ),
         ]);
+        if let Some(n) = target_partitions() {
+            overrides.insert(
+                "datafusion.execution.target_partitions".to_string(),
+                n.to_string(),
+            );
+        }
         let delta = DeltaSessionContext::new_with_session_overrides(&overrides)?.into_inner();
         // The closed surface: no file-format table factories, stores confined to the lake.
         let registry = Arc::new(LakeRegistry::new(lake.table_root().clone()));
