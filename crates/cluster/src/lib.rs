@@ -315,6 +315,30 @@ pub fn check(lake: &Lake, scheduler: &str) -> Result<()> {
 /// (`http://host:port`); everything else it plans and runs itself. The policy layer is in
 /// the plans it sends, so the cluster returns what the principal may see and nothing else.
 pub fn attach(session: &Session, lake: &Lake, scheduler: &str) -> Result<()> {
+    attach_with(session, lake, scheduler, &ClusterOptions::default())
+}
+
+/// The fewest partitions a distributed query's stages have. With one, Ballista 55's adaptive
+/// planner fails every `NOT IN (subquery)` (a null-aware anti join: "ExchangeExec is expected
+/// at this point"), and a one-partition stage would leave all but one executor idle anyway.
+pub const MIN_STAGE_PARTITIONS: usize = 2;
+
+/// How a session's queries run on a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// The partitions of a query's distributed stages (how many tasks share a shuffle);
+    /// the session's own target partitions (its machine's cores, or
+    /// `CARELAKE_TARGET_PARTITIONS`) when `None`; at least [`MIN_STAGE_PARTITIONS`].
+    pub partitions: Option<usize>,
+}
+
+/// [`attach`] with `options`.
+pub fn attach_with(
+    session: &Session,
+    lake: &Lake,
+    scheduler: &str,
+    options: &ClusterOptions,
+) -> Result<()> {
     check(lake, scheduler)?;
     let (logical, _) = codecs(lake);
     let logical = logical as Arc<dyn LogicalExtensionCodec>;
@@ -328,8 +352,13 @@ pub fn attach(session: &Session, lake: &Lake, scheduler: &str) -> Result<()> {
         scheduler: scheduler.to_string(),
         address: host_port(scheduler)?,
     };
+    let partitions = options.partitions.filter(|&n| n > 0);
     session.run_reads_on(Arc::new(planner), |config| {
+        let n = partitions
+            .unwrap_or_else(|| config.target_partitions())
+            .max(MIN_STAGE_PARTITIONS);
         config
+            .with_target_partitions(n)
             .upgrade_for_ballista()
             .with_ballista_logical_extension_codec(logical)
     });

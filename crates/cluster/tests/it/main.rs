@@ -34,12 +34,30 @@ async fn cluster(location: &str) -> Arc<Scheduler> {
 
 /// A session for `principal`, attached to `scheduler` when given.
 async fn session(location: &str, principal: Principal, scheduler: Option<&Scheduler>) -> Session {
+    session_with(location, principal, scheduler, None).await
+}
+
+/// A session for `principal`, attached to `scheduler` when given, whose distributed stages
+/// have `partitions` partitions (the machine's cores when `None`).
+async fn session_with(
+    location: &str,
+    principal: Principal,
+    scheduler: Option<&Scheduler>,
+    partitions: Option<usize>,
+) -> Session {
     let lake = Lake::open(location).await.unwrap();
     let session = Session::open(lake.clone(), principal).await.unwrap();
     if let Some(scheduler) = scheduler {
-        carelake_cluster::attach(&session, &lake, &scheduler.url()).unwrap();
+        let options = carelake_cluster::ClusterOptions { partitions };
+        carelake_cluster::attach_with(&session, &lake, &scheduler.url(), &options).unwrap();
     }
     session
+}
+
+/// `sql` as a query of its own for each number of partitions: the result cache keys answers
+/// by plan, and the same query at other partitions must run again, not be answered from it.
+fn uncached(sql: &str, partitions: Option<usize>) -> String {
+    format!("SELECT * FROM ({sql}) AS at_{}", partitions.unwrap_or(0))
 }
 
 /// The rows of `sql`, each as its values displayed, sorted: types normalised to their text.
@@ -130,18 +148,29 @@ async fn policies_hold_on_a_cluster() {
         "SELECT mrn, age FROM raw.patients",
         "SELECT * FROM raw.teams",
     ];
-    for (name, role) in [
-        ("analyst1", "analyst"),
-        ("nurse1", "nurse"),
-        ("nobody", "none"),
-    ] {
-        let principal = Principal::new(name, vec![role.into()]);
-        let local = session(&location, principal.clone(), None).await;
-        let remote = session(&location, principal, Some(&scheduler)).await;
-        for sql in queries {
-            let here = rows(&local, sql).await;
-            let there = rows(&remote, sql).await;
-            assert_eq!(here, there, "{name}: {sql}");
+    // The machine's cores (two here), and what a client with more cores plans: a row policy's
+    // subquery is a semi join whose build rows every task would emit if it were broadcast.
+    for partitions in [None, Some(1), Some(4), Some(8)] {
+        for (name, role) in [
+            ("analyst1", "analyst"),
+            ("nurse1", "nurse"),
+            ("nobody", "none"),
+        ] {
+            let principal = Principal::new(name, vec![role.into()]);
+            let local = session(&location, principal.clone(), None).await;
+            let remote = session_with(&location, principal, Some(&scheduler), partitions).await;
+            for sql in queries {
+                let here = rows(&local, sql).await;
+                let sent = carelake_sql::cluster::queries_sent();
+                let there = rows(&remote, &uncached(sql, partitions)).await;
+                assert_eq!(here, there, "{name}, {partitions:?} partitions: {sql}");
+                if there.is_ok() {
+                    assert!(
+                        carelake_sql::cluster::queries_sent() > sent,
+                        "{sql}: not sent"
+                    );
+                }
+            }
         }
     }
     // The answers are the governed ones, not the table's.
@@ -175,4 +204,72 @@ async fn policies_hold_on_a_cluster() {
         .await
         .unwrap();
     assert!(carelake_sql::cluster::queries_sent() > before);
+}
+
+/// Joins that emit rows of their build side (outer, semi, anti, mark; equi and not) give
+/// each row once on a cluster, whatever the partitions of its stages: a broadcast build side
+/// would be emitted by every task that probes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn joins_that_keep_build_rows_give_each_row_once() {
+    let (_dir, location) = temp_lake().await;
+    let admin = Principal::new("admin", vec!["admin".into()]);
+    let setup = session(&location, admin.clone(), None).await;
+    setup
+        .sql(
+            "CREATE TABLE raw.small AS SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (3, 'c'),
+             (NULL, 'n'), (900, 'z')) AS v(k, label)",
+        )
+        .await
+        .unwrap();
+    setup
+        .sql("CREATE TABLE raw.big AS SELECT value AS k, value % 7 AS g FROM generate_series(2, 400) AS t(value)")
+        .await
+        .unwrap();
+    // Several files, so that the big side's scan has several partitions.
+    for start in [401, 801, 1201] {
+        setup
+            .sql(&format!(
+                "INSERT INTO raw.big SELECT value AS k, value % 7 AS g \
+                 FROM generate_series({start}, {}) AS t(value)",
+                start + 399
+            ))
+            .await
+            .unwrap();
+    }
+    let scheduler = cluster(&location).await;
+    let queries = [
+        "SELECT s.label, count(b.k) AS n FROM raw.small s LEFT JOIN raw.big b ON s.k = b.k GROUP BY s.label",
+        "SELECT s.label, b.g FROM raw.small s LEFT JOIN raw.big b ON s.k = b.k",
+        "SELECT s.label FROM raw.small s WHERE s.k IN (SELECT k FROM raw.big)",
+        "SELECT s.label FROM raw.small s WHERE s.k NOT IN (SELECT k FROM raw.big)",
+        "SELECT s.label FROM raw.small s WHERE EXISTS (SELECT 1 FROM raw.big b WHERE b.k = s.k)",
+        "SELECT s.label FROM raw.small s WHERE NOT EXISTS (SELECT 1 FROM raw.big b WHERE b.k = s.k)",
+        "SELECT s.label, b.k FROM raw.small s FULL JOIN raw.big b ON s.k = b.k WHERE b.k IS NULL OR b.k < 5",
+        "SELECT s.label, count(b.k) AS n FROM raw.small s LEFT JOIN raw.big b ON b.k < s.k GROUP BY s.label",
+        "SELECT s.label FROM raw.small s WHERE s.k IN (SELECT k FROM raw.big) OR s.label = 'z'",
+        "SELECT b.k FROM raw.big b WHERE b.k IN (SELECT k FROM raw.small)",
+    ];
+    let local = session(&location, admin.clone(), None).await;
+    let mut expected = Vec::new();
+    for sql in queries {
+        expected.push(rows(&local, sql).await.unwrap());
+    }
+    // Each answer is what it should be, not only what one machine says.
+    assert_eq!(expected[2], ["b", "c", "z"]);
+    assert_eq!(expected[3], ["a"]);
+    assert_eq!(expected[5], ["a", "n"]);
+    for partitions in [None, Some(1), Some(3), Some(4), Some(8)] {
+        let remote = session_with(&location, admin.clone(), Some(&scheduler), partitions).await;
+        for (sql, want) in queries.iter().zip(&expected) {
+            let sent = carelake_sql::cluster::queries_sent();
+            let got = rows(&remote, &uncached(sql, partitions))
+                .await
+                .unwrap_or_else(|e| panic!("{partitions:?} partitions: {sql}: {e}"));
+            assert!(
+                carelake_sql::cluster::queries_sent() > sent,
+                "{sql}: not sent"
+            );
+            assert_eq!(&got, want, "{partitions:?} partitions: {sql}");
+        }
+    }
 }

@@ -410,14 +410,27 @@ impl TableProvider for ProtectedTable {
             planner.create_physical_plan(&plan, state).await?
         } else {
             // Decoded on a cluster's scheduler: DataFusion's own physical rules, as the
-            // scheduler's adaptive ones would leave nodes that only its stage planner resolves
-            // (the policy's plan runs whole, inside one task).
+            // scheduler's adaptive ones would leave nodes that only its stage planner resolves.
             let planning = SessionStateBuilder::new_from_existing(state.clone())
                 .with_physical_optimizer_rules(
                     datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
                 )
                 .build();
-            planner.create_physical_plan(&plan, &planning).await?
+            let physical = planner.create_physical_plan(&plan, &planning).await?;
+            // The policy's plan runs whole, inside one task: its partitions share state within
+            // one instance of the plan (a broadcast join's build side and which of its rows
+            // matched, a repartition's channels), and a cluster runs each partition of a leaf
+            // as a task of its own, on its own copy. Split, a semi join of a row policy's
+            // subquery emitted its matched rows once per task.
+            if physical.properties().partitioning.partition_count() > 1 {
+                Arc::new(
+                    datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec::new(
+                        physical,
+                    ),
+                ) as Arc<dyn ExecutionPlan>
+            } else {
+                physical
+            }
         };
         Ok(Arc::new(ProtectedExec::new(
             self.name.to_string(),

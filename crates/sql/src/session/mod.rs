@@ -99,9 +99,8 @@ impl std::fmt::Debug for Session {
 
 /// The partitions a query's plan is split into, when `CARELAKE_TARGET_PARTITIONS` sets it
 /// (DataFusion's default otherwise: the core count). Two per core made the queries of `carelake
-/// bench compare` faster on a 2-core machine (datafusion 55 from PyPI on the same files), but it
-/// is not the default: with four partitions the cluster test's governed queries returned each
-/// row four times (see docs/SCALE.md).
+/// bench compare` faster on a 2-core machine (datafusion 55 from PyPI on the same files); it is
+/// not the default until carelake's own release build shows the gain (see docs/SCALE.md).
 fn target_partitions() -> Option<usize> {
     std::env::var("CARELAKE_TARGET_PARTITIONS")
         .ok()
