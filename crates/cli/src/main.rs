@@ -44,7 +44,8 @@ use crate::output::OutputFormat;
 /// own command line makes the same choice. Built without transparent huge pages (`no_thp`):
 /// with them each new 2 MB page is zeroed on first touch, which tripled a short query's
 /// resident memory (180 MB → 730 MB for twenty small statements) and made most of its time
-/// system time.
+/// system time. The `system-allocator` feature keeps the system's, for heap profilers.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
