@@ -319,8 +319,10 @@ pub fn attach(session: &Session, lake: &Lake, scheduler: &str) -> Result<()> {
 }
 
 /// The fewest partitions a distributed query's stages have. With one, Ballista 55's adaptive
-/// planner fails every `NOT IN (subquery)` (a null-aware anti join: "ExchangeExec is expected
-/// at this point"), and a one-partition stage would leave all but one executor idle anyway.
+/// planner failed a `NOT IN (subquery)` (a null-aware anti join: with both sides in one
+/// partition it takes them as already shuffled, then expects the exchange it never added:
+/// "ExchangeExec is expected at this point"), and a one-partition stage would leave all but
+/// one executor idle anyway.
 pub const MIN_STAGE_PARTITIONS: usize = 2;
 
 /// How a session's queries run on a cluster.
