@@ -30,6 +30,7 @@ macro_rules! wrapper_display {
 }
 
 mod alerts;
+mod app_txn;
 mod audit;
 mod backup;
 mod catalog;

@@ -31,12 +31,10 @@ pub async fn read_columns(table: &DeltaTable, columns: &[&str]) -> Result<Vec<Re
 }
 
 /// The version of application `app_id`'s last transaction recorded in the table (Delta's
-/// `txn` action: a load's file hash, a stream's sequence number, a watermark), if any.
+/// `txn` action: a load's file hash, a stream's sequence number, a watermark), if any;
+/// brought up to date from the commits since this process last asked (see `app_txn`).
 pub async fn app_version(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
-    Ok(table
-        .snapshot()?
-        .transaction_version(table.log_store().as_ref(), app_id)
-        .await?)
+    crate::app_txn::app_version(table, app_id).await
 }
 
 /// Rows in the table's current version, from the Delta log's file statistics (no data is read).

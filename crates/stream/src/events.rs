@@ -357,9 +357,7 @@ async fn table_version(lake: &Lake, stream: &str) -> Result<i64> {
     else {
         return Ok(0);
     };
-    Ok(table
-        .snapshot()?
-        .transaction_version(table.log_store().as_ref(), STREAM_APP)
+    Ok(carelake_lake::app_version(&table, STREAM_APP)
         .await?
         .unwrap_or(0))
 }

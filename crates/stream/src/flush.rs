@@ -163,9 +163,7 @@ pub(crate) async fn write_stream(
     let url = lake.table_url(&name)?;
     let existing = lake.load_delta(&url, TimeTravel::Latest).await?;
     let done = match &existing {
-        Some(t) => t
-            .snapshot()?
-            .transaction_version(t.log_store().as_ref(), STREAM_APP)
+        Some(t) => carelake_lake::app_version(t, STREAM_APP)
             .await?
             .unwrap_or(0),
         None => 0,

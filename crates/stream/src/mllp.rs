@@ -399,10 +399,7 @@ fn mllp_load_id(sequence: i64) -> String {
 }
 
 async fn mllp_version(table: &DeltaTable) -> Result<Option<i64>> {
-    Ok(table
-        .snapshot()?
-        .transaction_version(table.log_store().as_ref(), MLLP_APP)
-        .await?)
+    Ok(carelake_lake::app_version(table, MLLP_APP).await?)
 }
 
 async fn open_table(lake: &Lake, name: &str) -> Result<Option<DeltaTable>> {

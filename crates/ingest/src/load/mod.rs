@@ -362,9 +362,7 @@ impl Loader {
         let mut skipped: Vec<&FileScan> = Vec::new();
         for scan in scans {
             let already = match &existing {
-                Some(table) => table
-                    .snapshot()?
-                    .transaction_version(table.log_store().as_ref(), app_id(&scan.sha256))
+                Some(table) => carelake_lake::app_version(table, &app_id(&scan.sha256))
                     .await?
                     .is_some(),
                 None => false,

@@ -16,6 +16,7 @@ use crate::{Error, Result};
 
 mod keys;
 mod location;
+mod log_reads;
 mod tables;
 
 pub use keys::{key_source, set_key_source};

@@ -12,6 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt as _};
 use url::Url;
 
 use super::location::local_path;
+use super::log_reads::BoundedReads;
 use super::{ENCRYPTED_SCHEME, Lake, SYSTEM_FOLDER, TimeTravel};
 use crate::{Error, Result};
 
@@ -62,10 +63,11 @@ impl Lake {
                 source,
             })?;
         }
-        Ok(DeltaTableBuilder::from_url(url.clone())?
+        let table = DeltaTableBuilder::from_url(url.clone())?
             .with_storage_options(self.inner.storage_options.clone())
             .with_storage_backend(Arc::clone(&self.inner.store), url.clone())
-            .build()?)
+            .build()?;
+        Ok(DeltaTable::new(BoundedReads::wrap(table.log_store())))
     }
 
     /// Loads the Delta table at `url`, or `None` when there is no Delta table there.
@@ -85,16 +87,14 @@ impl Lake {
         } else if !self.has_delta_log(url).await? {
             return Ok(None);
         }
-        let mut builder = DeltaTableBuilder::from_url(url.clone())?
-            .with_storage_options(self.inner.storage_options.clone())
-            .with_storage_backend(Arc::clone(&self.inner.store), url.clone());
-        builder = match at {
-            TimeTravel::Latest => builder,
-            TimeTravel::Version(v) => builder.with_version(v as _),
-            TimeTravel::Timestamp(ts) => builder.with_timestamp(ts),
+        let mut table = self.delta_handle(url)?;
+        let loaded = match at {
+            TimeTravel::Latest => table.load().await,
+            TimeTravel::Version(v) => table.load_version(v as _).await,
+            TimeTravel::Timestamp(ts) => table.load_with_datetime(ts).await,
         };
-        match builder.load().await {
-            Ok(table) => {
+        match loaded {
+            Ok(()) => {
                 if at == TimeTravel::Latest {
                     self.inner.snapshots.remember(url, &table).await;
                 }
