@@ -15,10 +15,10 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 use deltalake::DeltaTable;
-use object_store::path::Path as StorePath;
 use object_store::{ObjectMeta, ObjectStoreExt as _};
 
 use crate::Result;
+use crate::snapshots::{commit_path, same_file};
 
 /// Answers kept at most; past this the cache starts again (every loaded file's hash is an
 /// application of its own).
@@ -40,14 +40,6 @@ struct Known {
 
 static KNOWN: LazyLock<Mutex<HashMap<(String, String), Known>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
-
-fn commit_path(version: u64) -> StorePath {
-    StorePath::from(format!("_delta_log/{version:020}.json"))
-}
-
-fn same_file(a: &ObjectMeta, b: &ObjectMeta) -> bool {
-    a.size == b.size && a.last_modified == b.last_modified && a.e_tag == b.e_tag
-}
 
 /// The version of application `app_id`'s last transaction recorded in the table, if any.
 pub(crate) async fn app_version(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {

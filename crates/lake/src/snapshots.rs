@@ -40,11 +40,11 @@ impl std::fmt::Debug for SnapshotCache {
     }
 }
 
-fn commit_path(version: u64) -> StorePath {
+pub(crate) fn commit_path(version: u64) -> StorePath {
     StorePath::from(format!("_delta_log/{version:020}.json"))
 }
 
-fn same_file(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+pub(crate) fn same_file(a: &ObjectMeta, b: &ObjectMeta) -> bool {
     a.size == b.size && a.last_modified == b.last_modified && a.e_tag == b.e_tag
 }
 
