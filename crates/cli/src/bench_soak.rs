@@ -46,6 +46,11 @@ pub(crate) struct SoakArgs {
     /// Working folder (a fresh one under the system temp folder by default).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Start the server through this program, given the server's command line as arguments
+    /// (for a profiler: a script that sets `LD_PRELOAD` and `exec`s its arguments keeps the
+    /// server's pid, so memory and CPU are still read from the server).
+    #[arg(long, value_name = "PROGRAM")]
+    server_wrapper: Option<PathBuf>,
 }
 
 const STREAM_TABLE: &str = "soak_events";
@@ -60,6 +65,10 @@ struct Minute {
     pg_queries: Vec<Duration>,
     errors: u64,
     rss_kb: Vec<u64>,
+    /// The anonymous part of `rss_kb` (heap and stacks): what a leak or an unbounded cache
+    /// grows. RSS also counts the pages of the binary that the server has touched so far, which
+    /// rise for a while as new code paths run (a debug binary is about 900 MB of them).
+    anon_kb: Vec<u64>,
     /// The server's CPU time (user + system) in clock ticks at each sample of the minute.
     cpu_ticks: Vec<u64>,
     runs: Option<i64>,
@@ -101,10 +110,18 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(lake: &Path, project: &Path, wal: &Path) -> Result<Self> {
+    fn start(lake: &Path, project: &Path, wal: &Path, wrapper: Option<&Path>) -> Result<Self> {
         use std::io::BufRead;
         let exe = std::env::current_exe().context("finding the carelake binary")?;
-        let mut child = std::process::Command::new(exe)
+        let mut command = match wrapper {
+            Some(wrapper) => {
+                let mut command = std::process::Command::new(wrapper);
+                command.arg(exe);
+                command
+            }
+            None => std::process::Command::new(exe),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--http-listen",
@@ -225,14 +242,18 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(user + system)
 }
 
-/// Resident memory of a process in kB (Linux `/proc`; `None` elsewhere).
-fn resident_kb(pid: u32) -> Option<u64> {
+/// Resident memory of a process in kB, all of it and its anonymous part (Linux `/proc`;
+/// `None` elsewhere).
+fn resident_kb(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("RssAnon:")?))
 }
 
 fn write_project(dir: &Path) -> Result<()> {
@@ -296,7 +317,12 @@ pub(crate) async fn run(args: SoakArgs) -> Result<()> {
     );
     let project = dir.join("project");
     write_project(&project)?;
-    let server = ServerProcess::start(&lake_dir, &project, &dir.join("wal"))?;
+    let server = ServerProcess::start(
+        &lake_dir,
+        &project,
+        &dir.join("wal"),
+        args.server_wrapper.as_deref(),
+    )?;
     let pid = server.pid();
     println!(
         "bench soak: {:.1} min; {} events/s over HTTP in batches of {} from {} clients, {} HL7 messages/s over MLLP, {} queries/s over each of HTTP and Postgres, a model scheduled every minute; server pid {pid}",
@@ -495,8 +521,11 @@ pub(crate) async fn run(args: SoakArgs) -> Result<()> {
             print_header();
             loop {
                 tick.tick().await;
-                if let Some(kb) = resident_kb(pid) {
-                    stats.record(|m| m.rss_kb.push(kb));
+                if let Some((rss, anon)) = resident_kb(pid) {
+                    stats.record(|m| {
+                        m.rss_kb.push(rss);
+                        m.anon_kb.push(anon);
+                    });
                 }
                 if let Some(ticks) = cpu_ticks(pid) {
                     stats.record(|m| m.cpu_ticks.push(ticks));
@@ -552,12 +581,15 @@ pub(crate) async fn run(args: SoakArgs) -> Result<()> {
 
     // The end: the server stopped with SIGTERM (it flushes what it acknowledged), then the
     // lake read directly.
-    let rss: Vec<u64> = {
+    let (rss, anon): (Vec<u64>, Vec<u64>) = {
         let minutes = stats.minutes.lock().expect("stats lock");
-        minutes
-            .iter()
-            .filter_map(|m| m.rss_kb.iter().max().copied())
-            .collect()
+        let peaks = |of: fn(&Minute) -> &Vec<u64>| -> Vec<u64> {
+            minutes
+                .iter()
+                .filter_map(|m| of(m).iter().max().copied())
+                .collect()
+        };
+        (peaks(|m| &m.rss_kb), peaks(|m| &m.anon_kb))
     };
     let stop_started = Instant::now();
     server.stop().await?;
@@ -651,13 +683,32 @@ pub(crate) async fn run(args: SoakArgs) -> Result<()> {
         runs.first().unwrap_or(&0),
         failed_runs.first().unwrap_or(&0),
     );
-    if let (Some(first), Some(last), Some(top)) = (rss.first(), rss.last(), rss.iter().max()) {
+    for (what, series) in [
+        ("resident memory", &rss),
+        ("anonymous memory (heap)", &anon),
+    ] {
+        if let (Some(first), Some(last), Some(top)) =
+            (series.first(), series.last(), series.iter().max())
+        {
+            println!(
+                "bench soak: server {what} {:.0} MB in minute 1, {:.0} MB in minute {}, {:.0} MB at most",
+                *first as f64 / 1024.0,
+                *last as f64 / 1024.0,
+                series.len(),
+                *top as f64 / 1024.0
+            );
+        }
+    }
+    if anon.len() >= 4 {
+        // The growth over the second half, per minute: the figure for "flat memory".
+        let half = anon.len() / 2;
+        let slope = (anon[anon.len() - 1] as f64 - anon[half - 1] as f64)
+            / (anon.len() - half) as f64
+            / 1024.0;
         println!(
-            "bench soak: server resident memory {:.0} MB in minute 1, {:.0} MB in minute {}, {:.0} MB at most",
-            *first as f64 / 1024.0,
-            *last as f64 / 1024.0,
-            rss.len(),
-            *top as f64 / 1024.0
+            "bench soak: anonymous memory grew {slope:+.1} MB a minute over minutes {}-{}",
+            half,
+            anon.len()
         );
     }
     let mut problems = Vec::new();
@@ -720,7 +771,7 @@ fn first_value(rows: &[tokio_postgres::SimpleQueryMessage]) -> Option<String> {
 
 fn print_header() {
     println!(
-        "{:>3} {:>8} {:>17} {:>9} {:>17} {:>7} {:>17} {:>7} {:>17} {:>6} {:>5} {:>7} {:>5}",
+        "{:>3} {:>8} {:>17} {:>9} {:>17} {:>7} {:>17} {:>7} {:>17} {:>6} {:>5} {:>7} {:>7} {:>5}",
         "min",
         "events/s",
         "ingest p50/p99 ms",
@@ -733,6 +784,7 @@ fn print_header() {
         "errors",
         "runs",
         "RSS MB",
+        "heap MB",
         "CPU%"
     );
 }
@@ -742,11 +794,12 @@ fn print_minute(number: usize, m: &mut Minute, seconds: f64) {
         l.sort_unstable();
         format!("{:.1}/{:.1}", percentile(l, 0.5), percentile(l, 0.99))
     };
-    let rss = m
-        .rss_kb
-        .iter()
-        .max()
-        .map_or("-".to_string(), |kb| format!("{:.0}", *kb as f64 / 1024.0));
+    let peak = |kb: &[u64]| {
+        kb.iter()
+            .max()
+            .map_or("-".to_string(), |kb| format!("{:.0}", *kb as f64 / 1024.0))
+    };
+    let (rss, anon) = (peak(&m.rss_kb), peak(&m.anon_kb));
     // The server's CPU over the minute's samples, in % of one core (200 is both cores here).
     let cpu = match (m.cpu_ticks.first(), m.cpu_ticks.last()) {
         (Some(first), Some(last)) if m.cpu_ticks.len() > 1 => {
@@ -759,7 +812,7 @@ fn print_minute(number: usize, m: &mut Minute, seconds: f64) {
         _ => "-".to_string(),
     };
     println!(
-        "{number:>3} {:>8.0} {:>17} {:>9.1} {:>17} {:>7.1} {:>17} {:>7.1} {:>17} {:>6} {:>5} {:>7} {:>5}",
+        "{number:>3} {:>8.0} {:>17} {:>9.1} {:>17} {:>7.1} {:>17} {:>7.1} {:>17} {:>6} {:>5} {:>7} {:>7} {:>5}",
         m.events as f64 / seconds,
         pair(&mut m.ingest),
         m.mllp.len() as f64 / seconds,
@@ -771,6 +824,7 @@ fn print_minute(number: usize, m: &mut Minute, seconds: f64) {
         m.errors,
         m.runs.map_or("-".to_string(), |r| r.to_string()),
         rss,
+        anon,
         cpu
     );
 }
